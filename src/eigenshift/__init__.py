@@ -1,3 +1,59 @@
-"""eigenshift: find, explain and remove toxic behaviour in causal language models."""
+"""eigenshift: find, explain and remove toxic behaviour in causal language models.
+
+The library calls match the commands: `load_model`, `generate`, `collect_activations`,
+`load_scorer`, `load_prompts` / `load_labelled` / `load_clean_texts`, and the `Intervention` base.
+"""
 
 __version__ = "0.1.0"
+
+from .activations import RunningStats, collect_activations, iter_activations, pool  # noqa: E402
+from .data import load_clean_texts, load_labelled, load_prompts  # noqa: E402
+from .errors import (  # noqa: E402
+    ArtifactError,
+    DataError,
+    EigenshiftError,
+    InputError,
+    ModelLoadError,
+    NotBakeableError,
+    ScorerError,
+    UnsupportedArchitectureError,
+)
+from .generation import Generation, SamplingConfig, generate  # noqa: E402
+from .hooks import Site, capture, transform  # noqa: E402
+from .interventions import Intervention, applied_all, load_intervention  # noqa: E402
+from .models import LanguageModel, SiteOverrides, load_model  # noqa: E402
+from .scoring import Scorer, attribute_tokens, load_scorer  # noqa: E402
+
+__all__ = [
+    "ArtifactError",
+    "DataError",
+    "EigenshiftError",
+    "Generation",
+    "InputError",
+    "Intervention",
+    "LanguageModel",
+    "ModelLoadError",
+    "NotBakeableError",
+    "RunningStats",
+    "SamplingConfig",
+    "Scorer",
+    "ScorerError",
+    "Site",
+    "SiteOverrides",
+    "UnsupportedArchitectureError",
+    "__version__",
+    "applied_all",
+    "attribute_tokens",
+    "capture",
+    "collect_activations",
+    "generate",
+    "iter_activations",
+    "load_clean_texts",
+    "load_intervention",
+    "load_labelled",
+    "load_model",
+    "load_prompts",
+    "load_scorer",
+    "pool",
+    "transform",
+]

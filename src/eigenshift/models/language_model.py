@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -104,6 +104,18 @@ class LanguageModel:
                 digest.update(tensor.numpy().tobytes())
             self._hash_cache[key] = digest.hexdigest()
         return self._hash_cache[key]
+
+    def untie_unembedding(self) -> None:
+        """Give the unembedding its own weight, so editing it never touches the input embeddings."""
+        if not self.arch.tied:
+            return
+        head = self.unembedding
+        head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+        self.model.config.tie_word_embeddings = False
+        text_config = getattr(self.model.config, "text_config", None)
+        if text_config is not None:
+            text_config.tie_word_embeddings = False
+        self.arch = replace(self.arch, tied=False)
 
     def describe(self) -> dict[str, object]:
         n_params = sum(p.numel() for p in self.model.parameters())

@@ -1,0 +1,160 @@
+"""Thin command line over the library: each command is one library call with the same name."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EigenshiftError
+from .models import EMBEDDED_MODELS, SiteOverrides, load_model
+from .models.loading import DTYPES
+
+
+class Group(click.Group):
+    """Our own errors become one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EigenshiftError as exc:
+            click.echo(f"eigenshift: error: {exc}", err=True)
+            ctx.exit(2)
+
+
+def model_options(fn):
+    """--model and friends, shared by every command that loads a model."""
+    options = [
+        click.option(
+            "--model",
+            "-m",
+            default="default",
+            show_default=True,
+            help=f"Hub id, model folder, .gguf file, or one of: {', '.join(EMBEDDED_MODELS)}.",
+        ),
+        click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
+        click.option("--revision", default=None, help="Hub revision (branch, tag or commit)."),
+        click.option("--trust-remote-code", is_flag=True, help="Run the model repo's own code."),
+        click.option("--unembedding", default=None, help="Module name of the output projection."),
+        click.option("--blocks", default=None, help="Module name of the decoder block list."),
+        click.option("--mlp-site", default=None, help="Module (in a block) whose input is the MLP."),
+        click.option("--final-norm", default=None, help="Module name of the final norm."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _load(kwargs: dict[str, Any]):
+    overrides = SiteOverrides(
+        unembedding=kwargs.pop("unembedding"),
+        blocks=kwargs.pop("blocks"),
+        mlp_site=kwargs.pop("mlp_site"),
+        final_norm=kwargs.pop("final_norm"),
+    )
+    return load_model(
+        kwargs.pop("model"),
+        dtype=kwargs.pop("dtype"),
+        device=kwargs.pop("device"),
+        revision=kwargs.pop("revision"),
+        trust_remote_code=kwargs.pop("trust_remote_code"),
+        overrides=overrides,
+    )
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="eigenshift")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Find, explain and remove toxic behaviour in causal language models, without training."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("eigenshift").setLevel(min(level, logging.INFO))
+
+
+@cli.command()
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def info(as_json: bool, **kwargs: Any) -> None:
+    """Architecture, sizes, whether the unembedding is tied, and the sites found."""
+    lm = _load(kwargs)
+    desc = lm.describe()
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    width = max(len(k) for k in desc)
+    for key, value in desc.items():
+        click.echo(f"{key:<{width}}  {value}")
+    click.echo(f"{'mlp sites':<{width}}  {lm.arch.mlp_site_names()[0]} ... (x{lm.arch.num_layers})")
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Score each line of this file instead.")
+@click.option("--scorer", default="default", show_default=True,
+              help="default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF classifier id/folder.")
+def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
+    """Toxicity probability of each text, one per line: score<TAB>text."""
+    from .scoring import load_scorer
+
+    items = list(texts)
+    if file is not None:
+        if not file.is_file():
+            raise click.BadParameter(f"file not found: {file}", param_hint="--file")
+        items += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not items:
+        raise click.UsageError("give texts to score, or --file")
+    for text, value in zip(items, load_scorer(scorer).score(items), strict=True):
+        click.echo(f"{value:.4f}\t{text}")
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="A smoke run (16 prompts x 2 samples).")
+@click.option("--model", "-m", default="default", show_default=True)
+@click.option("--max-prompts", type=click.IntRange(min=1), default=None)
+@click.option("--samples", type=click.IntRange(min=1), default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
+              show_default=True)
+def demo(quick: bool, model: str, max_prompts: int | None, samples: int | None, seed: int,
+         out: Path) -> None:
+    """The main job on the embedded defaults: generate, score with two judges, attribute."""
+    from .demo import DemoConfig, run_demo
+
+    overrides: dict[str, Any] = {"model": model, "seed": seed, "out": out}
+    if max_prompts is not None:
+        overrides["max_prompts"] = max_prompts
+    if samples is not None:
+        overrides["samples"] = samples
+    config = DemoConfig.quick(**overrides) if quick else DemoConfig(**overrides)
+    result = run_demo(config)
+    m = result["model"]
+    click.echo(f"\nmodel      {m['name']}: {m['class']}, {m['parameters'] / 1e6:.0f}M parameters, "
+               f"d={m['hidden_size']}, vocab={m['vocab_size']}, tied={m['tied']}")
+    click.echo(f"prompts    {result['n_prompts']} x {result['samples_per_prompt']} samples "
+               f"from {result['prompts']}")
+    click.echo(f"toxic      {result['toxic_fraction']:.1%} by {result['scorer']}, "
+               f"{result['judge_toxic_fraction']:.1%} by {result['judge']}; "
+               f"mean toxicity {result['mean_toxicity']:.3f}")
+    click.echo(f"time       load {result['seconds']['load']:.1f}s, "
+               f"generate {result['seconds']['generate']:.1f}s")
+    click.echo("most toxic continuations (score, token carrying it):")
+    for row in result["most_toxic"]:
+        text = (row["prompt"] + " ||" + row["continuation"]).replace("\n", " ")
+        click.echo(f"  {row['score']:.3f}  [{row.get('toxic_token') or '-'}]  {text[:110]}")
+    click.echo(f"written to {result['out']}/summary.json and continuations.jsonl")
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="eigenshift", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("eigenshift: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,27 @@
+"""Interventions on one shared base; methods register themselves by name."""
+
+from .base import (
+    META_FILE,
+    REGISTRY,
+    TENSORS_FILE,
+    ArtifactMeta,
+    Intervention,
+    applied_all,
+    load_intervention,
+    read_meta,
+    register,
+)
+from .identity import ScaleUnembeddingInput
+
+__all__ = [
+    "META_FILE",
+    "REGISTRY",
+    "TENSORS_FILE",
+    "ArtifactMeta",
+    "Intervention",
+    "ScaleUnembeddingInput",
+    "applied_all",
+    "load_intervention",
+    "read_meta",
+    "register",
+]
