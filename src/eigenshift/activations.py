@@ -60,6 +60,8 @@ def iter_activations(
 
         def record(name: str):
             def fn(t: torch.Tensor) -> None:
+                if t.dim() == 2 and t.shape[0] == batch.attention_mask.numel():
+                    t = t.view(*batch.attention_mask.shape, -1)  # OPT flattens tokens in its MLP
                 pooled[name] = pool(t.float(), batch.attention_mask, pooling).cpu()
 
             return fn

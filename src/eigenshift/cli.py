@@ -116,6 +116,32 @@ def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
 
 
 @cli.command()
+@click.argument("kind", type=click.Choice(["prompts", "labelled", "clean"]))
+@click.argument("spec", default="default")
+@click.option("--text-column", default=None, help="Column holding the text (or the prompt).")
+@click.option("--label-column", default=None, help="Column holding the label (labelled data).")
+@click.option("--layout", default=None, help="Known layout: jigsaw, civil_comments, toxicn, insults.")
+def data(kind: str, spec: str, text_column: str | None, label_column: str | None,
+         layout: str | None) -> None:
+    """Check that a data file or HF dataset loads, and summarise it."""
+    from .data import load_clean_texts, load_labelled, load_prompts
+
+    if kind == "prompts":
+        prompts = load_prompts(spec, column=text_column)
+        scored = [p.toxicity for p in prompts.prompts if p.toxicity is not None]
+        extra = f", prompt toxicity recorded for {len(scored)}" if scored else ""
+        click.echo(f"{len(prompts)} prompts from {prompts.source}{extra}")
+    elif kind == "labelled":
+        labelled = load_labelled(spec, text_column=text_column, label_column=label_column,
+                                 layout=layout)
+        click.echo(f"{len(labelled)} texts from {labelled.source}: {labelled.n_toxic} toxic, "
+                   f"{len(labelled) - labelled.n_toxic} non-toxic")
+    else:
+        clean = load_clean_texts(spec, column=text_column)
+        click.echo(f"{len(clean)} clean texts from {clean.source}")
+
+
+@cli.command()
 @click.option("--quick", is_flag=True, help="A smoke run (16 prompts x 2 samples).")
 @click.option("--model", "-m", default="default", show_default=True)
 @click.option("--max-prompts", type=click.IntRange(min=1), default=None)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from ..assets import asset_file, gemma_gguf
 from ..errors import ModelLoadError, UnsupportedArchitectureError
@@ -100,6 +101,15 @@ def load_model(
             f"could not read the config of '{spec}' from {where}: {_first_line(exc)}. "
             "Check the id or path; without network, use a local folder or an embedded model"
         ) from exc
+    auto_map = getattr(config, "auto_map", None) or {}
+    if (
+        config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and "AutoModelForCausalLM" not in auto_map
+    ):
+        raise UnsupportedArchitectureError(
+            f"'{spec}' is a '{config.model_type}' model, not a causal language model transformers "
+            "can load with AutoModelForCausalLM; eigenshift needs a decoder-only causal LM"
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(
             location,

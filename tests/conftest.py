@@ -1,0 +1,137 @@
+"""Tiny random models built from configs (no files, no downloads) and a tokenizer trained in memory."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import functools  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import transformers as tf  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+
+from eigenshift.models import LanguageModel  # noqa: E402
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "you are a stupid idiot and nobody likes you",
+    "a model of language predicts the next token from the ones before it",
+    "thank you very much for the kind words, friend",
+    "paris is the capital of france and has many museums",
+] * 4
+
+
+@functools.cache
+def tiny_tokenizer() -> tf.PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<pad>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    return tf.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+VOCAB = 300
+D, FF, LAYERS, HEADS = 32, 64, 2, 4
+COMMON = {"vocab_size": VOCAB, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 1}
+
+
+def _llama_like(cfg_cls, **extra):
+    return cfg_cls(
+        hidden_size=D,
+        intermediate_size=FF,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        **COMMON,
+        **extra,
+    )
+
+
+CONFIGS = {
+    "llama": lambda: (tf.LlamaForCausalLM, _llama_like(tf.LlamaConfig, tie_word_embeddings=True)),
+    "mistral": lambda: (tf.MistralForCausalLM, _llama_like(tf.MistralConfig)),
+    "qwen2": lambda: (tf.Qwen2ForCausalLM, _llama_like(tf.Qwen2Config)),
+    "gemma": lambda: (tf.GemmaForCausalLM, _llama_like(tf.GemmaConfig, head_dim=8)),
+    "gemma3_text": lambda: (
+        tf.Gemma3ForCausalLM,
+        _llama_like(tf.Gemma3TextConfig, head_dim=8, sliding_window=16),
+    ),
+    "gpt2": lambda: (
+        tf.GPT2LMHeadModel,
+        tf.GPT2Config(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_inner=FF, n_positions=128, **COMMON),
+    ),
+    "gpt_neox": lambda: (
+        tf.GPTNeoXForCausalLM,
+        tf.GPTNeoXConfig(
+            hidden_size=D,
+            intermediate_size=FF,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            max_position_embeddings=128,
+            **COMMON,
+        ),
+    ),
+    "opt": lambda: (
+        tf.OPTForCausalLM,
+        tf.OPTConfig(
+            hidden_size=D,
+            ffn_dim=FF,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            word_embed_proj_dim=D,
+            max_position_embeddings=128,
+            **COMMON,
+        ),
+    ),
+}
+FAMILY_NAMES = list(CONFIGS)
+
+
+def make_hf_model(family: str = "llama", seed: int = 0, dtype=torch.float32):
+    cls, config = CONFIGS[family]()
+    torch.manual_seed(seed)
+    model = cls(config).to(dtype)
+    model.eval()
+    return model
+
+
+def make_lm(family: str = "llama", seed: int = 0, dtype=torch.float32) -> LanguageModel:
+    return LanguageModel.wrap(make_hf_model(family, seed, dtype), tiny_tokenizer(), name=f"tiny-{family}")
+
+
+@pytest.fixture
+def tiny_llama() -> LanguageModel:
+    return make_lm("llama")
+
+
+@pytest.fixture(params=FAMILY_NAMES)
+def family_lm(request) -> LanguageModel:
+    return make_lm(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Conversions land in one shared test cache, never the user's."""
+    cache = os.environ.get("EIGENSHIFT_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
+    monkeypatch.setenv("EIGENSHIFT_CACHE", cache)
+
+
+PROMPTS = [
+    "the quick brown",
+    "you are a",
+    "a model of language predicts the next token",
+    "thank",
+    "paris is the capital of france and",
+]
