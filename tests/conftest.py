@@ -7,6 +7,17 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# One fresh cache per test session (conversions happen once per run, never in the user's cache);
+# EIGENSHIFT_TEST_CACHE names a folder to keep between runs instead.
+if os.environ.get("EIGENSHIFT_TEST_CACHE"):
+    os.environ["EIGENSHIFT_CACHE"] = os.environ["EIGENSHIFT_TEST_CACHE"]
+else:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["EIGENSHIFT_CACHE"] = tempfile.mkdtemp(prefix="eigenshift-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["EIGENSHIFT_CACHE"], ignore_errors=True)
 
 import functools  # noqa: E402
 
@@ -119,13 +130,6 @@ def tiny_llama() -> LanguageModel:
 @pytest.fixture(params=FAMILY_NAMES)
 def family_lm(request) -> LanguageModel:
     return make_lm(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Conversions land in one shared test cache, never the user's."""
-    cache = os.environ.get("EIGENSHIFT_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
-    monkeypatch.setenv("EIGENSHIFT_CACHE", cache)
 
 
 PROMPTS = [

@@ -63,12 +63,12 @@ def _label(value: object, threshold: float, where: str) -> int:
 
 
 def _insult_text(raw: str) -> str:
-    """The insults data stores comments quoted and escaped, some of them twice (UTF-8 bytes
+    """The insults data stores comments quoted and escaped, some of them several times (UTF-8 bytes
     written as escaped Latin-1): unescape until no escapes remain, then undo the Latin-1."""
     text = raw.strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
-    for _ in range(2):
+    for _ in range(4):  # some comments are escaped three times over
         if "\\" not in text:
             break
         try:

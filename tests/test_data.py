@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eigenshift.data import (
+    load_clean_texts,
+    load_labelled,
+    load_prompts,
+    split_indices,
+    stratified_subsample,
+)
+from eigenshift.errors import DataError
+
+TOXICN = Path(__file__).resolve().parents[2] / "shared" / "data" / "ToxiCN_1.0.csv"
+
+
+def _jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_prompts_in_both_rtp_layouts_and_csv(tmp_path):
+    nested = _jsonl(tmp_path / "rtp.jsonl", [
+        {"prompt": {"text": "So I told him", "toxicity": 0.7}, "continuation": {"text": "x"}},
+        {"prompt": {"text": "Then she", "toxicity": 0.2}},
+    ])
+    flat = _jsonl(tmp_path / "flat.jsonl", [{"text": "Hello there", "toxicity": 0.9}])
+    (tmp_path / "p.csv").write_text("id,prompt\n1,First prompt\n2,\n3,Third one\n")
+    prompts = load_prompts(nested)
+    assert prompts.texts == ["So I told him", "Then she"] and prompts.prompts[0].toxicity == 0.7
+    assert load_prompts(nested, min_toxicity=0.5).texts == ["So I told him"]
+    assert load_prompts(flat).prompts[0].toxicity == pytest.approx(0.9)
+    assert load_prompts(str(tmp_path / "p.csv")).texts == ["First prompt", "Third one"]
+    assert load_prompts(nested, limit=1).texts == ["So I told him"]
+
+
+def test_default_assets_load():
+    assert len(load_prompts()) == 993
+    labelled = load_labelled()
+    assert len(labelled) > 6000 and 1000 < labelled.n_toxic < 3000
+    assert not any("\\x" in t or "\\n" in t for t in labelled.texts[:500])  # unescaped
+    clean = load_clean_texts(limit=10)
+    assert len(clean) == 10 and " -- " not in clean.texts[0]
+
+
+def test_labelled_generic_layouts(tmp_path):
+    (tmp_path / "j.csv").write_text(
+        "id,comment_text,toxic,obscene\n1,you idiot,1,0\n2,nice,0,0\n3,moron,1,1\n4,hello,0,0\n"
+    )
+    jig = load_labelled(str(tmp_path / "j.csv"), layout="jigsaw")
+    assert jig.texts == ["you idiot", "nice", "moron", "hello"] and jig.labels.tolist() == [1, 0, 1, 0]
+    assert load_labelled(str(tmp_path / "j.csv")).labels.tolist() == [1, 0, 1, 0]  # auto columns
+    scores = _jsonl(tmp_path / "s.jsonl", [{"body": f"t{i}", "tox": i / 10} for i in range(10)])
+    data = load_labelled(scores, text_column="body", label_column="tox", threshold=0.45)
+    assert data.labels.tolist() == [0] * 5 + [1] * 5
+    yes_no = _jsonl(tmp_path / "b.jsonl", [{"text": "a", "label": "yes"}, {"text": "b", "label": False},
+                                           {"text": "c", "label": True}, {"text": "d", "label": "no"}])
+    assert load_labelled(yes_no).labels.tolist() == [1, 0, 1, 0]
+
+
+def test_toxicn_through_the_generic_loader():
+    if not TOXICN.exists():
+        pytest.skip("shared/data is not beside this checkout")
+    data = load_labelled(str(TOXICN), text_column="content", label_column="toxic")
+    assert (len(data), data.n_toxic) == (12011, 6461)
+
+
+def test_labelled_errors(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_labelled(str(tmp_path / "nope.csv"))
+    (tmp_path / "empty.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match="no rows"):
+        load_labelled(str(tmp_path / "empty.csv"))
+    (tmp_path / "one.csv").write_text("text,label\na,1\nb,1\nc,1\n")
+    with pytest.raises(DataError, match="3 toxic and 0 non-toxic"):
+        load_labelled(str(tmp_path / "one.csv"))
+    (tmp_path / "cols.csv").write_text("body,y\na,1\n")
+    with pytest.raises(DataError, match="none of the columns"):
+        load_labelled(str(tmp_path / "cols.csv"))
+    with pytest.raises(DataError, match="no column 'txt'"):
+        load_labelled(str(tmp_path / "cols.csv"), text_column="txt", label_column="y")
+    (tmp_path / "bad.csv").write_text("text,label\na,maybe\n")
+    with pytest.raises(DataError, match="neither a number"):
+        load_labelled(str(tmp_path / "bad.csv"))
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    with pytest.raises(DataError, match="cannot parse"):
+        load_prompts(str(tmp_path / "bad.jsonl"))
+    with pytest.raises(DataError, match="neither a 'prompt' nor a 'text'"):
+        load_prompts(str(tmp_path / "cols.csv"))
+    with pytest.raises(DataError, match="could not load Hugging Face dataset"):
+        load_clean_texts("nobody-here/no-such-dataset")
+
+
+def test_clean_text_from_txt(tmp_path):
+    (tmp_path / "c.txt").write_text("first line\n\nsecond line\n")
+    assert load_clean_texts(str(tmp_path / "c.txt")).texts == ["first line", "second line"]
+
+
+def test_splits_are_seeded_and_disjoint():
+    a, b = split_indices(100, [0.7, 0.3], seed=3)
+    assert len(a) == 70 and len(b) == 30 and not set(a) & set(b)
+    again = split_indices(100, [0.7, 0.3], seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip([a, b], again, strict=True))
+    assert not np.array_equal(split_indices(100, [0.7, 0.3], seed=4)[0], a)
+    labels = np.array([1] * 20 + [0] * 80)
+    sub = stratified_subsample(labels, 50, seed=0)
+    assert len(sub) == 50 and labels[sub].sum() == 10
+    assert np.array_equal(sub, stratified_subsample(labels, 50, seed=0))
+    with pytest.raises(DataError):
+        split_indices(10, [0.8, 0.3])

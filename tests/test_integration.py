@@ -1,0 +1,72 @@
+"""The packaged default model (SmolLM2-135M, de-quantized from GGUF) for real."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from eigenshift import SamplingConfig, generate, load_model, load_prompts
+from eigenshift.activations import collect_activations
+from eigenshift.cli import cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def default_lm():
+    return load_model("default")
+
+
+def test_default_model_sites(default_lm):
+    arch = default_lm.arch
+    assert (arch.family, arch.hidden_size, arch.vocab_size, arch.num_layers) == ("llama", 576, 49152, 30)
+    assert arch.tied and arch.mlp_width == 1536
+
+
+def test_gguf_is_converted_once_and_cached(default_lm, caplog):
+    caplog.set_level(logging.INFO, logger="eigenshift")
+    again = load_model("default")
+    assert not any("converting" in r.message for r in caplog.records)  # came from the cache
+    assert torch.equal(again.unembedding.weight, default_lm.unembedding.weight)
+    folders = list((Path(os.environ["EIGENSHIFT_CACHE"]) / "gguf").iterdir())
+    assert len([f for f in folders if f.name.startswith("SmolLM2")]) == 1
+
+
+def test_batched_equals_one_by_one_on_the_default_model(default_lm):
+    prompts = load_prompts(limit=4).texts
+    cfg = dict(max_new_tokens=8, samples=2, seed=11)
+    batched = generate(default_lm, prompts, SamplingConfig(**cfg, batch_size=8), progress=False)
+    singles = []
+    for i, p in enumerate(prompts):
+        singles += generate(default_lm, [p], SamplingConfig(**cfg, batch_size=1), prompt_ids=[i],
+                            progress=False)
+    same = sum(a.token_ids == b.token_ids for a, b in zip(batched, singles, strict=True))
+    # float32 on a real model: a near-tie can flip a token, but almost every row must match.
+    assert same >= len(batched) - 1
+    site = default_lm.arch.mlp_site_names()[20] + ":input"
+    a = collect_activations(default_lm, prompts, [site], batch_size=4, progress=False)[site]
+    b = collect_activations(default_lm, prompts, [site], batch_size=1, progress=False)[site]
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+
+
+def test_quick_demo_on_the_default_model(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["n_continuations"] == 32 and summary["model"]["name"] == "default"
+
+
+def test_gemma_3_270m_loads_and_names_its_sites():
+    lm = load_model("gemma-3-270m")
+    arch = lm.arch
+    assert arch.family == "gemma3_text" and arch.tied
+    assert (arch.hidden_size, arch.vocab_size) == (640, 262144)
+    gens = generate(lm, ["The weather today is"], SamplingConfig(max_new_tokens=5, greedy=True),
+                    progress=False)
+    assert len(gens[0].token_ids) > 0

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers as tf
+
+from eigenshift.errors import ScorerError
+from eigenshift.scoring import BiLSTMScorer, load_scorer, occlusion, token_pieces
+from eigenshift.scoring.bilstm import LABELS, KerasWordTokenizer, RestrictedUnpickler
+from eigenshift.scoring.hf import toxic_label_index
+
+REFERENCE = Path(__file__).parent / "data" / "bilstm_reference.json"
+
+
+@pytest.fixture(scope="module")
+def bilstm() -> BiLSTMScorer:
+    return BiLSTMScorer()
+
+
+def test_bilstm_reproduces_the_keras_model(bilstm):
+    """Reference values: the package's own Keras code under TensorFlow (scripts/bilstm_reference.py)."""
+    ref = json.loads(REFERENCE.read_text())
+    texts = [row["text"] for row in ref["rows"]]
+    expected = np.array([[row["scores"][label] for label in LABELS] for row in ref["rows"]])
+    np.testing.assert_allclose(bilstm.scores_all(texts), expected, atol=1e-3)
+
+
+def test_bilstm_separates_toxic_from_clean(bilstm):
+    toxic = ["You are a stupid idiot.", "Shut up, you worthless moron.", "fuck off, loser"]
+    clean = ["The museum opens at nine.", "Thanks for your help with the report.",
+             "Rain is expected tomorrow afternoon."]
+    assert (bilstm.score(toxic) > 0.5).all()
+    assert (bilstm.score(clean) < 0.2).all()
+    assert bilstm.score([]).shape == (0,)
+
+
+def test_keras_tokenizer_rules(bilstm):
+    tok = bilstm.tokenizer
+    assert tok.words("Hello, WORLD!!  tabs\there") == ["hello", "world", "tabs", "here"]
+    ids = tok.encode(["word " * 150])
+    assert ids.shape == (1, 100) and (ids > 0).all()  # kept the last 100
+    short = tok.encode(["idiot"])
+    assert (short[0, :-1] == 0).all() and short[0, -1] > 0  # padded at the front
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_restricted_unpickler_refuses_other_classes(tmp_path):
+    path = tmp_path / "tok.pickle"
+    path.write_bytes(pickle.dumps({"word_index": Evil()}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        RestrictedUnpickler(path.open("rb")).load()
+    with pytest.raises(ScorerError, match="cannot read"):
+        KerasWordTokenizer(path)
+
+
+def test_profanity_judge_is_independent_and_sane():
+    judge = load_scorer("profanity")
+    scores = judge.score(["you fucking idiot", "the committee meets on tuesday"])
+    assert scores[0] > 0.5 > scores[1]
+
+
+def test_hf_classifier_scorer_from_a_local_folder(tmp_path):
+    from conftest import tiny_tokenizer
+
+    config = tf.BertConfig(vocab_size=300, hidden_size=16, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=32,
+                           id2label={0: "neutral", 1: "toxic"}, label2id={"neutral": 0, "toxic": 1})
+    torch.manual_seed(0)
+    tf.BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
+    tiny_tokenizer().save_pretrained(tmp_path / "clf")
+    scorer = load_scorer(str(tmp_path / "clf"))
+    scores = scorer.score(["the quick brown fox", "you are a stupid idiot", "paris"])
+    assert scores.shape == (3,) and ((scores > 0) & (scores < 1)).all()
+    batched = scorer.score(["the quick brown fox", "you are a stupid idiot", "paris"])
+    np.testing.assert_allclose(scores, batched)
+    with pytest.raises(ScorerError, match="no label"):
+        load_scorer(str(tmp_path / "clf"), label="spam")
+    with pytest.raises(ScorerError, match="does not exist"):
+        load_scorer(str(tmp_path / "nothing-here"))
+
+
+def test_toxic_label_detection():
+    assert toxic_label_index({0: "non-toxic", 1: "toxic"}) == 1
+    assert toxic_label_index({0: "TOXIC", 1: "neutral"}) == 0
+    assert toxic_label_index({0: "LABEL_0", 1: "LABEL_1"}) == 1
+    with pytest.raises(ScorerError):
+        toxic_label_index({0: "a", 1: "b", 2: "c"})
+
+
+class KeywordScorer:
+    name = "keyword"
+
+    def score(self, texts):
+        return np.array([0.9 if "idiot" in t else 0.1 for t in texts])
+
+
+def test_occlusion_finds_the_toxic_token():
+    result = occlusion(KeywordScorer(), [[" you", " are", " an", " idiot", "."], [" hello"], []])
+    assert result[0].top == 3 and result[0].score == 0.9
+    assert result[0].drops[3] == pytest.approx(0.8)
+    assert result[1].top == 0 and result[2].top == -1
+
+
+def test_token_pieces_join_to_the_text():
+    from conftest import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    ids = tok("you are a stupid idiot")["input_ids"]
+    pieces = token_pieces(tok, ids)
+    assert len(pieces) == len(ids)
+    assert "".join(pieces) == tok.decode(ids)
