@@ -1,4 +1,4 @@
-"""Tiny random models built from configs (no files, no downloads) and a tokenizer trained in memory."""
+"""Tiny random models built from configs (no files, no downloads), a tokenizer trained in memory."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ else:
     os.environ["EIGENSHIFT_CACHE"] = tempfile.mkdtemp(prefix="eigenshift-test-cache-")
     atexit.register(shutil.rmtree, os.environ["EIGENSHIFT_CACHE"], ignore_errors=True)
 
-import functools  # noqa: E402
+import functools
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import transformers as tf  # noqa: E402
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+import pytest
+import torch
+import transformers as tf
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from eigenshift.models import LanguageModel  # noqa: E402
+from eigenshift.models import LanguageModel
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",
@@ -81,7 +81,9 @@ CONFIGS = {
     ),
     "gpt2": lambda: (
         tf.GPT2LMHeadModel,
-        tf.GPT2Config(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_inner=FF, n_positions=128, **COMMON),
+        tf.GPT2Config(
+            n_embd=D, n_layer=LAYERS, n_head=HEADS, n_inner=FF, n_positions=128, **COMMON
+        ),
     ),
     "gpt_neox": lambda: (
         tf.GPTNeoXForCausalLM,
@@ -119,7 +121,9 @@ def make_hf_model(family: str = "llama", seed: int = 0, dtype=torch.float32):
 
 
 def make_lm(family: str = "llama", seed: int = 0, dtype=torch.float32) -> LanguageModel:
-    return LanguageModel.wrap(make_hf_model(family, seed, dtype), tiny_tokenizer(), name=f"tiny-{family}")
+    return LanguageModel.wrap(
+        make_hf_model(family, seed, dtype), tiny_tokenizer(), name=f"tiny-{family}"
+    )
 
 
 @pytest.fixture

@@ -44,7 +44,9 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path):
     assert "not a GGUF file" in _one_error_line(run("info", "--model", str(tmp_path / "bad.gguf")))
     from transformers import ViTConfig
 
-    ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path / "vit")
+    ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2).save_pretrained(
+        tmp_path / "vit"
+    )
     assert "not a causal" in _one_error_line(run("info", "--model", str(tmp_path / "vit")))
     (tmp_path / "empty.csv").write_text("text,label\n")
     assert "no rows" in _one_error_line(run("data", "labelled", str(tmp_path / "empty.csv")))
@@ -71,8 +73,9 @@ def test_score_command(tmp_path):
 
 def test_demo_runs_the_spine_on_a_tiny_model(tiny_folder, tmp_path):
     out = tmp_path / "demo"
-    result = run("demo", "--model", tiny_folder, "--max-prompts", "3", "--samples", "2",
-                 "--out", str(out))
+    result = run(
+        "demo", "--model", tiny_folder, "--max-prompts", "3", "--samples", "2", "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_continuations"] == 6 and 0 <= summary["toxic_fraction"] <= 1

@@ -24,10 +24,13 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
 
 
 def test_prompts_in_both_rtp_layouts_and_csv(tmp_path):
-    nested = _jsonl(tmp_path / "rtp.jsonl", [
-        {"prompt": {"text": "So I told him", "toxicity": 0.7}, "continuation": {"text": "x"}},
-        {"prompt": {"text": "Then she", "toxicity": 0.2}},
-    ])
+    nested = _jsonl(
+        tmp_path / "rtp.jsonl",
+        [
+            {"prompt": {"text": "So I told him", "toxicity": 0.7}, "continuation": {"text": "x"}},
+            {"prompt": {"text": "Then she", "toxicity": 0.2}},
+        ],
+    )
     flat = _jsonl(tmp_path / "flat.jsonl", [{"text": "Hello there", "toxicity": 0.9}])
     (tmp_path / "p.csv").write_text("id,prompt\n1,First prompt\n2,\n3,Third one\n")
     prompts = load_prompts(nested)
@@ -52,13 +55,25 @@ def test_labelled_generic_layouts(tmp_path):
         "id,comment_text,toxic,obscene\n1,you idiot,1,0\n2,nice,0,0\n3,moron,1,1\n4,hello,0,0\n"
     )
     jig = load_labelled(str(tmp_path / "j.csv"), layout="jigsaw")
-    assert jig.texts == ["you idiot", "nice", "moron", "hello"] and jig.labels.tolist() == [1, 0, 1, 0]
+    assert jig.texts == ["you idiot", "nice", "moron", "hello"] and jig.labels.tolist() == [
+        1,
+        0,
+        1,
+        0,
+    ]
     assert load_labelled(str(tmp_path / "j.csv")).labels.tolist() == [1, 0, 1, 0]  # auto columns
     scores = _jsonl(tmp_path / "s.jsonl", [{"body": f"t{i}", "tox": i / 10} for i in range(10)])
     data = load_labelled(scores, text_column="body", label_column="tox", threshold=0.45)
     assert data.labels.tolist() == [0] * 5 + [1] * 5
-    yes_no = _jsonl(tmp_path / "b.jsonl", [{"text": "a", "label": "yes"}, {"text": "b", "label": False},
-                                           {"text": "c", "label": True}, {"text": "d", "label": "no"}])
+    yes_no = _jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {"text": "a", "label": "yes"},
+            {"text": "b", "label": False},
+            {"text": "c", "label": True},
+            {"text": "d", "label": "no"},
+        ],
+    )
     assert load_labelled(yes_no).labels.tolist() == [1, 0, 1, 0]
 
 

@@ -5,8 +5,8 @@ import torch
 from conftest import PROMPTS, make_lm
 
 from eigenshift.errors import InputError
-from eigenshift.hooks import transform
 from eigenshift.generation import SamplingConfig, generate, sample_top_p
+from eigenshift.hooks import capture, transform
 
 
 def _key(gens):
@@ -33,8 +33,9 @@ def test_same_seed_same_output_other_seed_other_output(tiny_llama):
     cfg = SamplingConfig(max_new_tokens=10, samples=4, seed=1)
     first = generate(tiny_llama, PROMPTS, cfg, progress=False)
     again = generate(tiny_llama, PROMPTS, cfg, progress=False)
-    other = generate(tiny_llama, PROMPTS, SamplingConfig(max_new_tokens=10, samples=4, seed=2),
-                     progress=False)
+    other = generate(
+        tiny_llama, PROMPTS, SamplingConfig(max_new_tokens=10, samples=4, seed=2), progress=False
+    )
     assert _key(first) == _key(again)
     assert _key(first) != _key(other)
     # Samples of one prompt differ from each other (each row has its own random stream).
@@ -43,16 +44,18 @@ def test_same_seed_same_output_other_seed_other_output(tiny_llama):
 
 def test_captured_state_is_the_one_that_emitted_each_token():
     lm = make_lm("gpt2")
-    gens = generate(lm, PROMPTS[:2], SamplingConfig(max_new_tokens=6, seed=3), capture_hidden=True,
-                    progress=False)
+    gens = generate(
+        lm,
+        PROMPTS[:2],
+        SamplingConfig(max_new_tokens=6, seed=3),
+        capture_hidden=True,
+        progress=False,
+    )
     for g in gens:
         prompt_ids = lm.tokenizer(g.prompt)["input_ids"]
         full = torch.tensor([prompt_ids + g.token_ids])
-        states = []
-        handle = lm.unembedding.register_forward_pre_hook(lambda _m, a: states.append(a[0]))
-        with torch.no_grad():
+        with capture(lm.unembedding, "input") as states, torch.no_grad():
             lm.model(full)
-        handle.remove()
         n = len(g.token_ids)
         expected = states[0][0, len(prompt_ids) - 1 : len(prompt_ids) - 1 + n]
         torch.testing.assert_close(g.hidden, expected, atol=1e-5, rtol=1e-4)
@@ -71,8 +74,13 @@ def test_generation_stops_at_eos():
 
     calls = [0]
     with transform(lm.unembedding, eos_after_two):
-        gens = generate(lm, PROMPTS[:3], SamplingConfig(max_new_tokens=6, greedy=True),
-                        capture_hidden=True, progress=False)
+        gens = generate(
+            lm,
+            PROMPTS[:3],
+            SamplingConfig(max_new_tokens=6, greedy=True),
+            capture_hidden=True,
+            progress=False,
+        )
     assert calls[0] == 3  # all rows finished: the loop stopped early
     for g in gens:
         assert g.finished and len(g.token_ids) == 2 and g.hidden.shape[0] == 2

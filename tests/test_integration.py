@@ -25,7 +25,12 @@ def default_lm():
 
 def test_default_model_sites(default_lm):
     arch = default_lm.arch
-    assert (arch.family, arch.hidden_size, arch.vocab_size, arch.num_layers) == ("llama", 576, 49152, 30)
+    assert (arch.family, arch.hidden_size, arch.vocab_size, arch.num_layers) == (
+        "llama",
+        576,
+        49152,
+        30,
+    )
     assert arch.tied and arch.mlp_width == 1536
 
 
@@ -44,8 +49,9 @@ def test_batched_equals_one_by_one_on_the_default_model(default_lm):
     batched = generate(default_lm, prompts, SamplingConfig(**cfg, batch_size=8), progress=False)
     singles = []
     for i, p in enumerate(prompts):
-        singles += generate(default_lm, [p], SamplingConfig(**cfg, batch_size=1), prompt_ids=[i],
-                            progress=False)
+        singles += generate(
+            default_lm, [p], SamplingConfig(**cfg, batch_size=1), prompt_ids=[i], progress=False
+        )
     same = sum(a.token_ids == b.token_ids for a, b in zip(batched, singles, strict=True))
     # float32 on a real model: a near-tie can flip a token, but almost every row must match.
     assert same >= len(batched) - 1
@@ -67,6 +73,7 @@ def test_gemma_3_270m_loads_and_names_its_sites():
     arch = lm.arch
     assert arch.family == "gemma3_text" and arch.tied
     assert (arch.hidden_size, arch.vocab_size) == (640, 262144)
-    gens = generate(lm, ["The weather today is"], SamplingConfig(max_new_tokens=5, greedy=True),
-                    progress=False)
+    gens = generate(
+        lm, ["The weather today is"], SamplingConfig(max_new_tokens=5, greedy=True), progress=False
+    )
     assert len(gens[0].token_ids) > 0

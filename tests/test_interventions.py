@@ -60,7 +60,10 @@ def test_save_load_round_trip_and_refusal(tmp_path):
     lm = make_lm("llama")
     edit = ScaleUnembeddingInput.fit(lm, scale=_scale(lm.arch.hidden_size))
     folder = edit.save(tmp_path / "edit")
-    assert sorted(p.name for p in folder.iterdir()) == ["intervention.json", "intervention.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "intervention.json",
+        "intervention.safetensors",
+    ]
     meta = json.loads((folder / "intervention.json").read_text())
     assert meta["method"] == "identity" and "lm_head" in meta["weight_hashes"]
     assert {"eigenshift", "torch", "transformers"} <= set(meta["versions"])

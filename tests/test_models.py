@@ -93,7 +93,7 @@ def test_spec_errors_are_clear(tmp_path):
     with pytest.raises(ModelLoadError, match="GGUF file not found"):
         resolve_spec(str(tmp_path / "missing.gguf"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelLoadError, match="without config.json"):
+    with pytest.raises(ModelLoadError, match=r"without config\.json"):
         resolve_spec(str(tmp_path / "empty"))
     assert resolve_spec("org/name").kind == "hub"
     assert resolve_spec("default").kind == "embedded"
@@ -125,8 +125,14 @@ def test_unsupported_architecture_folder(tmp_path):
         load_model(str(tmp_path / "vit"))
 
     # A causal LM of a layout we do not know: the error names what is missing; overrides fix it.
-    config = tf.BertConfig(vocab_size=300, hidden_size=16, num_hidden_layers=2,
-                           num_attention_heads=2, intermediate_size=32, is_decoder=True)
+    config = tf.BertConfig(
+        vocab_size=300,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        is_decoder=True,
+    )
     tf.BertLMHeadModel(config).save_pretrained(tmp_path / "bert")
     tiny_tokenizer().save_pretrained(tmp_path / "bert")
     with pytest.raises(UnsupportedArchitectureError, match=r"decoder blocks.*--blocks"):

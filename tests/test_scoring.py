@@ -23,7 +23,7 @@ def bilstm() -> BiLSTMScorer:
 
 
 def test_bilstm_reproduces_the_keras_model(bilstm):
-    """Reference values: the package's own Keras code under TensorFlow (scripts/bilstm_reference.py)."""
+    """Reference: the package's own Keras code under TensorFlow (scripts/bilstm_reference.py)."""
     ref = json.loads(REFERENCE.read_text())
     texts = [row["text"] for row in ref["rows"]]
     expected = np.array([[row["scores"][label] for label in LABELS] for row in ref["rows"]])
@@ -32,8 +32,11 @@ def test_bilstm_reproduces_the_keras_model(bilstm):
 
 def test_bilstm_separates_toxic_from_clean(bilstm):
     toxic = ["You are a stupid idiot.", "Shut up, you worthless moron.", "fuck off, loser"]
-    clean = ["The museum opens at nine.", "Thanks for your help with the report.",
-             "Rain is expected tomorrow afternoon."]
+    clean = [
+        "The museum opens at nine.",
+        "Thanks for your help with the report.",
+        "Rain is expected tomorrow afternoon.",
+    ]
     assert (bilstm.score(toxic) > 0.5).all()
     assert (bilstm.score(clean) < 0.2).all()
     assert bilstm.score([]).shape == (0,)
@@ -71,9 +74,15 @@ def test_profanity_judge_is_independent_and_sane():
 def test_hf_classifier_scorer_from_a_local_folder(tmp_path):
     from conftest import tiny_tokenizer
 
-    config = tf.BertConfig(vocab_size=300, hidden_size=16, num_hidden_layers=1,
-                           num_attention_heads=2, intermediate_size=32,
-                           id2label={0: "neutral", 1: "toxic"}, label2id={"neutral": 0, "toxic": 1})
+    config = tf.BertConfig(
+        vocab_size=300,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label={0: "neutral", 1: "toxic"},
+        label2id={"neutral": 0, "toxic": 1},
+    )
     torch.manual_seed(0)
     tf.BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
     tiny_tokenizer().save_pretrained(tmp_path / "clf")

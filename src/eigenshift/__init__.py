@@ -6,9 +6,9 @@ The library calls match the commands: `load_model`, `generate`, `collect_activat
 
 __version__ = "0.1.0"
 
-from .activations import RunningStats, collect_activations, iter_activations, pool  # noqa: E402
-from .data import load_clean_texts, load_labelled, load_prompts  # noqa: E402
-from .errors import (  # noqa: E402
+from .activations import RunningStats, collect_activations, iter_activations, pool
+from .data import load_clean_texts, load_labelled, load_prompts
+from .errors import (
     ArtifactError,
     DataError,
     EigenshiftError,
@@ -18,11 +18,11 @@ from .errors import (  # noqa: E402
     ScorerError,
     UnsupportedArchitectureError,
 )
-from .generation import Generation, SamplingConfig, generate  # noqa: E402
-from .hooks import Site, capture, transform  # noqa: E402
-from .interventions import Intervention, applied_all, load_intervention  # noqa: E402
-from .models import LanguageModel, SiteOverrides, load_model  # noqa: E402
-from .scoring import Scorer, attribute_tokens, load_scorer  # noqa: E402
+from .generation import Generation, SamplingConfig, generate
+from .hooks import Site, capture, transform
+from .interventions import Intervention, applied_all, load_intervention
+from .models import LanguageModel, SiteOverrides, load_model
+from .scoring import Scorer, attribute_tokens, load_scorer
 
 __all__ = [
     "ArtifactError",

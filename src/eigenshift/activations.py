@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from .hooks import Site, on_call
-from .models import LanguageModel
+from .models import Batch, LanguageModel
 
 Pooling = Literal["max", "mean", "last"]
 POOLINGS = ("max", "mean", "last")
@@ -56,21 +57,29 @@ def iter_activations(
     for start in tqdm(starts, desc="capture", unit="batch", disable=not progress):
         idx = order[start : start + batch_size]
         batch = lm.encode([texts[i] for i in idx], max_length=max_length)
-        pooled: dict[str, torch.Tensor] = {}
+        yield ActivationBatch(idx, _capture_pooled(lm, modules, batch, pooling))
 
-        def record(name: str):
-            def fn(t: torch.Tensor) -> None:
-                if t.dim() == 2 and t.shape[0] == batch.attention_mask.numel():
-                    t = t.view(*batch.attention_mask.shape, -1)  # OPT flattens tokens in its MLP
-                pooled[name] = pool(t.float(), batch.attention_mask, pooling).cpu()
 
-            return fn
+def _capture_pooled(
+    lm: LanguageModel, modules: list[tuple[str, nn.Module, str]], batch: Batch, pooling: str
+) -> dict[str, torch.Tensor]:
+    """One forward pass; each site is pooled inside its hook, so no per-token tensor is kept."""
+    pooled: dict[str, torch.Tensor] = {}
+    mask = batch.attention_mask
 
-        with ExitStack() as stack, torch.inference_mode():
-            for name, module, side in modules:
-                stack.enter_context(on_call(module, record(name), side))
-            lm.model(**batch.model_inputs())
-        yield ActivationBatch(idx, pooled)
+    def record(name: str):
+        def fn(t: torch.Tensor) -> None:
+            if t.dim() == 2 and t.shape[0] == mask.numel():
+                t = t.view(*mask.shape, -1)  # OPT flattens tokens in its MLP
+            pooled[name] = pool(t.float(), mask, pooling).cpu()
+
+        return fn
+
+    with ExitStack() as stack, torch.inference_mode():
+        for name, module, side in modules:
+            stack.enter_context(on_call(module, record(name), side))
+        lm.model(**batch.model_inputs())
+    return pooled
 
 
 def collect_activations(

@@ -37,13 +37,19 @@ def model_options(fn):
             show_default=True,
             help=f"Hub id, model folder, .gguf file, or one of: {', '.join(EMBEDDED_MODELS)}.",
         ),
-        click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
+        click.option(
+            "--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True
+        ),
+        click.option(
+            "--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."
+        ),
         click.option("--revision", default=None, help="Hub revision (branch, tag or commit)."),
         click.option("--trust-remote-code", is_flag=True, help="Run the model repo's own code."),
         click.option("--unembedding", default=None, help="Module name of the output projection."),
         click.option("--blocks", default=None, help="Module name of the decoder block list."),
-        click.option("--mlp-site", default=None, help="Module (in a block) whose input is the MLP."),
+        click.option(
+            "--mlp-site", default=None, help="Module (in a block) whose input is the MLP."
+        ),
         click.option("--final-norm", default=None, help="Module name of the final norm."),
     ]
     for option in reversed(options):
@@ -96,10 +102,19 @@ def info(as_json: bool, **kwargs: Any) -> None:
 
 @cli.command()
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Score each line of this file instead.")
-@click.option("--scorer", default="default", show_default=True,
-              help="default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF classifier id/folder.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Score each line of this file instead.",
+)
+@click.option(
+    "--scorer",
+    default="default",
+    show_default=True,
+    help="default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF classifier id/folder.",
+)
 def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
     """Toxicity probability of each text, one per line: score<TAB>text."""
     from .scoring import load_scorer
@@ -120,9 +135,12 @@ def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
 @click.argument("spec", default="default")
 @click.option("--text-column", default=None, help="Column holding the text (or the prompt).")
 @click.option("--label-column", default=None, help="Column holding the label (labelled data).")
-@click.option("--layout", default=None, help="Known layout: jigsaw, civil_comments, toxicn, insults.")
-def data(kind: str, spec: str, text_column: str | None, label_column: str | None,
-         layout: str | None) -> None:
+@click.option(
+    "--layout", default=None, help="Known layout: jigsaw, civil_comments, toxicn, insults."
+)
+def data(
+    kind: str, spec: str, text_column: str | None, label_column: str | None, layout: str | None
+) -> None:
     """Check that a data file or HF dataset loads, and summarise it."""
     from .data import load_clean_texts, load_labelled, load_prompts
 
@@ -132,10 +150,13 @@ def data(kind: str, spec: str, text_column: str | None, label_column: str | None
         extra = f", prompt toxicity recorded for {len(scored)}" if scored else ""
         click.echo(f"{len(prompts)} prompts from {prompts.source}{extra}")
     elif kind == "labelled":
-        labelled = load_labelled(spec, text_column=text_column, label_column=label_column,
-                                 layout=layout)
-        click.echo(f"{len(labelled)} texts from {labelled.source}: {labelled.n_toxic} toxic, "
-                   f"{len(labelled) - labelled.n_toxic} non-toxic")
+        labelled = load_labelled(
+            spec, text_column=text_column, label_column=label_column, layout=layout
+        )
+        click.echo(
+            f"{len(labelled)} texts from {labelled.source}: {labelled.n_toxic} toxic, "
+            f"{len(labelled) - labelled.n_toxic} non-toxic"
+        )
     else:
         clean = load_clean_texts(spec, column=text_column)
         click.echo(f"{len(clean)} clean texts from {clean.source}")
@@ -147,10 +168,15 @@ def data(kind: str, spec: str, text_column: str | None, label_column: str | None
 @click.option("--max-prompts", type=click.IntRange(min=1), default=None)
 @click.option("--samples", type=click.IntRange(min=1), default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
-              show_default=True)
-def demo(quick: bool, model: str, max_prompts: int | None, samples: int | None, seed: int,
-         out: Path) -> None:
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+)
+def demo(
+    quick: bool, model: str, max_prompts: int | None, samples: int | None, seed: int, out: Path
+) -> None:
     """The main job on the embedded defaults: generate, score with two judges, attribute."""
     from .demo import DemoConfig, run_demo
 
@@ -162,15 +188,23 @@ def demo(quick: bool, model: str, max_prompts: int | None, samples: int | None, 
     config = DemoConfig.quick(**overrides) if quick else DemoConfig(**overrides)
     result = run_demo(config)
     m = result["model"]
-    click.echo(f"\nmodel      {m['name']}: {m['class']}, {m['parameters'] / 1e6:.0f}M parameters, "
-               f"d={m['hidden_size']}, vocab={m['vocab_size']}, tied={m['tied']}")
-    click.echo(f"prompts    {result['n_prompts']} x {result['samples_per_prompt']} samples "
-               f"from {result['prompts']}")
-    click.echo(f"toxic      {result['toxic_fraction']:.1%} by {result['scorer']}, "
-               f"{result['judge_toxic_fraction']:.1%} by {result['judge']}; "
-               f"mean toxicity {result['mean_toxicity']:.3f}")
-    click.echo(f"time       load {result['seconds']['load']:.1f}s, "
-               f"generate {result['seconds']['generate']:.1f}s")
+    click.echo(
+        f"\nmodel      {m['name']}: {m['class']}, {m['parameters'] / 1e6:.0f}M parameters, "
+        f"d={m['hidden_size']}, vocab={m['vocab_size']}, tied={m['tied']}"
+    )
+    click.echo(
+        f"prompts    {result['n_prompts']} x {result['samples_per_prompt']} samples "
+        f"from {result['prompts']}"
+    )
+    click.echo(
+        f"toxic      {result['toxic_fraction']:.1%} by {result['scorer']}, "
+        f"{result['judge_toxic_fraction']:.1%} by {result['judge']}; "
+        f"mean toxicity {result['mean_toxicity']:.3f}"
+    )
+    click.echo(
+        f"time       load {result['seconds']['load']:.1f}s, "
+        f"generate {result['seconds']['generate']:.1f}s"
+    )
     click.echo("most toxic continuations (score, token carrying it):")
     for row in result["most_toxic"]:
         text = (row["prompt"] + " ||" + row["continuation"]).replace("\n", " ")

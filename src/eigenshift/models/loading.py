@@ -61,7 +61,9 @@ def resolve_spec(spec: str) -> ModelSpec:
             )
         return ModelSpec(spec, "folder", str(path))
     if path.exists():
-        raise ModelLoadError(f"{path} is a file but not a .gguf file; give a folder or a .gguf file")
+        raise ModelLoadError(
+            f"{path} is a file but not a .gguf file; give a folder or a .gguf file"
+        )
     if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
         raise ModelLoadError(
             f"model path does not exist: {spec}; give an existing folder, a .gguf file, a hub id "
@@ -79,7 +81,7 @@ def load_model(
     trust_remote_code: bool = False,
     overrides: SiteOverrides | None = None,
 ) -> LanguageModel:
-    """Load a causal LM and name its sites. GGUF and embedded models go through a cached conversion."""
+    """Load a causal LM and name its sites; GGUF and embedded models via a cached conversion."""
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
     if device == "auto":

@@ -36,7 +36,9 @@ def occlusion(scorer: Scorer, pieces_per_text: Sequence[Sequence[str]]) -> list[
     variants: list[str] = []
     for pieces in pieces_per_text:
         variants.append("".join(pieces))
-        variants.extend("".join(p for k, p in enumerate(pieces) if k != j) for j in range(len(pieces)))
+        variants.extend(
+            "".join(p for k, p in enumerate(pieces) if k != j) for j in range(len(pieces))
+        )
     scores = scorer.score(variants) if variants else np.zeros(0)
     out, at = [], 0
     for pieces in pieces_per_text:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import h5py
 import numpy as np
@@ -34,18 +35,18 @@ class _KerasTokenizerState:
 class RestrictedUnpickler(pickle.Unpickler):
     """Loads a Keras tokenizer pickle; any other class in the stream is refused."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("collections", "OrderedDict"),
         ("collections", "defaultdict"),
         ("builtins", "int"),
     }
-    TOKENIZER_CLASSES = {
+    TOKENIZER_CLASSES: ClassVar[set[tuple[str, str]]] = {
         ("keras.src.legacy.preprocessing.text", "Tokenizer"),
         ("keras.preprocessing.text", "Tokenizer"),
         ("keras_preprocessing.text", "Tokenizer"),
     }
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+    def find_class(self, module: str, name: str):
         if (module, name) in self.TOKENIZER_CLASSES:
             return _KerasTokenizerState
         if (module, name) in self.ALLOWED:
@@ -114,7 +115,7 @@ class BiLSTMNet(nn.Module):
 
     @classmethod
     def from_h5(cls, path: Path) -> BiLSTMNet:
-        """Keras stores kernels as (in, 4*units) with gates i, f, c, o: PyTorch's i, f, g, o, transposed."""
+        """Keras kernels are (in, 4*units), gates i, f, c, o: PyTorch's i, f, g, o, transposed."""
         try:
             with h5py.File(path, "r") as f:
                 g = f["layers"]

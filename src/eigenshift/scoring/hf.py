@@ -37,12 +37,16 @@ class HFClassifierScorer:
         trust_remote_code: bool = False,
     ) -> None:
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code)
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                spec, trust_remote_code=trust_remote_code
+            )
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 spec, trust_remote_code=trust_remote_code
             ).to(device)
         except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            first = (
+                str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            )
             raise ScorerError(
                 f"could not load scorer '{spec}' as a Hugging Face sequence classifier: {first}"
             ) from exc

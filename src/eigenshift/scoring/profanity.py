@@ -1,4 +1,4 @@
-"""alt-profanity-check (TF-IDF + calibrated linear SVM): a second judge independent of the BiLSTM."""
+"""alt-profanity-check (TF-IDF + calibrated linear SVM): a judge independent of the BiLSTM."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ class ProfanityScorer:
                 self.vectorizer = joblib.load(
                     asset_file("profanity_check", "data/vectorizer.joblib", pip_name)
                 )
-                self.model = joblib.load(asset_file("profanity_check", "data/model.joblib", pip_name))
+                self.model = joblib.load(
+                    asset_file("profanity_check", "data/model.joblib", pip_name)
+                )
         except (OSError, ValueError, AttributeError, ModuleNotFoundError) as exc:
             raise ScorerError(
                 f"cannot load alt-profanity-check's model ({exc}); it needs scikit-learn==1.9.1"

