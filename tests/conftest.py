@@ -112,6 +112,18 @@ CONFIGS = {
 FAMILY_NAMES = list(CONFIGS)
 
 
+def tiny_bert_config(**extra) -> tf.BertConfig:
+    """A BERT-shaped config: a layout we do not know as a causal LM, and a classifier base."""
+    base = {
+        "vocab_size": VOCAB,
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+    }
+    return tf.BertConfig(**{**base, **extra})
+
+
 def make_hf_model(family: str = "llama", seed: int = 0, dtype=torch.float32):
     cls, config = CONFIGS[family]()
     torch.manual_seed(seed)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FAMILY_NAMES, make_hf_model, make_lm, tiny_tokenizer
+from conftest import FAMILY_NAMES, make_hf_model, make_lm, tiny_bert_config, tiny_tokenizer
 from torch import nn
 
 from eigenshift.errors import ModelLoadError, UnsupportedArchitectureError
@@ -125,15 +125,7 @@ def test_unsupported_architecture_folder(tmp_path):
         load_model(str(tmp_path / "vit"))
 
     # A causal LM of a layout we do not know: the error names what is missing; overrides fix it.
-    config = tf.BertConfig(
-        vocab_size=300,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        is_decoder=True,
-    )
-    tf.BertLMHeadModel(config).save_pretrained(tmp_path / "bert")
+    tf.BertLMHeadModel(tiny_bert_config(is_decoder=True)).save_pretrained(tmp_path / "bert")
     tiny_tokenizer().save_pretrained(tmp_path / "bert")
     with pytest.raises(UnsupportedArchitectureError, match=r"decoder blocks.*--blocks"):
         load_model(str(tmp_path / "bert"))

@@ -72,16 +72,10 @@ def test_profanity_judge_is_independent_and_sane():
 
 
 def test_hf_classifier_scorer_from_a_local_folder(tmp_path):
-    from conftest import tiny_tokenizer
+    from conftest import tiny_bert_config, tiny_tokenizer
 
-    config = tf.BertConfig(
-        vocab_size=300,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        id2label={0: "neutral", 1: "toxic"},
-        label2id={"neutral": 0, "toxic": 1},
+    config = tiny_bert_config(
+        id2label={0: "neutral", 1: "toxic"}, label2id={"neutral": 0, "toxic": 1}
     )
     torch.manual_seed(0)
     tf.BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")

@@ -122,14 +122,7 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(
             location, revision=revision, trust_remote_code=trust_remote_code
         )
-    except ValueError as exc:
-        if "Unrecognized configuration class" in str(exc) or "model type" in str(exc):
-            raise UnsupportedArchitectureError(
-                f"'{spec}' ({getattr(config, 'model_type', '?')}) is not a causal language model "
-                f"transformers can load: {_first_line(exc)}"
-            ) from exc
-        raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
     model.to(device)
     lm = LanguageModel.wrap(model, tokenizer, name=resolved.name, overrides=overrides)
