@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .hooks import Site, on_call
 from .models import Batch, LanguageModel
 
@@ -48,7 +49,7 @@ def iter_activations(
 ) -> Iterator[ActivationBatch]:
     """Yield pooled activations batch by batch, so callers can stream instead of holding all."""
     if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, not '{pooling}'")
+        raise InputError(f"pooling must be one of {POOLINGS}, not '{pooling}'")
     parsed = [s if isinstance(s, Site) else Site.parse(s) for s in sites]
     modules = [(str(s), lm.module(s.module), s.side) for s in parsed]
     # Sort by length so each batch pads little; results are yielded with their original indices.

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .errors import InputError
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -25,7 +27,7 @@ class Site:
         """`name` is the output of a module, `name:input` its first input."""
         name, _, side = spec.partition(":")
         if side not in ("", "input", "output"):
-            raise ValueError(f"site '{spec}': the part after ':' must be 'input' or 'output'")
+            raise InputError(f"site '{spec}': the part after ':' must be 'input' or 'output'")
         return cls(name, "input" if side == "input" else "output")
 
     def __str__(self) -> str:
