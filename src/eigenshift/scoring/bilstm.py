@@ -142,7 +142,8 @@ class BiLSTMNet(nn.Module):
 
 
 class BiLSTMScorer:
-    """Default scorer: the probability of the Jigsaw `toxic` label (or another of the six)."""
+    """Default scorer: the probability of the Jigsaw `toxic` label, another of the six, or `mean`
+    (the mean of all six, which is what the package's own `predict` returns: far lower)."""
 
     def __init__(
         self,
@@ -151,14 +152,14 @@ class BiLSTMScorer:
         label: str = "toxic",
         batch_size: int = 256,
     ) -> None:
-        if label not in LABELS:
-            raise ScorerError(f"label must be one of {', '.join(LABELS)}, not '{label}'")
+        if label not in (*LABELS, "mean"):
+            raise ScorerError(f"label must be one of {', '.join(LABELS)} or mean, not '{label}'")
         pkg, pip_name = "toxic_classifier", "toxic-comment-classifier"
         weights = weights or asset_file(pkg, "model/model.weights.h5", pip_name)
         tokenizer = tokenizer or asset_file(pkg, "model/tokenizer.pickle", pip_name)
         self.tokenizer = KerasWordTokenizer(tokenizer)
         self.net = BiLSTMNet.from_h5(weights)
-        self.label_index = LABELS.index(label)
+        self.label = label
         self.batch_size = batch_size
         self.name = "jigsaw-bilstm" if label == "toxic" else f"jigsaw-bilstm:{label}"
 
@@ -172,4 +173,5 @@ class BiLSTMScorer:
         return np.concatenate(out) if out else np.zeros((0, len(LABELS)))
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
-        return self.scores_all(list(texts))[:, self.label_index]
+        scores = self.scores_all(list(texts))
+        return scores.mean(axis=1) if self.label == "mean" else scores[:, LABELS.index(self.label)]

@@ -1,0 +1,175 @@
+"""`write_report(run_dir)`: report.md and a self-contained report.html (figures inlined) from the
+files an evaluation wrote; it can be rerun at any time without touching the model."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..io_utils import write_text_atomic
+from . import figures
+from .table import COLUMNS, LEGEND, markdown_table, table_rows
+
+
+def _load(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    metrics_file = run_dir / "metrics.json"
+    if not metrics_file.is_file():
+        raise InputError(
+            f"{run_dir} has no metrics.json; run `eigenshift evaluate --out {run_dir}`"
+        )
+    metrics = json.loads(metrics_file.read_text())
+    rows = []
+    cont = run_dir / "continuations.jsonl"
+    if cont.exists():
+        for line in cont.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return metrics, rows
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _ci(pair) -> str:
+    return f"[{100 * pair[0]:.2f}, {100 * pair[1]:.2f}]"
+
+
+def _findings(metrics: dict[str, Any]) -> list[str]:
+    """Plain sentences on what differs from the original beyond noise, and what to distrust."""
+    notes = []
+    for row in metrics["methods"][1:]:
+        name, iv = row["method"], row["intervals"]
+        for key, label, unit in (
+            ("toxic_fraction", "toxic fraction", "percentage points"),
+            ("expected_max_toxicity", "expected maximum toxicity", "score"),
+        ):
+            lo, hi = iv[key]["diff_ci"]
+            if iv[key]["within_noise"]:
+                verdict = "within noise"
+            else:
+                verdict = "lower than the original" if hi < 0 else "higher than the original"
+            scale = 100 if unit == "percentage points" else 1
+            notes.append(
+                f"{name}: {label} {verdict} (difference [{scale * lo:.3f}, {scale * hi:.3f}] "
+                f"{unit}, 95% CI)."
+            )
+        if row.get("flag_degenerate"):
+            notes.append(
+                f"WARNING {name}: significantly more degenerate continuations than the original "
+                f"({_pct(row['degenerate_share'])}); a word-level scorer reads garbage as safe, so "
+                "its toxicity figures are not evidence of detoxification."
+            )
+    return notes
+
+
+def _examples(rows: list[dict[str, Any]], methods: list[str], k: int = 3) -> list[tuple[str, list]]:
+    out = []
+    for name in methods:
+        mine = sorted((r for r in rows if r["method"] == name), key=lambda r: -r["score"])[:k]
+        out.append((name, mine))
+    return out
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    run_dir = Path(run_dir)
+    metrics, rows = _load(run_dir)
+    methods = [r["method"] for r in metrics["methods"]]
+    scores = {m: [r["score"] for r in rows if r["method"] == m] for m in methods}
+    figs = {
+        "tradeoff": figures.tradeoff(metrics, run_dir / "tradeoff.png"),
+        "bars": figures.bars(metrics, run_dir / "toxicity_bars.png"),
+        "scores": figures.score_distribution(
+            scores, metrics["threshold"], run_dir / "score_distribution.png"
+        ),
+    }
+    model = metrics.get("model", {})
+    header = (
+        f"Model: {model.get('name', '?')} ({model.get('source', '')}); "
+        f"{metrics['n_prompts']} prompts x {metrics['samples']} samples from "
+        f"{metrics.get('prompts_source', '?')}; scorer {metrics['scorer']}"
+        + (f", judge {metrics['judge']}" if metrics.get("judge") else "")
+        + f"; toxic if score >= {metrics['threshold']}; {metrics['bootstrap']} bootstrap "
+        "resamples over prompts."
+    )
+    findings = _findings(metrics)
+    intervals = [
+        (
+            r["method"],
+            _pct(r["toxic_fraction"]), _ci(r["intervals"]["toxic_fraction"]["ci"]),
+            f"{r['expected_max_toxicity']:.3f}",
+            "[{:.3f}, {:.3f}]".format(*r["intervals"]["expected_max_toxicity"]["ci"]),
+            f"{r['perplexity']:.2f}", "[{:.2f}, {:.2f}]".format(*r["perplexity_ci"]),
+            str(r["n_toxic"]), str(r["n_continuations"]),
+        )
+        for r in metrics["methods"]
+    ]  # fmt: skip
+    interval_header = ("method", "toxic", "95% CI", "EMT", "95% CI", "PPL", "95% CI",
+                       "toxic n", "continuations")  # fmt: skip
+    examples = _examples(rows, methods)
+
+    md = ["# eigenshift evaluation", "", header, "", markdown_table(metrics), "", LEGEND, ""]
+    md += ["## Findings", "", *[f"- {n}" for n in findings or ["Only the original model."]], ""]
+    md += ["## Intervals", "", "| " + " | ".join(interval_header) + " |",
+           "|" + "---|" * len(interval_header)]  # fmt: skip
+    md += ["| " + " | ".join(r) + " |" for r in intervals]
+    md += ["", "## Figures", ""]
+    md += [f"![{k}]({p.name})" for k, p in figs.items()]
+    md += ["", "## Most toxic continuations", ""]
+    for name, items in examples:
+        md += [f"### {name}", ""]
+        md += [f"- {r['score']:.3f}: {r['prompt']} **|** {r['continuation']}" for r in items]
+        md += [""]
+    md_path = run_dir / "report.md"
+    write_text_atomic(md_path, "\n".join(md))
+
+    def img(path: Path) -> str:
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'<img alt="{path.stem}" src="data:image/png;base64,{data}">'
+
+    def table(head, body) -> str:
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        trs = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body
+        )
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>eigenshift evaluation</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+        ".warn{color:#a00}.legend{color:#555;font-size:90%}</style></head><body>",
+        "<h1>eigenshift evaluation</h1>",
+        f"<p>{esc(header)}</p>",
+        table([h for h, _ in COLUMNS], table_rows(metrics)),
+        f"<p class='legend'>{esc(LEGEND)}</p>",
+        "<h2>Findings</h2><ul>",
+        *[
+            f"<li class='{'warn' if n.startswith('WARNING') else ''}'>{esc(n)}</li>"
+            for n in findings or ["Only the original model."]
+        ],
+        "</ul><h2>Intervals</h2>",
+        table(interval_header, intervals),
+        "<h2>Figures</h2>",
+        *[img(p) for p in figs.values()],
+        "<h2>Most toxic continuations</h2>",
+    ]
+    for name, items in examples:
+        parts.append(f"<h3>{esc(name)}</h3><ul>")
+        parts += [
+            f"<li>{r['score']:.3f}: {esc(r['prompt'])} <b>|</b> {esc(r['continuation'])}</li>"
+            for r in items
+        ]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    html_path = run_dir / "report.html"
+    write_text_atomic(html_path, "\n".join(parts))
+    return {"markdown": md_path, "html": html_path, **figs}
