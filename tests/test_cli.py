@@ -71,13 +71,42 @@ def test_score_command(tmp_path):
     assert run("score").exit_code == 2
 
 
-def test_demo_runs_the_spine_on_a_tiny_model(tiny_folder, tmp_path):
-    out = tmp_path / "demo"
-    result = run(
-        "demo", "--model", tiny_folder, "--max-prompts", "3", "--samples", "2", "--out", str(out)
-    )
+def test_evaluate_and_report_on_a_tiny_model(tiny_folder, tmp_path):
+    import torch
+
+    from eigenshift import load_model
+    from eigenshift.interventions import ScaleUnembeddingInput
+
+    lm = load_model(tiny_folder)
+    scale = torch.full((lm.arch.hidden_size,), 0.5)
+    ScaleUnembeddingInput.fit(lm, scale=scale).save(tmp_path / "half")
+    args = ["--model", tiny_folder, "--max-prompts", "3", "--samples", "2", "--max-new-tokens",
+            "5", "--clean-texts", "5", "--bootstrap", "50", "--judge", "none"]  # fmt: skip
+    out = tmp_path / "run"
+    result = run("evaluate", *args, "--intervention", str(tmp_path / "half"), "--out", str(out))
     assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_continuations"] == 6 and 0 <= summary["toxic_fraction"] <= 1
-    rows = [json.loads(line) for line in (out / "continuations.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and {"prompt", "continuation", "score", "judge_score"} <= set(rows[0])
+    assert "original" in result.stdout and "half" in result.stdout and "report:" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["method"] for r in metrics["methods"]] == ["original", "half"]
+    assert (out / "report.html").exists()
+    (out / "report.html").unlink()
+    assert run("report", str(out)).exit_code == 0 and (out / "report.html").exists()
+
+    # An artifact fitted on another model is refused with one line.
+    other = tmp_path / "other-model"
+    make_hf_model("llama", seed=5).save_pretrained(other)
+    tiny_tokenizer().save_pretrained(other)
+    line = _one_error_line(
+        run(
+            "evaluate",
+            *args[2:],
+            "--model",
+            str(other),
+            "--intervention",
+            str(tmp_path / "half"),
+            "--out",
+            str(tmp_path / "run2"),
+        )
+    )
+    assert "fitted on" in line
+    assert "no metrics.json" in _one_error_line(run("report", str(tmp_path)))

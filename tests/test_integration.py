@@ -64,8 +64,11 @@ def test_batched_equals_one_by_one_on_the_default_model(default_lm):
 def test_quick_demo_on_the_default_model(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["n_continuations"] == 32 and summary["model"]["name"] == "default"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    original = metrics["methods"][0]
+    assert original["method"] == "original" and original["n_continuations"] == 80
+    assert 5 < original["perplexity"] < 100 and original["degenerate_share"] < 0.2
+    assert (tmp_path / "report.html").exists()
 
 
 def test_gemma_3_270m_loads_and_names_its_sites():

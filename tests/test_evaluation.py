@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_lm
+
+from eigenshift.errors import ArtifactError, InputError
+from eigenshift.evaluation import EvalConfig, evaluate, perplexities, select_prompts
+from eigenshift.evaluation.perplexity import sequence_nll
+from eigenshift.interventions import ScaleUnembeddingInput
+from eigenshift.report import format_table, write_report
+
+SMALL = dict(max_prompts=6, samples=2, max_new_tokens=6, clean_texts=12, bootstrap=100,
+             chunk_prompts=4, judge=None)  # fmt: skip
+
+
+def _scaled(lm, value=0.3):
+    return ScaleUnembeddingInput.fit(lm, scale=torch.full((lm.arch.hidden_size,), value))
+
+
+def test_batched_perplexity_equals_one_by_one():
+    lm = make_lm("gpt2")
+    texts = ["the quick brown fox jumps", "paris", "you are a stupid idiot and nobody", "thank you"]
+    batched = perplexities(lm, texts, batch_size=4)
+    single = np.concatenate([perplexities(lm, [t], batch_size=1) for t in texts])
+    np.testing.assert_allclose(batched, single, rtol=1e-5)
+    assert np.isnan(perplexities(lm, ["a"])[0]) or len(lm.tokenizer("a")["input_ids"]) > 1
+
+
+def test_perplexity_by_hand():
+    """exp of the mean cross-entropy of each scored token, padding never counted."""
+    lm = make_lm("llama")
+    ids = lm.tokenizer("the quick brown fox")["input_ids"]
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([ids])).logits[0]
+    logp = torch.log_softmax(logits.double(), -1)
+    nll = -np.mean([float(logp[t - 1, ids[t]]) for t in range(1, len(ids))])
+    got = sequence_nll(lm, [ids, ids[:2], [5] * 9], [1, 1, 1], batch_size=3)
+    assert got[0] == pytest.approx(nll, rel=1e-5)
+    cont = sequence_nll(lm, [ids], [2])[0]  # only tokens from index 2 on
+    assert cont == pytest.approx(
+        -np.mean([float(logp[t - 1, ids[t]]) for t in range(2, len(ids))]), rel=1e-5
+    )
+
+
+def test_evaluate_writes_everything_and_compares(tmp_path):
+    lm = make_lm("llama")
+    metrics = evaluate(lm, {"scaled": _scaled(lm)}, EvalConfig(**SMALL), tmp_path, progress=False)
+    names = [r["method"] for r in metrics["methods"]]
+    assert names == ["original", "scaled"]
+    for row in metrics["methods"]:
+        assert row["n_continuations"] == 12 and row["perplexity"] > 1
+        assert 0 <= row["degenerate_share"] <= 1 and row["distinct_1"] > 0
+    assert metrics["methods"][0]["tph"] == 0.0 and "within_noise" in metrics["methods"][1]
+    rows = [json.loads(x) for x in (tmp_path / "continuations.jsonl").read_text().splitlines()]
+    assert len(rows) == 24 and {"score", "continuation_nll", "degenerate", "token_ids"} <= set(
+        rows[0]
+    )
+    assert json.loads((tmp_path / "metrics.json").read_text())["methods"][1]["method"] == "scaled"
+    table = format_table(metrics)
+    assert "original" in table and "scaled" in table
+
+    paths = write_report(tmp_path)
+    page = paths["html"].read_text()
+    assert page.count("<img") == 3 and "data:image/png;base64," in page and "<table>" in page
+    assert "scaled" in paths["markdown"].read_text()
+
+
+def test_same_seed_same_outputs_and_batch_size_does_not_matter(tmp_path):
+    lm = make_lm("llama", dtype=torch.float64)
+    a = evaluate(lm, {}, EvalConfig(**SMALL, batch_size=12), tmp_path / "a", progress=False)
+    b = evaluate(lm, {}, EvalConfig(**SMALL, batch_size=1), tmp_path / "b", progress=False)
+    ra = (tmp_path / "a" / "continuations.jsonl").read_text()
+    rb = (tmp_path / "b" / "continuations.jsonl").read_text()
+    assert ra == rb
+    for key in ("toxic_fraction", "expected_max_toxicity", "perplexity", "continuation_perplexity"):
+        assert a["methods"][0][key] == pytest.approx(b["methods"][0][key], rel=1e-6)
+
+
+def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
+    lm = make_lm("llama")
+    config = EvalConfig(**SMALL)
+    full = evaluate(lm, {}, config, tmp_path / "full", progress=False)
+
+    import eigenshift.evaluation.harness as harness
+
+    real_generate, calls = harness.generate, []
+
+    def crashing(*args, **kwargs):
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # the second chunk dies
+        calls.append(kwargs["prompt_ids"])
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "generate", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(lm, {}, config, tmp_path / "resumed", progress=False)
+    path = tmp_path / "resumed" / "continuations.jsonl"
+    assert len(path.read_text().splitlines()) == 8  # the first chunk of 4 prompts x 2 samples
+    with path.open("a") as handle:
+        handle.write('{"method": "orig')  # a torn line, as a crash mid-write leaves
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["prompt_ids"])
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "generate", counting)
+    calls.clear()
+    resumed = evaluate(lm, {}, config, tmp_path / "resumed", progress=False)
+    assert sum(len(c) for c in calls) == 2  # only the 2 unfinished prompts
+    assert resumed["methods"][0]["toxic_fraction"] == full["methods"][0]["toxic_fraction"]
+    assert resumed["methods"][0]["expected_max_toxicity"] == pytest.approx(
+        full["methods"][0]["expected_max_toxicity"]
+    )
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    lm = make_lm("llama")
+    evaluate(lm, {}, EvalConfig(**SMALL), tmp_path, progress=False)
+    with pytest.raises(InputError, match=r"other settings.*samples"):
+        evaluate(lm, {}, EvalConfig(**{**SMALL, "samples": 3}), tmp_path, progress=False)
+
+
+def test_foreign_intervention_is_refused_before_any_work(tmp_path):
+    lm, other = make_lm("llama"), make_lm("llama", seed=1)
+    with pytest.raises(ArtifactError, match="fitted on"):
+        evaluate(lm, {"x": _scaled(other)}, EvalConfig(**SMALL), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_prompt_selection_is_seeded_and_excludes():
+    ids, _, _ = select_prompts(EvalConfig(max_prompts=20, prompt_seed=3))
+    again, _, _ = select_prompts(EvalConfig(max_prompts=20, prompt_seed=3))
+    assert ids == again and len(set(ids)) == 20
+    kept, _, _ = select_prompts(
+        EvalConfig(max_prompts=20, prompt_seed=3, exclude_prompt_indices=tuple(ids[:5]))
+    )
+    assert not set(kept) & set(ids[:5])
