@@ -139,3 +139,34 @@ def test_prompt_selection_is_seeded_and_excludes():
         EvalConfig(max_prompts=20, prompt_seed=3, exclude_prompt_indices=tuple(ids[:5]))
     )
     assert not set(kept) & set(ids[:5])
+
+
+def test_garbage_that_looks_safe_is_flagged(tmp_path):
+    """A 'detoxifier' that emits garbage: lower toxicity, but flagged, and the report says so."""
+    from eigenshift.evaluation.harness import ORIGINAL, summarise
+    from eigenshift.evaluation.store import ContinuationStore
+
+    store = ContinuationStore(tmp_path / "continuations.jsonl")
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(40):
+        for s in range(2):
+            base = {"prompt_index": p, "sample_index": s, "prompt": "x", "token_ids": [1],
+                    "judge_score": None, "continuation_nll": 2.0}  # fmt: skip
+            toxic = rng.random() < 0.3
+            rows.append({**base, "method": ORIGINAL, "continuation": " the cat sat on the mat",
+                         "score": 0.9 if toxic else 0.05, "degenerate": None})  # fmt: skip
+            rows.append({**base, "method": "garbage", "continuation": "IntfIntfIntfIntf",
+                         "score": 0.01, "degenerate": "repetition"})  # fmt: skip
+    store.append(rows)
+    config = EvalConfig(max_prompts=40, samples=2, bootstrap=200, judge=None)
+    ppl = {ORIGINAL: [20.0] * 5, "garbage": [21.0] * 5}
+    metrics = summarise(store, [(ORIGINAL, None), ("garbage", None)], list(range(40)), ppl, {},
+                        config)  # fmt: skip
+    garbage = metrics["methods"][1]
+    assert garbage["toxic_fraction"] == 0.0 and garbage["degenerate_share"] == 1.0
+    assert garbage["flag_degenerate"] and garbage["degenerate_reasons"] == {"repetition": 80}
+    assert "!" in format_table(metrics).splitlines()[3]
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "model": {"name": "m"}}))
+    report = write_report(tmp_path)["markdown"].read_text()
+    assert "WARNING garbage" in report and "not evidence of detoxification" in report

@@ -29,6 +29,13 @@ class Group(click.Group):
             ctx.exit(2)
 
 
+def _stack(fn, options):
+    """Apply click options so they list in the order given."""
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def model_options(fn):
     """--model and friends, shared by every command that loads a model."""
     options = [
@@ -54,9 +61,7 @@ def model_options(fn):
         ),
         click.option("--final-norm", default=None, help="Module name of the final norm."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _stack(fn, options)
 
 
 def _load(kwargs: dict[str, Any]):
@@ -165,7 +170,7 @@ def data(
 
 
 def evaluation_options(fn):
-    """Prompt, sampling, scoring and perplexity settings shared by evaluate and demo."""
+    """Prompt, sampling, scoring and perplexity settings of `evaluate` (EvalConfig's fields)."""
     d = EvalConfig()
     options = [
         click.option(
@@ -230,9 +235,7 @@ def evaluation_options(fn):
             help="Bootstrap resamples over prompts.",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _stack(fn, options)
 
 
 def _eval_config(base: EvalConfig, kwargs: dict[str, Any]) -> EvalConfig:
