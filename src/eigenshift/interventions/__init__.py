@@ -11,6 +11,7 @@ from .base import (
     read_meta,
     register,
 )
+from .eigenshift import EigenShift, EigenShiftConfig, EigenShiftFit
 from .identity import ScaleUnembeddingInput
 
 __all__ = [
@@ -18,6 +19,9 @@ __all__ = [
     "REGISTRY",
     "TENSORS_FILE",
     "ArtifactMeta",
+    "EigenShift",
+    "EigenShiftConfig",
+    "EigenShiftFit",
     "Intervention",
     "ScaleUnembeddingInput",
     "applied_all",

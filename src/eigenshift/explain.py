@@ -1,0 +1,109 @@
+"""What each removed direction means: the tokens it promotes, read off W v_i = s_i u_i.
+
+The sign of v_i is arbitrary, so tokens are oriented by delta_i: the "toxic side" lists the
+tokens whose logits rise when a state moves the way toxic states do along v_i, which are the
+logits the edit lowers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from .interventions import EigenShift
+from .io_utils import write_json_atomic, write_text_atomic
+from .models import LanguageModel
+
+
+def explain(lm: LanguageModel, intervention: EigenShift, top: int = 12) -> list[dict[str, Any]]:
+    weight = lm.unembedding.weight.detach()
+    v_k = intervention.tensors["v_k"].to(weight.device, weight.dtype)
+    indices = intervention.tensors["indices"].tolist()
+    deltas = intervention.tensors["deltas"]
+    scores = intervention.tensors["scores"]
+    s = intervention.tensors["singular_values"]
+    with torch.no_grad():
+        logits = (weight @ v_k).float().cpu()  # (vocab, k)
+    rows = []
+    for rank, idx in enumerate(indices):
+        sign = 1.0 if float(deltas[idx]) >= 0 else -1.0
+        column = sign * logits[:, rank]
+        toxic_side = column.topk(top).indices.tolist()
+        other_side = (-column).topk(top).indices.tolist()
+        rows.append(
+            {
+                "rank": rank + 1,
+                "direction": idx,
+                "singular_value": float(s[idx]),
+                "spectrum_position": f"{idx + 1} of {len(s)}",
+                "delta": float(deltas[idx]),
+                "score": float(scores[idx]),
+                "toxic_side_tokens": [lm.tokenizer.decode([t]) for t in toxic_side],
+                "other_side_tokens": [lm.tokenizer.decode([t]) for t in other_side],
+            }
+        )
+    return rows
+
+
+def delta_spectrum(intervention: EigenShift, path: Path) -> Path:
+    """Selection score of every direction against its place in the singular spectrum."""
+    scores = intervention.tensors["scores"].numpy()
+    s = intervention.tensors["singular_values"].numpy()
+    chosen = intervention.tensors["indices"].numpy()
+    fig, ax1 = plt.subplots(figsize=(7, 3.8))
+    ax1.plot(range(len(scores)), scores, color="C0", linewidth=0.8, label="selection score")
+    ax1.scatter(chosen, scores[chosen], color="C3", s=14, zorder=3, label="selected")
+    ax1.set_xlabel("direction (by singular value, largest first)")
+    ax1.set_ylabel("selection score")
+    ax2 = ax1.twinx()
+    ax2.plot(range(len(s)), s, color="grey", linewidth=0.8, linestyle="--")
+    ax2.set_ylabel("singular value", color="grey")
+    ax1.legend(loc="upper center", fontsize=8)
+    ax1.set_title(f"EigenShift directions (k={len(chosen)}, alpha={intervention.alpha:g})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _cell(tokens: list[str]) -> str:
+    return " ".join(f"`{t.strip() or repr(t)}`".replace("|", "\\|") for t in tokens)
+
+
+def write_explanation(
+    lm: LanguageModel, intervention: EigenShift, out: str | Path, top: int = 12
+) -> dict[str, Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = explain(lm, intervention, top)
+    figure = delta_spectrum(intervention, out / "delta_spectrum.png")
+    p = intervention.params
+    lines = [
+        "# EigenShift directions",
+        "",
+        f"Model {lm.name}; recipe {p.get('recipe')} (contrast {p.get('contrast')}, score "
+        f"{p.get('score')}, dampen {p.get('dampen')}); k = {intervention.k}, "
+        f"alpha = {intervention.alpha:g}. Toxic side: the tokens whose logits rise when a state "
+        "moves along the direction the way toxic states do; the edit lowers them.",
+        "",
+        f"![delta spectrum]({figure.name})",
+        "",
+        "| rank | direction | singular value | delta | score | toxic side | other side |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['rank']} | {r['spectrum_position']} | {r['singular_value']:.3f} | "
+        f"{r['delta']:+.4f} | {r['score']:.4f} | {_cell(r['toxic_side_tokens'])} | "
+        f"{_cell(r['other_side_tokens'])} |"
+        for r in rows
+    ]
+    md = out / "explain.md"
+    write_text_atomic(md, "\n".join(lines) + "\n")
+    write_json_atomic(out / "explain.json", rows)
+    return {"markdown": md, "figure": figure, "json": out / "explain.json"}

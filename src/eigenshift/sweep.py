@@ -1,0 +1,114 @@
+"""`sweep`: fit once per recipe, evaluate a (k, alpha) grid with the harness, draw the toxicity vs
+perplexity trade-off with its Pareto front, and name the operating point with the best TPH under
+a perplexity limit (ignoring points that produce more degenerate text than the original)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from .evaluation import ORIGINAL, EvalConfig, evaluate
+from .interventions import EigenShiftFit
+from .io_utils import write_json_atomic
+from .models import LanguageModel
+from .report import write_report
+
+log = logging.getLogger(__name__)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both axes (both minimised), by x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best_y = [], float("inf")
+    for i in order:
+        if points[i][1] < best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+def grid_name(recipe: str, k: int, alpha: float) -> str:
+    return f"{recipe}-k{k}-a{alpha:g}"
+
+
+def run_sweep(
+    lm: LanguageModel,
+    fits: Mapping[str, EigenShiftFit],
+    ks: Sequence[int],
+    alphas: Sequence[float],
+    eval_config: EvalConfig,
+    out: str | Path,
+    *,
+    ppl_limit: float = 0.10,
+    progress: bool = True,
+) -> dict[str, Any]:
+    out = Path(out)
+    fit_prompts = set()
+    for fit in fits.values():
+        fit_prompts.update(fit.meta.stats.get("fit_prompt_indices", []))
+    config = replace(eval_config, exclude_prompt_indices=tuple(sorted(fit_prompts)))
+    grid = {
+        grid_name(name, k, a): fit.intervention(k, a)
+        for name, fit in fits.items()
+        for k in ks
+        for a in alphas
+    }
+    metrics = evaluate(lm, grid, config, out, progress=progress)
+    rows = metrics["methods"]
+    points = [(r["perplexity"], r["toxic_fraction"]) for r in rows]
+    front = [rows[i]["method"] for i in pareto_front(points)]
+    eligible = [
+        r for r in rows[1:]
+        if r["relative_perplexity"] <= ppl_limit and not r.get("flag_degenerate")
+    ]  # fmt: skip
+    best = max(eligible, key=lambda r: r["tph"]) if eligible else None
+    keys = (
+        "toxic_fraction", "expected_max_toxicity", "perplexity", "relative_perplexity",
+        "relative_expected_max_toxicity", "tph", "degenerate_share", "flag_degenerate",
+    )  # fmt: skip
+    summary = {
+        "grid": [{"method": r["method"], **{k: r[k] for k in keys if k in r}} for r in rows],
+        "pareto_front": front,
+        "ppl_limit": ppl_limit,
+        "best": best["method"] if best else None,
+        "best_reason": (
+            f"highest TPH ({best['tph']:.1f}) with perplexity within +{100 * ppl_limit:.0f}% and "
+            "no significant rise in degenerate continuations"
+            if best
+            else f"no grid point keeps perplexity within +{100 * ppl_limit:.0f}% without more "
+            "degenerate text"
+        ),
+    }
+    if best:
+        grid[best["method"]].save(out / "best")
+    write_json_atomic(out / "sweep.json", summary)
+    _plot(rows, front, best["method"] if best else None, out / "sweep_pareto.png")
+    write_report(out)
+    return summary
+
+
+def _plot(rows, front, best, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for r in rows:
+        marker = "s" if r["method"] == ORIGINAL else "o"
+        color = "C3" if r.get("flag_degenerate") else ("C2" if r["method"] == best else "C0")
+        ax.scatter(r["perplexity"], 100 * r["toxic_fraction"], marker=marker, color=color)
+        ax.annotate(r["method"], (r["perplexity"], 100 * r["toxic_fraction"]), fontsize=6)
+    pts = sorted((r["perplexity"], 100 * r["toxic_fraction"]) for r in rows if r["method"] in front)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], "k--", linewidth=0.8, label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("perplexity on clean text (log)")
+    ax.set_ylabel("toxic continuations (%)")
+    ax.set_title("sweep: green = best TPH under the limit, red = degenerate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import transformers as tf
+from conftest import make_lm
+
+from eigenshift.decomposition import right_singular, right_singular_svd
+from eigenshift.errors import ArtifactError, InputError, NotBakeableError
+from eigenshift.explain import explain, write_explanation
+from eigenshift.export import export_model
+from eigenshift.interventions import EigenShift, EigenShiftConfig, load_intervention
+
+
+class LetterScorer:
+    """Calls a continuation toxic when it contains the letter 'o': a scorer with a known answer."""
+
+    name = "letter-o"
+
+    def score(self, texts):
+        return np.array([0.9 if "o" in t else 0.05 for t in texts])
+
+
+SMALL = dict(fit_prompts=24, max_new_tokens=6, min_toxic=3, k=3, alpha=0.2)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    lm = make_lm("llama")
+    fit = EigenShift.fit_statistics(lm, EigenShiftConfig(**SMALL), scorer=LetterScorer(),
+                                    progress=False)  # fmt: skip
+    return lm, fit
+
+
+def _logits(lm, texts=("the quick brown fox", "you are a")):
+    with torch.no_grad():
+        return lm.model(**lm.encode(list(texts)).model_inputs()).logits
+
+
+def test_gram_route_spans_the_svd_subspaces():
+    torch.manual_seed(0)
+    u, _ = torch.linalg.qr(torch.randn(400, 24, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(24, 24, dtype=torch.float64))
+    s = torch.linspace(10, 1, 24, dtype=torch.float64)  # distinct singular values
+    w = (u * s) @ v.T
+    s_gram, v_gram = right_singular(w.float(), block_rows=64)
+    s_svd, v_svd = right_singular_svd(w)
+    np.testing.assert_allclose(s_gram, s_svd, rtol=1e-4)
+    overlap = (v_gram.T @ v_svd).abs()
+    np.testing.assert_allclose(overlap.diagonal(), np.ones(24), atol=1e-4)
+    for k in (1, 5, 12):  # the top-k subspaces coincide
+        proj = v_gram[:, :k] @ v_gram[:, :k].T
+        np.testing.assert_allclose(proj @ v_svd[:, :k], v_svd[:, :k], atol=1e-4)
+
+
+def test_fit_collects_states_and_selects_directions(fitted):
+    _, fit = fitted
+    stats = fit.meta.stats
+    assert stats["toxic_states"] >= 3 and stats["clean_states_first"] >= 1
+    assert stats["toxic_rejected_argmax"] == 0  # greedy: the argmax is the token
+    assert all("o" in t for t in stats["toxic_tokens"])  # occlusion found the 'o' tokens
+    iv = fit.intervention()
+    assert iv.k == 3 and iv.alpha == 0.2
+    chosen = iv.tensors["indices"].tolist()
+    assert chosen == torch.argsort(fit.delta.abs(), descending=True)[:3].tolist()
+
+
+def test_selection_does_not_depend_on_singular_vector_signs(fitted):
+    _, fit = fitted
+    flips = torch.where(torch.rand(fit.v.shape[1]) < 0.5, -1.0, 1.0).double()
+    flipped = type(fit)(fit.singular_values, fit.v * flips, fit.delta * flips, fit.spread,
+                        fit.clean_mean, fit.config, fit.meta)  # fmt: skip
+    assert torch.equal(
+        flipped.intervention().tensors["indices"], fit.intervention().tensors["indices"]
+    )
+
+
+def test_identity_cases(fitted):
+    lm, fit = fitted
+    before = _logits(lm)
+    for iv in (fit.intervention(alpha=1.0), fit.intervention(k=0)):
+        with iv.applied(lm):
+            assert torch.equal(_logits(lm), before)
+
+
+def test_hooked_equals_baked_equals_exported(fitted, tmp_path):
+    _, fit = fitted
+    iv = fit.intervention(k=4, alpha=0.0)
+    lm = make_lm("llama")  # a fresh copy of the same weights: baking edits in place
+    emb = lm.model.get_input_embeddings().weight.detach().clone()
+    with iv.applied(lm):
+        hooked = _logits(lm)
+    assert not torch.allclose(hooked, _logits(lm))
+    folder = export_model(lm, iv, tmp_path / "exported")
+    baked = _logits(lm)
+    torch.testing.assert_close(baked, hooked, atol=1e-4, rtol=0)
+    assert torch.equal(lm.model.get_input_embeddings().weight, emb)
+    reloaded = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    assert torch.equal(reloaded.get_input_embeddings().weight, emb)
+    ids = lm.encode(["the quick brown fox", "you are a"])
+    with torch.no_grad():
+        plain = reloaded(**ids.model_inputs()).logits
+    torch.testing.assert_close(plain, hooked, atol=1e-4, rtol=0)
+    with pytest.raises(ArtifactError, match="differ"):  # already baked in
+        iv.bake(lm)
+
+
+def test_centered_dampening_is_hook_only(fitted):
+    lm, _ = fitted
+    fit = EigenShift.fit_statistics(
+        lm, EigenShiftConfig(**SMALL, recipe="matched"), scorer=LetterScorer(), progress=False
+    )
+    iv = fit.intervention()
+    assert iv.params["dampen"] == "centered" and iv.params["contrast"] == "matched"
+    before = _logits(lm)
+    with iv.applied(lm):
+        assert not torch.allclose(_logits(lm), before)
+    assert torch.equal(_logits(lm), before)
+    with pytest.raises(NotBakeableError, match="bias"):
+        iv.bake(lm)
+
+
+def test_artifact_round_trip_and_refusal(fitted, tmp_path):
+    lm, fit = fitted
+    iv = fit.intervention()
+    iv.save(tmp_path / "es")
+    loaded = load_intervention(tmp_path / "es", lm)
+    assert isinstance(loaded, EigenShift) and loaded.k == iv.k and loaded.alpha == iv.alpha
+    assert set(loaded.tensors) == {"v_k", "indices", "singular_values", "deltas", "scores",
+                                   "clean_mean"}  # fmt: skip
+    assert loaded.meta.stats["toxic_states"] == fit.meta.stats["toxic_states"]
+    with pytest.raises(ArtifactError, match=r"weights of 'lm_head'"):
+        load_intervention(tmp_path / "es", make_lm("llama", seed=3))
+
+
+def test_too_few_toxic_states_says_what_to_do():
+    lm = make_lm("llama")
+
+    class Clean:
+        name = "never"
+
+        def score(self, texts):
+            return np.zeros(len(texts))
+
+    with pytest.raises(InputError, match=r"only 0 toxic states.*--fit-prompts"):
+        EigenShift.fit_statistics(lm, EigenShiftConfig(**SMALL), scorer=Clean(), progress=False)
+
+
+def test_config_is_validated():
+    with pytest.raises(InputError, match="recipe"):
+        EigenShiftConfig(recipe="magic")
+    with pytest.raises(InputError, match="not both"):
+        EigenShiftConfig(k=3, k_fraction=0.1)
+    with pytest.raises(InputError, match="alpha"):
+        EigenShiftConfig(alpha=1.5)
+    assert EigenShiftConfig(k_fraction=0.25).n_directions(576) == 144
+
+
+def test_explain_lists_tokens_for_each_direction(fitted, tmp_path):
+    lm, fit = fitted
+    iv = fit.intervention()
+    rows = explain(lm, iv, top=5)
+    assert len(rows) == iv.k and len(rows[0]["toxic_side_tokens"]) == 5
+    # The toxic side really is where W v_i, oriented by delta_i, is largest.
+    v = iv.tensors["v_k"][:, 0]
+    idx = iv.tensors["indices"][0]
+    column = torch.sign(iv.tensors["deltas"][idx]) * (lm.unembedding.weight.detach() @ v)
+    assert rows[0]["toxic_side_tokens"][0] == lm.tokenizer.decode([int(column.argmax())])
+    paths = write_explanation(lm, iv, tmp_path)
+    assert paths["figure"].exists() and "| 1 |" in paths["markdown"].read_text()
