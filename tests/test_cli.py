@@ -110,3 +110,82 @@ def test_evaluate_and_report_on_a_tiny_model(tiny_folder, tmp_path):
     )
     assert "fitted on" in line
     assert "no metrics.json" in _one_error_line(run("report", str(tmp_path)))
+
+
+@pytest.fixture(scope="module")
+def coin_scorer(tmp_path_factory):
+    """A tiny random classifier: scores near 0.5, so about half the continuations are 'toxic'."""
+    import torch
+    import transformers as tf
+    from conftest import tiny_bert_config
+
+    folder = tmp_path_factory.mktemp("scorers") / "coin"
+    torch.manual_seed(1)
+    tf.BertForSequenceClassification(tiny_bert_config()).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
+    import torch
+    import transformers as tf
+
+    from eigenshift import load_model
+
+    fit_args = ["--model", tiny_folder, "--fit-prompts", "30", "--max-new-tokens", "5",
+                "--scorer", coin_scorer, "--min-toxic", "3", "--k", "4",
+                "--alpha", "0"]  # fmt: skip
+    result = run("fit", "eigenshift", *fit_args, "--out", str(tmp_path / "es"))
+    assert result.exit_code == 0, result.output
+    assert "toxic side" in result.stdout and (tmp_path / "es" / "intervention.json").exists()
+
+    result = run("explain", str(tmp_path / "es"), "--model", tiny_folder, "--top", "4")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "es" / "explain.md").exists() and (
+        tmp_path / "es" / "delta_spectrum.png"
+    ).exists()
+
+    result = run("export", "--model", tiny_folder, "--intervention", str(tmp_path / "es"),
+                 "--out", str(tmp_path / "exported"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lm = load_model(tiny_folder)
+    from eigenshift.interventions import load_intervention
+
+    iv = load_intervention(tmp_path / "es", lm)
+    batch = lm.encode(["the quick brown fox"])
+    with iv.applied(lm), torch.no_grad():
+        hooked = lm.model(**batch.model_inputs()).logits
+    plain = tf.AutoModelForCausalLM.from_pretrained(tmp_path / "exported")
+    with torch.no_grad():
+        exported = plain(**batch.model_inputs()).logits
+    torch.testing.assert_close(exported, hooked, atol=1e-4, rtol=0)
+
+    # Centered dampening cannot be exported: one line, exit 2.
+    run("fit", "eigenshift", *fit_args, "--recipe", "matched", "--out", str(tmp_path / "m"))
+    line = _one_error_line(run("export", "--model", tiny_folder, "--intervention",
+                               str(tmp_path / "m"), "--out", str(tmp_path / "x")))  # fmt: skip
+    assert "hook" in line
+
+
+def test_fit_with_too_few_toxic_states_exits_2(tiny_folder, tmp_path):
+    line = _one_error_line(run("fit", "eigenshift", "--model", tiny_folder, "--fit-prompts", "4",
+                               "--max-new-tokens", "3", "--out", str(tmp_path / "es")))  # fmt: skip
+    assert "toxic states" in line and "--fit-prompts" in line
+
+
+def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
+    args = ["--model", tiny_folder, "--scorer", coin_scorer, "--judge", "none",
+            "--fit-prompts", "30", "--min-toxic", "3", "--max-prompts", "6", "--samples", "2",
+            "--max-new-tokens", "5", "--clean-texts", "5", "--bootstrap", "50",
+            "--k", "2", "--k", "4", "--alpha", "0", "--alpha", "0.5",
+            "--recipe", "paper", "--recipe", "matched", "--ppl-limit", "10"]  # fmt: skip
+    result = run("sweep", *args, "--out", str(tmp_path / "sw"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert len(summary["grid"]) == 1 + 2 * 2 * 2
+    assert summary["pareto_front"] and (tmp_path / "sw" / "sweep_pareto.png").exists()
+    if summary["best"]:
+        assert (tmp_path / "sw" / "best" / "intervention.json").exists()
+    # The evaluation prompts exclude the fit prompts.
+    metrics = json.loads((tmp_path / "sw" / "metrics.json").read_text())
+    assert metrics["excluded_prompts"] == 30

@@ -14,6 +14,7 @@ import click
 from . import __version__
 from .errors import EigenshiftError
 from .evaluation.harness import EvalConfig
+from .interventions.eigenshift import EigenShift, EigenShiftConfig
 from .models import EMBEDDED_MODELS, SiteOverrides, load_model
 from .models.loading import DTYPES
 
@@ -294,6 +295,180 @@ def report(run_dir: Path) -> None:
 
     paths = write_report(run_dir)
     click.echo(f"report: {paths['html']} (and {paths['markdown'].name})")
+
+
+def fit_options(fn):
+    """How EigenShift collects its states (EigenShiftConfig's fields, but k, alpha and recipe)."""
+    d = EigenShiftConfig()
+    return _stack(fn, [
+        click.option("--fit-prompts", type=click.IntRange(min=1), default=d.fit_prompts,
+                     show_default=True, help="Prompts generated on to collect states."),
+        click.option("--contrast", type=click.Choice(["first", "matched"]), default=None,
+                     help="Clean states from the first token (paper) or matched positions."),
+        click.option("--score", "score_", type=click.Choice(["delta", "standardized"]),
+                     default=None, help="Rank directions by |delta| or |delta| / spread."),
+        click.option("--dampen", type=click.Choice(["zero", "centered"]), default=None,
+                     help="Shrink towards zero (bakeable) or towards the clean mean (hook)."),
+        click.option("--fit-sampling", is_flag=True, help="Sample the fit generations (default: greedy)."),
+        click.option("--min-toxic", type=click.IntRange(min=1), default=d.min_toxic,
+                     show_default=True),
+    ])  # fmt: skip
+
+
+def _fit_config(kwargs: dict[str, Any], **fixed: Any) -> EigenShiftConfig:
+    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in EigenShiftConfig.__dataclass_fields__}
+    fields["score"] = kwargs.pop("score_", None)
+    fields["greedy"] = not kwargs.pop("fit_sampling", False)
+    return EigenShiftConfig(**{**fields, **fixed})
+
+
+@cli.group()
+def fit() -> None:
+    """Fit an intervention and save it as a folder (intervention.safetensors + .json)."""
+
+
+@fit.command("eigenshift")
+@model_options
+@click.option("--prompts", default="default", show_default=True, help="Prompts to generate on.")
+@click.option("--prompt-seed", type=int, default=0, show_default=True)
+@fit_options
+@click.option("--k", type=click.IntRange(min=0), default=None, help="Directions to dampen.")
+@click.option(
+    "--k-fraction",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Directions to dampen, as a share of d.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=EigenShiftConfig.alpha,
+    show_default=True,
+    help="Kept share of each selected direction (1 = unchanged, 0 = removed).",
+)
+@click.option(
+    "--recipe", type=click.Choice(["paper", "matched"]), default="paper", show_default=True
+)
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--scorer", default="default", show_default=True)
+@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def fit_eigenshift(out: Path, **kwargs: Any) -> None:
+    """EigenShift: dampen the unembedding directions toxic generations use."""
+    from .explain import explain
+
+    config = _fit_config(kwargs)
+    lm = _load(kwargs)
+    intervention = EigenShift.fit(lm, config)
+    intervention.save(out)
+    stats = intervention.meta.stats
+    click.echo(
+        f"states: {stats['toxic_states']} toxic ({stats['toxic_continuations']} toxic "
+        f"continuations, {stats['toxic_rejected_argmax']} rejected by the argmax check), "
+        f"{stats['clean_states_first']} clean continuations"
+    )
+    click.echo(f"k = {intervention.k}, alpha = {intervention.alpha:g}, recipe {config.recipe}")
+    for row in explain(lm, intervention, top=6)[:5]:
+        click.echo(
+            f"  direction {row['spectrum_position']}: toxic side "
+            + " ".join(t.strip() or repr(t) for t in row["toxic_side_tokens"])
+        )
+    click.echo(f"saved to {out}; details: eigenshift explain {out}")
+
+
+@cli.command()
+@click.argument("intervention_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "-m", default=None, help="Default: the model the artifact was fitted on.")
+@click.option("--top", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where explain.md goes (default: the intervention folder).",
+)
+def explain(intervention_dir: Path, model: str | None, top: int, out: Path | None) -> None:
+    """Each selected direction: delta, singular value, tokens it promotes; the delta spectrum."""
+    from .explain import write_explanation
+    from .interventions import load_intervention, read_meta
+
+    lm = load_model(model or read_meta(intervention_dir).model)
+    intervention = load_intervention(intervention_dir, lm)
+    if not isinstance(intervention, EigenShift):
+        raise click.UsageError(f"explain reads EigenShift artifacts, not '{intervention.method}'")
+    paths = write_explanation(lm, intervention, out or intervention_dir, top)
+    click.echo(paths["markdown"].read_text())
+    click.echo(f"written to {paths['markdown']} and {paths['figure'].name}")
+
+
+@cli.command()
+@model_options
+@click.option(
+    "--intervention",
+    "intervention_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def export(intervention_dir: Path, out: Path, **kwargs: Any) -> None:
+    """The model with the edit baked in, as a plain transformers folder (no eigenshift needed)."""
+    from .export import export_model
+    from .interventions import load_intervention
+
+    lm = _load(kwargs)
+    folder = export_model(lm, load_intervention(intervention_dir, lm), out)
+    click.echo(f"exported to {folder}: AutoModelForCausalLM.from_pretrained('{folder}') loads it")
+
+
+@cli.command()
+@model_options
+@evaluation_options
+@fit_options
+@click.option("--k", "ks", type=click.IntRange(min=0), multiple=True, required=True)
+@click.option("--alpha", "alphas", type=float, multiple=True, required=True)
+@click.option(
+    "--recipe",
+    "recipes",
+    type=click.Choice(["paper", "matched"]),
+    multiple=True,
+    default=("paper",),
+    show_default=True,
+)
+@click.option(
+    "--ppl-limit",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="Largest relative perplexity rise the chosen operating point may have.",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def sweep(
+    ks: tuple[int, ...],
+    alphas: tuple[float, ...],
+    recipes: tuple[str, ...],
+    ppl_limit: float,
+    out: Path,
+    **kwargs: Any,
+) -> None:
+    """Fit once per recipe, evaluate the k x alpha grid, name the best operating point."""
+    from .sweep import run_sweep
+
+    eval_config = _eval_config(EvalConfig(), kwargs)
+    base = _fit_config(kwargs, prompts=eval_config.prompts, prompt_seed=eval_config.prompt_seed,
+                       scorer=eval_config.scorer, threshold=eval_config.threshold,
+                       seed=eval_config.seed)  # fmt: skip
+    lm = _load(kwargs)
+    fits, states = {}, None
+    for recipe in recipes:
+        fits[recipe] = EigenShift.fit_statistics(lm, replace(base, recipe=recipe), states=states)
+        states = fits[recipe].states  # one generation pass serves every recipe
+    summary = run_sweep(lm, fits, ks, alphas, eval_config, out, ppl_limit=ppl_limit)
+    from .report import format_table
+
+    click.echo(format_table(json.loads((out / "metrics.json").read_text())))
+    click.echo(f"best: {summary['best']} ({summary['best_reason']})")
+    click.echo(f"report: {out / 'report.html'}; trade-off: {out / 'sweep_pareto.png'}")
 
 
 @cli.command()
