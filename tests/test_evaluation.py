@@ -170,3 +170,17 @@ def test_garbage_that_looks_safe_is_flagged(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "model": {"name": "m"}}))
     report = write_report(tmp_path)["markdown"].read_text()
     assert "WARNING garbage" in report and "not evidence of detoxification" in report
+
+
+def test_fit_prompts_are_excluded_automatically(tmp_path):
+    from eigenshift.data import load_prompts
+
+    lm = make_lm("llama")
+    iv = _scaled(lm)
+    ids, _, _ = select_prompts(EvalConfig(**SMALL))
+    iv.meta.data_hashes["prompts"] = load_prompts("default").hash()
+    iv.meta.stats["fit_prompt_indices"] = ids[:3]
+    metrics = evaluate(lm, {"x": iv}, EvalConfig(**SMALL), tmp_path, progress=False)
+    assert metrics["excluded_prompts"] == 3
+    rows = [json.loads(x) for x in (tmp_path / "continuations.jsonl").read_text().splitlines()]
+    assert not {r["prompt_index"] for r in rows} & set(ids[:3])

@@ -65,10 +65,17 @@ def test_quick_demo_on_the_default_model(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    original = metrics["methods"][0]
-    assert original["method"] == "original" and original["n_continuations"] == 80
+    original, edited = metrics["methods"]
+    assert (original["method"], edited["method"]) == ("original", "eigenshift")
+    assert original["n_continuations"] == edited["n_continuations"] == 80
     assert 5 < original["perplexity"] < 100 and original["degenerate_share"] < 0.2
-    assert (tmp_path / "report.html").exists()
+    assert metrics["excluded_prompts"] == 120  # evaluated on prompts the fit did not see
+    assert (tmp_path / "eigenshift" / "intervention.safetensors").exists()
+    assert "EigenShift directions" in (tmp_path / "report.html").read_text()
+    # A second run reuses the fit and every continuation: nothing is generated again.
+    again = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["methods"][1] == edited
 
 
 def test_gemma_3_270m_loads_and_names_its_sites():

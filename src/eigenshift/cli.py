@@ -309,7 +309,8 @@ def fit_options(fn):
                      default=None, help="Rank directions by |delta| or |delta| / spread."),
         click.option("--dampen", type=click.Choice(["zero", "centered"]), default=None,
                      help="Shrink towards zero (bakeable) or towards the clean mean (hook)."),
-        click.option("--fit-sampling", is_flag=True, help="Sample the fit generations (default: greedy)."),
+        click.option("--fit-sampling", is_flag=True,
+                     help="Sample the fit generations (default: greedy)."),
         click.option("--min-toxic", type=click.IntRange(min=1), default=d.min_toxic,
                      show_default=True),
     ])  # fmt: skip
@@ -481,7 +482,8 @@ def sweep(
     show_default=True,
 )
 def demo(quick: bool, model: str, out: Path) -> None:
-    """The main job on the embedded defaults: evaluate the default model and write the report."""
+    """The main job on the embedded defaults: fit EigenShift, evaluate it against the original on
+    other prompts, explain its directions, write the report."""
     from .demo import run_demo
 
     metrics, paths = run_demo(out, quick=quick, model=model)

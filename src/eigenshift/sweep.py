@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +50,13 @@ def run_sweep(
     progress: bool = True,
 ) -> dict[str, Any]:
     out = Path(out)
-    fit_prompts = set()
-    for fit in fits.values():
-        fit_prompts.update(fit.meta.stats.get("fit_prompt_indices", []))
-    config = replace(eval_config, exclude_prompt_indices=tuple(sorted(fit_prompts)))
     grid = {
         grid_name(name, k, a): fit.intervention(k, a)
         for name, fit in fits.items()
         for k in ks
         for a in alphas
     }
-    metrics = evaluate(lm, grid, config, out, progress=progress)
+    metrics = evaluate(lm, grid, eval_config, out, progress=progress)  # excludes fit prompts
     rows = metrics["methods"]
     points = [(r["perplexity"], r["toxic_fraction"]) for r in rows]
     front = [rows[i]["method"] for i in pareto_front(points)]

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,19 @@ def select_prompts(config: EvalConfig) -> tuple[list[int], list[str], str]:
     return order, [prompts.texts[i] for i in order], prompts.source
 
 
+def exclude_fit_prompts(config: EvalConfig, interventions: list[Intervention]) -> EvalConfig:
+    """Never evaluate on a prompt an intervention was fitted on: artifacts that record their fit
+    prompts of the same prompt data get those excluded."""
+    prompts_hash = load_prompts(config.prompts).hash()
+    excluded = set(config.exclude_prompt_indices)
+    for iv in interventions:
+        if iv.meta.data_hashes.get("prompts") == prompts_hash:
+            excluded.update(iv.meta.stats.get("fit_prompt_indices", []))
+    if len(excluded) > len(config.exclude_prompt_indices):
+        log.info("excluding %d prompts used to fit the interventions", len(excluded))
+    return replace(config, exclude_prompt_indices=tuple(sorted(excluded)))
+
+
 def _signature(intervention: Intervention | None) -> str:
     if intervention is None:
         return ORIGINAL
@@ -172,6 +185,7 @@ def evaluate(
     for _, iv in methods:
         if iv is not None:
             iv.check_compatible(lm)  # refuse a foreign artifact before any work
+    config = exclude_fit_prompts(config, [iv for _, iv in methods if iv is not None])
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, config, lm, methods)
     prompt_ids, prompt_texts, source = select_prompts(config)

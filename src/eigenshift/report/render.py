@@ -77,6 +77,30 @@ def _examples(rows: list[dict[str, Any]], methods: list[str], k: int = 3) -> lis
     return out
 
 
+def _directions(run_dir: Path) -> dict[str, Any] | None:
+    """The explained EigenShift directions, when the run folder holds them (explain.json)."""
+    path = run_dir / "explain.json"
+    if not path.exists():
+        return None
+    rows = json.loads(path.read_text())
+    header = ("rank", "direction", "singular value", "delta", "toxic side", "other side")
+    body = [
+        (str(r["rank"]), r["spectrum_position"], f"{r['singular_value']:.3f}",
+         f"{r['delta']:+.4f}", " ".join(t.strip() or repr(t) for t in r["toxic_side_tokens"]),
+         " ".join(t.strip() or repr(t) for t in r["other_side_tokens"]))
+        for r in rows
+    ]  # fmt: skip
+    caption = (
+        "Tokens each dampened direction promotes (W v_i oriented by delta_i): the edit lowers "
+        "the toxic-side logits. Singular vectors are defined up to sign; delta fixes it."
+    )
+    markdown = [caption, "", "![delta spectrum](delta_spectrum.png)", "",
+                "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    markdown += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
+    return {"header": header, "rows": body, "caption": caption, "markdown": markdown,
+            "figure": run_dir / "delta_spectrum.png"}  # fmt: skip
+
+
 def write_report(run_dir: str | Path) -> dict[str, Path]:
     run_dir = Path(run_dir)
     metrics, rows = _load(run_dir)
@@ -121,6 +145,9 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     md += ["| " + " | ".join(r) + " |" for r in intervals]
     md += ["", "## Figures", ""]
     md += [f"![{k}]({p.name})" for k, p in figs.items()]
+    directions = _directions(run_dir)
+    if directions:
+        md += ["", "## EigenShift directions", "", *directions["markdown"]]
     md += ["", "## Most toxic continuations", ""]
     for name, items in examples:
         md += [f"### {name}", ""]
@@ -160,8 +187,15 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         table(interval_header, intervals),
         "<h2>Figures</h2>",
         *[img(p) for p in figs.values()],
-        "<h2>Most toxic continuations</h2>",
     ]
+    if directions:
+        parts += [
+            "<h2>EigenShift directions</h2>",
+            f"<p>{esc(directions['caption'])}</p>",
+            img(directions["figure"]),
+            table(directions["header"], directions["rows"]),
+        ]
+    parts.append("<h2>Most toxic continuations</h2>")
     for name, items in examples:
         parts.append(f"<h3>{esc(name)}</h3><ul>")
         parts += [
