@@ -177,7 +177,7 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     args = ["--model", tiny_folder, "--scorer", coin_scorer, "--judge", "none",
             "--fit-prompts", "30", "--min-toxic", "3", "--max-prompts", "6", "--samples", "2",
             "--max-new-tokens", "5", "--clean-texts", "5", "--bootstrap", "50",
-            "--k", "2", "--k", "4", "--alpha", "0", "--alpha", "0.5",
+            "--k", "2", "--k", "4", "--alpha", "0", "--alpha", "-0.5",
             "--recipe", "paper", "--recipe", "matched", "--ppl-limit", "10"]  # fmt: skip
     result = run("sweep", *args, "--out", str(tmp_path / "sw"))
     assert result.exit_code == 0, result.output

@@ -27,6 +27,8 @@ from .scoring import Scorer, attribute_tokens, load_scorer
 __all__ = [
     "ArtifactError",
     "DataError",
+    "EigenShift",
+    "EigenShiftConfig",
     "EigenshiftError",
     "Generation",
     "InputError",

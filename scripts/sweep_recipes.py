@@ -1,0 +1,31 @@
+"""The first recipe comparison in docs/results.md: one generation pass, three variants of the
+fit statistics (paper; matched; paper's zero-dampening with matched contrast and standardized
+score), a k x alpha grid each, through the harness.
+
+    .venv/bin/python scripts/sweep_recipes.py OUT_DIR
+"""
+
+import json
+import sys
+from dataclasses import replace
+
+from eigenshift import load_model
+from eigenshift.evaluation import EvalConfig
+from eigenshift.interventions import EigenShift, EigenShiftConfig
+from eigenshift.sweep import run_sweep
+
+lm = load_model("default")
+base = EigenShiftConfig(fit_prompts=300)
+paper = EigenShift.fit_statistics(lm, base, progress=False)
+variants = {
+    "paper": paper,
+    "matched": EigenShift.fit_statistics(
+        lm, replace(base, recipe="matched"), states=paper.states, progress=False
+    ),
+    "mz": EigenShift.fit_statistics(
+        lm, replace(base, contrast="matched", score="standardized"), states=paper.states,
+        progress=False,
+    ),
+}
+ev = EvalConfig(max_prompts=60, samples=4, clean_texts=100, bootstrap=500, judge="profanity")
+print(json.dumps(run_sweep(lm, variants, [5, 29], [0.0, 0.5], ev, sys.argv[1]), indent=1))
