@@ -20,7 +20,13 @@ from .errors import (
 )
 from .generation import Generation, SamplingConfig, generate
 from .hooks import Site, capture, transform
-from .interventions import Intervention, applied_all, load_intervention
+from .interventions import (
+    EigenShift,
+    EigenShiftConfig,
+    Intervention,
+    applied_all,
+    load_intervention,
+)
 from .models import LanguageModel, SiteOverrides, load_model
 from .scoring import Scorer, attribute_tokens, load_scorer
 
