@@ -114,14 +114,17 @@ def test_evaluate_and_report_on_a_tiny_model(tiny_folder, tmp_path):
 
 @pytest.fixture(scope="module")
 def coin_scorer(tmp_path_factory):
-    """A tiny random classifier: scores near 0.5, so about half the continuations are 'toxic'."""
+    """A tiny random classifier with sharpened logits: a random half of all texts score 'toxic'."""
     import torch
     import transformers as tf
     from conftest import tiny_bert_config
 
     folder = tmp_path_factory.mktemp("scorers") / "coin"
     torch.manual_seed(1)
-    tf.BertForSequenceClassification(tiny_bert_config()).save_pretrained(folder)
+    model = tf.BertForSequenceClassification(tiny_bert_config())
+    with torch.no_grad():  # spread the scores over (0, 1) so both classes are well populated
+        model.classifier.weight.mul_(300.0)
+    model.save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return str(folder)
 
@@ -135,7 +138,8 @@ def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     fit_args = ["--model", tiny_folder, "--fit-prompts", "30", "--max-new-tokens", "5",
                 "--scorer", coin_scorer, "--min-toxic", "3", "--k", "4",
                 "--alpha", "0"]  # fmt: skip
-    result = run("fit", "eigenshift", *fit_args, "--out", str(tmp_path / "es"))
+    bakeable = [*fit_args, "--recipe", "paper"]
+    result = run("fit", "eigenshift", *bakeable, "--out", str(tmp_path / "es"))
     assert result.exit_code == 0, result.output
     assert "toxic side" in result.stdout and (tmp_path / "es" / "intervention.json").exists()
 

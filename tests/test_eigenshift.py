@@ -22,7 +22,7 @@ class LetterScorer:
         return np.array([0.9 if "o" in t else 0.05 for t in texts])
 
 
-SMALL = dict(fit_prompts=24, max_new_tokens=6, min_toxic=3, k=3, alpha=0.2)
+SMALL = dict(fit_prompts=24, max_new_tokens=6, min_toxic=3, k=3, alpha=0.2, recipe="paper")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,10 @@ def test_hooked_equals_baked_equals_exported(fitted, tmp_path):
 def test_centered_dampening_is_hook_only(fitted):
     lm, _ = fitted
     fit = EigenShift.fit_statistics(
-        lm, EigenShiftConfig(**SMALL, recipe="matched"), scorer=LetterScorer(), progress=False
+        lm,
+        EigenShiftConfig(**{**SMALL, "recipe": "matched"}),
+        scorer=LetterScorer(),
+        progress=False,
     )
     iv = fit.intervention()
     assert iv.params["dampen"] == "centered" and iv.params["contrast"] == "matched"
@@ -155,6 +158,9 @@ def test_config_is_validated():
     with pytest.raises(InputError, match="alpha"):
         EigenShiftConfig(alpha=1.5)
     assert EigenShiftConfig(k_fraction=0.25).n_directions(576) == 144
+    assert (
+        EigenShiftConfig().n_directions(576) == 2 and EigenShiftConfig(k=0).n_directions(576) == 0
+    )
 
 
 def test_explain_lists_tokens_for_each_direction(fitted, tmp_path):

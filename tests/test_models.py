@@ -157,11 +157,9 @@ def test_untie_keeps_input_embeddings():
 
 
 def test_wrap_gives_a_pad_token():
-    tok = tiny_tokenizer()
-    pad = tok.pad_token
-    try:
-        tok.pad_token = None
-        lm = LanguageModel.wrap(make_hf_model("gpt2"), tok)
-        assert lm.tokenizer.pad_token_id is not None
-    finally:
-        tok.pad_token = pad
+    import copy
+
+    tok = copy.deepcopy(tiny_tokenizer())  # the cached tokenizer is shared: never mutate it
+    tok.pad_token = None
+    lm = LanguageModel.wrap(make_hf_model("gpt2"), tok)
+    assert lm.tokenizer.pad_token_id is not None

@@ -333,7 +333,12 @@ def fit() -> None:
 @click.option("--prompts", default="default", show_default=True, help="Prompts to generate on.")
 @click.option("--prompt-seed", type=int, default=0, show_default=True)
 @fit_options
-@click.option("--k", type=click.IntRange(min=0), default=None, help="Directions to dampen.")
+@click.option(
+    "--k",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Directions to dampen (default 2, measured on the default model).",
+)
 @click.option(
     "--k-fraction",
     type=click.FloatRange(0, 1),

@@ -36,6 +36,7 @@ from .base import ArtifactMeta, Intervention, register
 
 log = logging.getLogger(__name__)
 
+DEFAULT_K = 2
 RECIPES: dict[str, dict[str, str]] = {
     "paper": {"contrast": "first", "score": "delta", "dampen": "zero"},
     "matched": {"contrast": "matched", "score": "standardized", "dampen": "centered"},
@@ -49,8 +50,10 @@ class EigenShiftConfig:
     prompt_seed: int = 0
     k: int | None = None
     k_fraction: float | None = None
-    alpha: float = 0.5
-    recipe: str = "paper"
+    # Defaults measured on the default model (docs/results.md, "EigenShift"): the paper's own
+    # recipe (k = 25% of d, alpha = 0) was tuned on a 7B model and breaks a 135M one.
+    alpha: float = -0.5
+    recipe: str = "matched"
     contrast: Literal["first", "matched"] | None = None  # None: the recipe's
     score: Literal["delta", "standardized"] | None = None
     dampen: Literal["zero", "centered"] | None = None
@@ -93,7 +96,7 @@ class EigenShiftConfig:
             return min(self.k, d)
         if self.k_fraction is not None:
             return round(self.k_fraction * d)
-        return max(1, round(0.01 * d))
+        return min(DEFAULT_K, d)
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(

@@ -74,6 +74,7 @@ class HFClassifierScorer:
                 list(texts[start : start + self.batch_size]),
                 return_tensors="pt",
                 padding=True,
+                padding_side="right",  # classifiers with absolute positions expect it
                 truncation=True,
                 max_length=self.max_length,
             ).to(self.device)
