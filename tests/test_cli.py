@@ -193,3 +193,14 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     # The evaluation prompts exclude the fit prompts.
     metrics = json.loads((tmp_path / "sw" / "metrics.json").read_text())
     assert metrics["excluded_prompts"] == 30
+
+
+def test_cli_defaults_are_the_library_defaults():
+    from eigenshift.interventions import EigenShiftConfig
+
+    params = {p.name: p for p in cli.commands["fit"].commands["eigenshift"].params}
+    assert params["recipe"].default == EigenShiftConfig().recipe
+    assert params["alpha"].default == EigenShiftConfig().alpha
+    assert params["fit_prompts"].default == EigenShiftConfig().fit_prompts
+    sweep = {p.name: p for p in cli.commands["sweep"].params}
+    assert tuple(sweep["recipes"].default) == (EigenShiftConfig().recipe,)

@@ -14,7 +14,7 @@ import click
 from . import __version__
 from .errors import EigenshiftError
 from .evaluation.harness import EvalConfig
-from .interventions.eigenshift import EigenShift, EigenShiftConfig
+from .interventions.eigenshift import RECIPES, EigenShift, EigenShiftConfig
 from .models import EMBEDDED_MODELS, SiteOverrides, load_model
 from .models.loading import DTYPES
 
@@ -353,7 +353,11 @@ def fit() -> None:
     help="Kept share of each selected direction (1 = unchanged, 0 = removed).",
 )
 @click.option(
-    "--recipe", type=click.Choice(["paper", "matched"]), default="paper", show_default=True
+    "--recipe",
+    type=click.Choice(list(RECIPES)),
+    default=EigenShiftConfig.recipe,
+    show_default=True,
+    help="Presets of contrast, score and dampening (docs/architecture.md).",
 )
 @click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=20, show_default=True)
@@ -436,9 +440,9 @@ def export(intervention_dir: Path, out: Path, **kwargs: Any) -> None:
 @click.option(
     "--recipe",
     "recipes",
-    type=click.Choice(["paper", "matched"]),
+    type=click.Choice(list(RECIPES)),
     multiple=True,
-    default=("paper",),
+    default=(EigenShiftConfig.recipe,),
     show_default=True,
 )
 @click.option(
