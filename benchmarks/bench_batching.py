@@ -12,18 +12,12 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import torch
+from common import timed
 
 from eigenshift import SamplingConfig, collect_activations, generate, load_model
 from eigenshift.data import load_labelled, load_prompts
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def main() -> None:

@@ -14,23 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import replace
 
 import numpy as np
 import torch
+from common import timed
 
 from eigenshift import SamplingConfig, generate, load_model, load_scorer
 from eigenshift.decomposition import right_singular
 from eigenshift.interventions import EigenShift, EigenShiftConfig
 from eigenshift.interventions.eigenshift import fit_prompt_indices
 from eigenshift.scoring import attribute_tokens
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def decomposition(rows: int, cols: int) -> dict:

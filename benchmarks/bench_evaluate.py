@@ -13,21 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from common import timed
 
 from eigenshift import load_model, load_prompts
 from eigenshift.evaluation import EvalConfig, evaluate
 from eigenshift.generation import sample_top_p
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def sampler(lm, prompts: list[str], repeats: int = 20) -> dict[str, object]:

@@ -51,6 +51,12 @@ class SamplingConfig:
         if self.batch_size < 1 or self.candidates < 1:
             raise InputError("batch_size and candidates must be >= 1")
 
+    @classmethod
+    def from_settings(cls, settings: object) -> SamplingConfig:
+        """The sampling fields of a larger config that carries them under the same names."""
+        names = [n for n in cls.__dataclass_fields__ if hasattr(settings, n)]
+        return cls(**{n: getattr(settings, n) for n in names})
+
 
 @dataclass
 class Generation:

@@ -86,15 +86,7 @@ class EvalConfig:
         self.sampling()  # validates the sampling fields
 
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(
-            max_new_tokens=self.max_new_tokens,
-            samples=self.samples,
-            top_p=self.top_p,
-            temperature=self.temperature,
-            greedy=self.greedy,
-            seed=self.seed,
-            batch_size=self.batch_size,
-        )
+        return SamplingConfig.from_settings(self)
 
 
 def select_prompts(config: EvalConfig) -> tuple[list[int], list[str], str]:

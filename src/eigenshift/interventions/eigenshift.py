@@ -99,11 +99,7 @@ class EigenShiftConfig:
         return min(DEFAULT_K, d)
 
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(
-            max_new_tokens=self.max_new_tokens, samples=self.samples, top_p=self.top_p,
-            temperature=self.temperature, greedy=self.greedy, seed=self.seed,
-            batch_size=self.batch_size,
-        )  # fmt: skip
+        return SamplingConfig.from_settings(self)
 
 
 @dataclass
