@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import load_clean_texts, load_prompts
+from ..data import PromptSet, load_clean_texts, load_prompts
 from ..errors import InputError
 from ..generation import SamplingConfig, generate
 from ..interventions import Intervention
@@ -89,9 +89,11 @@ class EvalConfig:
         return SamplingConfig.from_settings(self)
 
 
-def select_prompts(config: EvalConfig) -> tuple[list[int], list[str], str]:
+def select_prompts(
+    config: EvalConfig, prompts: PromptSet | None = None
+) -> tuple[list[int], list[str], str]:
     """Seeded shuffle of the prompt file (minus excluded indices), first max_prompts kept."""
-    prompts = load_prompts(config.prompts)
+    prompts = prompts or load_prompts(config.prompts)
     excluded = set(config.exclude_prompt_indices)
     order = [int(i) for i in np.random.default_rng(config.prompt_seed).permutation(len(prompts))]
     order = [i for i in order if i not in excluded][: config.max_prompts]
@@ -100,10 +102,12 @@ def select_prompts(config: EvalConfig) -> tuple[list[int], list[str], str]:
     return order, [prompts.texts[i] for i in order], prompts.source
 
 
-def exclude_fit_prompts(config: EvalConfig, interventions: list[Intervention]) -> EvalConfig:
+def exclude_fit_prompts(
+    config: EvalConfig, interventions: list[Intervention], prompts: PromptSet
+) -> EvalConfig:
     """Never evaluate on a prompt an intervention was fitted on: artifacts that record their fit
     prompts of the same prompt data get those excluded."""
-    prompts_hash = load_prompts(config.prompts).hash()
+    prompts_hash = prompts.hash()
     excluded = set(config.exclude_prompt_indices)
     for iv in interventions:
         if iv.meta.data_hashes.get("prompts") == prompts_hash:
@@ -177,10 +181,11 @@ def evaluate(
     for _, iv in methods:
         if iv is not None:
             iv.check_compatible(lm)  # refuse a foreign artifact before any work
-    config = exclude_fit_prompts(config, [iv for _, iv in methods if iv is not None])
+    prompt_set = load_prompts(config.prompts)
+    config = exclude_fit_prompts(config, [iv for _, iv in methods if iv is not None], prompt_set)
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, config, lm, methods)
-    prompt_ids, prompt_texts, source = select_prompts(config)
+    prompt_ids, prompt_texts, source = select_prompts(config, prompt_set)
     scorer = load_scorer(config.scorer)
     judge = load_scorer(config.judge) if config.judge else None
     known = vocabulary_of(scorer)
