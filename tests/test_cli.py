@@ -204,3 +204,15 @@ def test_cli_defaults_are_the_library_defaults():
     assert params["fit_prompts"].default == EigenShiftConfig().fit_prompts
     sweep = {p.name: p for p in cli.commands["sweep"].params}
     assert tuple(sweep["recipes"].default) == (EigenShiftConfig().recipe,)
+
+
+def test_locate_neurons_command(tiny_folder, tmp_path):
+    rows = ["text,label"] + [f"you stupid idiot {i},1" for i in range(6)]
+    rows += [f"the quick brown fox {i},0" for i in range(6)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    args = ["locate", "neurons", "--model", tiny_folder, "--data", str(tmp_path / "d.csv"),
+            "--bootstrap", "3"]  # fmt: skip
+    result = run(*args, "--out", str(tmp_path / "n"))
+    assert result.exit_code == 0, result.output
+    assert "Neuron experts" in result.stdout and (tmp_path / "n" / "neurons.safetensors").exists()
+    assert "matches no module" in _one_error_line(run(*args, "--sites", "x.*", "--out", "o"))

@@ -481,6 +481,76 @@ def sweep(
     click.echo(f"report: {out / 'report.html'}; trade-off: {out / 'sweep_pareto.png'}")
 
 
+@cli.group()
+def locate() -> None:
+    """Where the model represents toxicity: neuron expert scores and their stability."""
+
+
+@locate.command("neurons")
+@model_options
+@click.option(
+    "--data",
+    default="default",
+    show_default=True,
+    help="Labelled texts: CSV/JSONL/HF id; default: the insults data.",
+)
+@click.option("--text-column", default=None)
+@click.option("--label-column", default=None)
+@click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults.")
+@click.option("--data2", default=None, help="A second labelled set, for cross-data stability.")
+@click.option("--sites", default=None, help="Module-name pattern (fnmatch); default: MLP units.")
+@click.option("--side", type=click.Choice(["input", "output"]), default="input", show_default=True)
+@click.option("--pooling", type=click.Choice(["max", "mean"]), default="max", show_default=True)
+@click.option("--max-examples", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--bootstrap", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def locate_neurons_command(
+    data: str,
+    text_column: str | None,
+    label_column: str | None,
+    layout: str | None,
+    data2: str | None,
+    sites: str | None,
+    side: str,
+    pooling: str,
+    max_examples: int,
+    bootstrap: int,
+    seed: int,
+    out: Path,
+    **kwargs: Any,
+) -> None:
+    """Per-neuron AUROC and AP, shares above thresholds, bootstrap and cross-data stability."""
+    from .data import load_labelled
+    from .locate import NeuronConfig, locate_neurons, write_neuron_report
+
+    def labelled(spec: str):
+        return load_labelled(
+            spec,
+            text_column=text_column,
+            label_column=label_column,
+            layout=layout,
+            max_examples=max_examples,
+            seed=seed,
+        )
+
+    config = NeuronConfig(
+        sites=sites,
+        side=side,
+        pooling=pooling,
+        max_examples=max_examples,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    first, second = labelled(data), labelled(data2) if data2 else None
+    lm = _load(kwargs)
+    scores = locate_neurons(lm, first, config, data2=second)
+    scores.save(out)
+    report = write_neuron_report(scores, out)
+    click.echo(report.read_text())
+    click.echo(f"written to {out}/neurons.safetensors, neurons.json and {report.name}")
+
+
 @cli.command()
 @click.option("--quick", is_flag=True, help="A smoke run of about two minutes.")
 @click.option("--model", "-m", default="default", show_default=True)

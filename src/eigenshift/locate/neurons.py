@@ -1,0 +1,162 @@
+"""RQ1: per-neuron expert scores (AUROC, AP) and how unstable the expert sets are.
+
+Activations are pooled per text inside the capture hooks, so memory is texts x neurons. Every
+score, and every bootstrap resample of it, is one vectorised call over all neurons.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy
+import torch
+
+from ..activations import collect_activations
+from ..data import LabelledTexts
+from ..errors import InputError
+from ..io_utils import write_json_atomic
+from ..models import LanguageModel
+from .stats import auroc, average_precision
+
+THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
+MIN_EXAMPLES = 8
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    sites: str | None = None  # fnmatch pattern over module names; default: every MLP site
+    side: str = "input"  # the MLP hidden units are the input of the down projection
+    pooling: str = "max"
+    max_examples: int | None = 2000
+    bootstrap: int = 20
+    seed: int = 0
+    batch_size: int = 16
+    max_length: int = 128
+    thresholds: tuple[float, ...] = THRESHOLDS
+
+
+def resolve_sites(lm: LanguageModel, pattern: str | None, side: str = "input") -> list[str]:
+    """Module names to score: the MLP sites by default, else every module matching the pattern."""
+    if pattern is None:
+        names = lm.arch.mlp_site_names()
+    else:
+        names = [n for n, _ in lm.model.named_modules() if n and fnmatch.fnmatch(n, pattern)]
+        if not names:
+            raise InputError(
+                f"site pattern '{pattern}' matches no module; e.g. "
+                f"'{lm.arch.blocks}.*.{lm.arch.mlp_site}' (see `eigenshift info`)"
+            )
+    return [f"{n}:input" if side == "input" else n for n in names]
+
+
+@dataclass
+class NeuronScores:
+    sites: list[str]
+    widths: list[int]
+    auroc: np.ndarray  # (neurons,) in site order
+    ap: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def site_of(self, index: int) -> tuple[str, int]:
+        bounds = np.cumsum(self.widths)
+        s = int(np.searchsorted(bounds, index, side="right"))
+        return self.sites[s], int(index - (bounds[s - 1] if s else 0))
+
+    def save(self, out: str | Path) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        safetensors.numpy.save_file(
+            {"auroc": self.auroc.astype(np.float64), "ap": self.ap.astype(np.float64)},
+            out / "neurons.safetensors",
+        )
+        write_json_atomic(out / "neurons.json", {"sites": self.sites, "widths": self.widths,
+                                                  **self.meta})  # fmt: skip
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> NeuronScores:
+        folder = Path(folder)
+        if not (folder / "neurons.json").is_file():
+            raise InputError(f"{folder} holds no neurons.json; run `eigenshift locate neurons`")
+        meta = json.loads((folder / "neurons.json").read_text())
+        tensors = safetensors.numpy.load_file(folder / "neurons.safetensors")
+        sites, widths = meta.pop("sites"), meta.pop("widths")
+        return cls(sites, widths, tensors["auroc"], tensors["ap"], meta)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def activation_matrix(
+    lm: LanguageModel, data: LabelledTexts, sites: list[str], config: NeuronConfig, progress: bool
+) -> tuple[np.ndarray, list[int]]:
+    acts = collect_activations(lm, data.texts, sites, pooling=config.pooling,
+                               batch_size=config.batch_size, max_length=config.max_length,
+                               progress=progress)  # fmt: skip
+    widths = [int(acts[s].shape[1]) for s in sites]
+    return torch.cat([acts[s] for s in sites], dim=1).double().numpy(), widths
+
+
+def locate_neurons(
+    lm: LanguageModel,
+    data: LabelledTexts,
+    config: NeuronConfig | None = None,
+    *,
+    data2: LabelledTexts | None = None,
+    progress: bool = True,
+) -> NeuronScores:
+    """Scores on `data`; stability over bootstrap resamples, and against `data2` when given."""
+    config = config or NeuronConfig()
+    if len(data) < MIN_EXAMPLES:
+        raise InputError(f"need at least {MIN_EXAMPLES} labelled texts, got {len(data)}")
+    sites = resolve_sites(lm, config.sites, config.side)
+    x, widths = activation_matrix(lm, data, sites, config, progress)
+    y = data.labels
+    scores = auroc(x, y)
+    rng = np.random.default_rng(config.seed)
+    boot = []
+    for _ in range(config.bootstrap):
+        idx = rng.integers(0, len(y), len(y))
+        while y[idx].min() == y[idx].max():  # a resample needs both classes
+            idx = rng.integers(0, len(y), len(y))
+        boot.append(auroc(x[idx], y[idx]))
+    stability: dict[str, Any] = {}
+    for t in config.thresholds:
+        full = scores > t
+        jac = [jaccard(full, b > t) for b in boot]
+        stability[str(t)] = {
+            "share_above": float(full.mean()),
+            "experts": int(full.sum()),
+            "bootstrap_jaccard_mean": float(np.mean(jac)) if jac else None,
+            "bootstrap_jaccard_min": float(np.min(jac)) if jac else None,
+        }
+    spread = np.std(np.stack(boot), axis=0) if boot else np.zeros_like(scores)
+    meta: dict[str, Any] = {
+        "model": lm.name,
+        "data": data.source,
+        "data_hash": data.hash(),
+        "n_texts": len(y),
+        "n_toxic": int(y.sum()),
+        "config": asdict(config),
+        "thresholds": stability,
+        "auroc_spread_mean": float(spread.mean()),
+        "max_auroc": float(scores.max()),
+        "mean_auroc": float(scores.mean()),
+    }
+    if data2 is not None:
+        x2, _ = activation_matrix(lm, data2, sites, config, progress)
+        scores2 = auroc(x2, data2.labels)
+        meta["data2"] = {
+            "source": data2.source,
+            "n_texts": len(data2),
+            "auroc_correlation": float(np.corrcoef(scores, scores2)[0, 1]),
+            "jaccard": {str(t): jaccard(scores > t, scores2 > t) for t in config.thresholds},
+        }
+    return NeuronScores(sites, widths, scores, average_precision(x, y), meta)
