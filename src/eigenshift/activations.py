@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .errors import InputError
 from .hooks import Site, on_call
 from .models import Batch, LanguageModel
+from .models.language_model import accepts_logits_to_keep
 
 Pooling = Literal["max", "mean", "last"]
 POOLINGS = ("max", "mean", "last")
@@ -79,7 +80,10 @@ def _capture_pooled(
     with ExitStack() as stack, torch.inference_mode():
         for name, module, side in modules:
             stack.enter_context(on_call(module, record(name), side))
-        lm.model(**batch.model_inputs())
+        # Capture never needs the logits: computing one position instead of all saves a
+        # (batch, tokens, vocab) tensor, the largest of the pass on big vocabularies.
+        extra = {"logits_to_keep": 1} if accepts_logits_to_keep(lm) else {}
+        lm.model(**batch.model_inputs(), **extra)
     return pooled
 
 

@@ -8,7 +8,6 @@ same pass, for EigenShift's fit.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 from .errors import InputError
 from .hooks import capture
 from .models import LanguageModel
+from .models.language_model import accepts_logits_to_keep
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,6 @@ def _eos_ids(lm: LanguageModel) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _accepts_logits_to_keep(lm: LanguageModel) -> bool:
-    return "logits_to_keep" in inspect.signature(lm.model.forward).parameters
-
-
 def generate(
     lm: LanguageModel,
     prompts: Sequence[str],
@@ -162,7 +158,7 @@ def _generate_batch(
     gens = [torch.Generator().manual_seed(row_seed(config.seed, prompt_ids[p], s)) for p, s in rows]
     eos = torch.tensor(sorted(_eos_ids(lm)), device=device)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    extra = {"logits_to_keep": 1} if _accepts_logits_to_keep(lm) else {}
+    extra = {"logits_to_keep": 1} if accepts_logits_to_keep(lm) else {}
 
     tokens = torch.full((b, config.max_new_tokens), pad, dtype=torch.long, device=device)
     lengths = torch.full((b,), config.max_new_tokens, dtype=torch.long, device=device)

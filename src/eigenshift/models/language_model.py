@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -26,6 +27,11 @@ class Batch:
             "attention_mask": self.attention_mask,
             "position_ids": self.position_ids,
         }
+
+
+def accepts_logits_to_keep(lm: LanguageModel) -> bool:
+    """Whether the model can compute logits for the last position only (transformers >= 4.50)."""
+    return "logits_to_keep" in inspect.signature(lm.model.forward).parameters
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
