@@ -15,7 +15,7 @@ from common import timed
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from eigenshift import collect_activations, load_labelled, load_model
-from eigenshift.locate import auroc, average_precision
+from eigenshift.locate.stats import expert_scores
 
 
 def main() -> None:
@@ -31,9 +31,9 @@ def main() -> None:
         lambda: collect_activations(lm, data.texts, sites, pooling="max",
                                     batch_size=args.batch_size, progress=False)
     )  # fmt: skip
-    x = torch.cat([acts[s] for s in sites], dim=1).double().numpy()  # (texts, layers * units)
+    x = torch.cat([acts[s] for s in sites], dim=1).numpy()  # (texts, layers * units), float32
     y = data.labels
-    (auc, ap), t_ours = timed(lambda: (auroc(x, y), average_precision(x, y)))
+    (auc, ap), t_ours = timed(lambda: expert_scores(x, y))
 
     def loop():
         return (

@@ -21,7 +21,7 @@ from ..data import LabelledTexts
 from ..errors import InputError
 from ..io_utils import write_json_atomic
 from ..models import LanguageModel
-from .stats import auroc, average_precision
+from .stats import auroc, expert_scores
 
 THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
 MIN_EXAMPLES = 8
@@ -101,7 +101,7 @@ def activation_matrix(
                                batch_size=config.batch_size, max_length=config.max_length,
                                progress=progress)  # fmt: skip
     widths = [int(acts[s].shape[1]) for s in sites]
-    return torch.cat([acts[s] for s in sites], dim=1).double().numpy(), widths
+    return torch.cat([acts[s] for s in sites], dim=1).numpy(), widths  # float32: sorts fastest
 
 
 def locate_neurons(
@@ -119,7 +119,7 @@ def locate_neurons(
     sites = resolve_sites(lm, config.sites, config.side)
     x, widths = activation_matrix(lm, data, sites, config, progress)
     y = data.labels
-    scores = auroc(x, y)
+    scores, ap = expert_scores(x, y)
     rng = np.random.default_rng(config.seed)
     boot = []
     for _ in range(config.bootstrap):
@@ -159,4 +159,4 @@ def locate_neurons(
             "auroc_correlation": float(np.corrcoef(scores, scores2)[0, 1]),
             "jaccard": {str(t): jaccard(scores > t, scores2 > t) for t in config.thresholds},
         }
-    return NeuronScores(sites, widths, scores, average_precision(x, y), meta)
+    return NeuronScores(sites, widths, scores, ap, meta)
