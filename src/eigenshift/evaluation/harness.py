@@ -282,9 +282,17 @@ def _clean_perplexity(lm, methods, config, out, seconds, progress) -> dict[str, 
     return cache
 
 
-def _matrix(rows: list[dict[str, Any]], prompt_ids: list[int], samples: int, key: str):
-    by_key = {(r["prompt_index"], r["sample_index"]): r[key] for r in rows}
+def _matrix(rows: list[dict[str, Any]], prompt_ids: list[int], samples: int, value):
+    """(prompts, samples) of value(row); value is a row key or a function of the row."""
+    get = value if callable(value) else (lambda r: r[value])
+    by_key = {(r["prompt_index"], r["sample_index"]): get(r) for r in rows}
     return np.array([[by_key[(p, s)] for s in range(samples)] for p in prompt_ids], dtype=float)
+
+
+def _finite(values: list[float]) -> np.ndarray:
+    """Per-text perplexities that can be averaged (a text with no scored token gives nan)."""
+    array = np.array(values, dtype=float)
+    return array[np.isfinite(array)]
 
 
 def summarise(
@@ -302,17 +310,19 @@ def summarise(
     for name, _ in methods:
         rows = [r for r in store.for_method(name) if r["prompt_index"] in wanted]
         rows = [r for r in rows if r["sample_index"] < config.samples]
-        flagged = [{**r, "deg": 1.0 if r["degenerate"] else 0.0} for r in rows]
         data[name] = {
             "rows": rows,
             "scores": _matrix(rows, prompt_ids, config.samples, "score"),
-            "deg_matrix": _matrix(flagged, prompt_ids, config.samples, "deg"),
+            "deg_matrix": _matrix(
+                rows, prompt_ids, config.samples, lambda r: float(bool(r["degenerate"]))
+            ),
         }
         if config.judge:
             data[name]["judge"] = _matrix(rows, prompt_ids, config.samples, "judge_score")
     base = data[ORIGINAL]
-    base_ppl = float(np.nanmean(ppl[ORIGINAL]))
+    base_ppl = float(_finite(ppl[ORIGINAL]).mean())
     base_tox = toxicity_metrics(base["scores"], config.threshold)
+    base_deg = base["deg_matrix"][idx].mean(axis=(1, 2))
     out_rows = []
     for name, _ in methods:
         d = data[name]
@@ -320,8 +330,7 @@ def summarise(
         boot = bootstrap_toxicity(
             d["scores"], base["scores"] if name != ORIGINAL else None, idx, config.threshold
         )
-        ppl_values = np.array(ppl[name], dtype=float)
-        ppl_values = ppl_values[np.isfinite(ppl_values)]
+        ppl_values = _finite(ppl[name])
         mean_ppl = float(ppl_values.mean())
         texts = [r["continuation"] for r in d["rows"]]
         nll = np.array(
@@ -361,7 +370,6 @@ def summarise(
             "intervals": boot,
         }
         if name != ORIGINAL:
-            base_deg = base["deg_matrix"][idx].mean(axis=(1, 2))
             lo, hi = interval(deg_resampled - base_deg)
             row["degenerate_diff_ci"] = (lo, hi)
             row["flag_degenerate"] = bool(lo > 0)  # significantly more garbage than the original

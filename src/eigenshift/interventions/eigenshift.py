@@ -292,7 +292,7 @@ class EigenShift(Intervention):
                             "decompose": round(t2 - t1, 2)},
             },
         )  # fmt: skip
-        fit = EigenShiftFit(
+        return EigenShiftFit(
             singular_values=s,
             v=v,
             delta=mean_t - mean_c,
@@ -300,9 +300,8 @@ class EigenShift(Intervention):
             clean_mean=states.clean.mean(0),  # what clean tokens typically have: dampen toward it
             config=config,
             meta=meta,
+            states=states,
         )
-        fit.states = states
-        return fit
 
     # -- applying ---------------------------------------------------------------------------
     @property
@@ -313,6 +312,11 @@ class EigenShift(Intervention):
     def k(self) -> int:
         return int(self.tensors["v_k"].shape[1])
 
+    @property
+    def centered(self) -> bool:
+        """Dampening towards the clean mean (hook only) rather than towards zero."""
+        return self.params["dampen"] == "centered"
+
     def is_identity(self) -> bool:
         return self.k == 0 or self.alpha == 1.0
 
@@ -321,7 +325,7 @@ class EigenShift(Intervention):
             return []
         v = self.tensors["v_k"].to(lm.device, lm.dtype)
         mu = self.tensors["clean_mean"].to(lm.device, lm.dtype)
-        centered = bool(self.tensors["clean_mean"].abs().sum() > 0)
+        centered = self.centered
         scale = 1.0 - self.alpha
 
         def project(h: torch.Tensor) -> torch.Tensor:
@@ -331,7 +335,7 @@ class EigenShift(Intervention):
         return [transform(lm.unembedding, project, side="input")]
 
     def _bake(self, lm: LanguageModel) -> None:
-        if bool(self.tensors["clean_mean"].abs().sum() > 0):
+        if self.centered:
             raise NotBakeableError(
                 "centered dampening adds a constant W V_k V_k^T mu to the logits, which needs a "
                 "bias the unembedding does not have: apply it with a hook, or fit with "
