@@ -216,3 +216,15 @@ def test_locate_neurons_command(tiny_folder, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Neuron experts" in result.stdout and (tmp_path / "n" / "neurons.safetensors").exists()
     assert "matches no module" in _one_error_line(run(*args, "--sites", "x.*", "--out", "o"))
+
+
+def test_locate_layers_command(tiny_folder, tmp_path):
+    rows = ["text,label"] + [f"you stupid idiot {i},1" for i in range(6)]
+    rows += [f"the quick brown fox {i},0" for i in range(6)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    args = ["locate", "layers", "--model", tiny_folder, "--data", str(tmp_path / "d.csv")]
+    result = run(*args, "--folds", "3", "--out", str(tmp_path / "l"))
+    assert result.exit_code == 0, result.output
+    assert "Layer expertise" in result.stdout and (tmp_path / "l" / "layers.png").exists()
+    message = _one_error_line(run(*args, "--folds", "7", "--out", str(tmp_path / "o")))
+    assert "7-fold cross-validation needs at least 7 texts of each class" in message

@@ -483,72 +483,104 @@ def sweep(
 
 @cli.group()
 def locate() -> None:
-    """Where the model represents toxicity: neuron expert scores and their stability."""
+    """Where the model represents toxicity: neuron experts and their stability, layer expertise."""
+
+
+def labelled_options(fn):
+    """The labelled data every locate command reads, and how much of it."""
+    options = [
+        click.option("--data", default="default", show_default=True,
+                     help="Labelled texts: CSV/JSONL/HF id; default: the insults data."),
+        click.option("--text-column", default=None),
+        click.option("--label-column", default=None),
+        click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults."),
+        click.option("--max-examples", type=click.IntRange(min=1), default=2000,
+                     show_default=True, help="A stratified, seeded subsample of this size."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True),
+    ]  # fmt: skip
+    return _stack(fn, options)
+
+
+def _labelled(spec: str, kwargs: dict[str, Any]):
+    from .data import load_labelled
+
+    return load_labelled(
+        spec,
+        text_column=kwargs["text_column"],
+        label_column=kwargs["label_column"],
+        layout=kwargs["layout"],
+        max_examples=kwargs["max_examples"],
+        seed=kwargs["seed"],
+    )
+
+
+def _pop_labelled(kwargs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("data", "text_column", "label_column", "layout", "max_examples", "seed", "out")
+    return {k: kwargs.pop(k) for k in keys}
 
 
 @locate.command("neurons")
 @model_options
-@click.option(
-    "--data",
-    default="default",
-    show_default=True,
-    help="Labelled texts: CSV/JSONL/HF id; default: the insults data.",
-)
-@click.option("--text-column", default=None)
-@click.option("--label-column", default=None)
-@click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults.")
+@labelled_options
 @click.option("--data2", default=None, help="A second labelled set, for cross-data stability.")
 @click.option("--sites", default=None, help="Module-name pattern (fnmatch); default: MLP units.")
 @click.option("--side", type=click.Choice(["input", "output"]), default="input", show_default=True)
 @click.option("--pooling", type=click.Choice(["max", "mean"]), default="max", show_default=True)
-@click.option("--max-examples", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--bootstrap", type=click.IntRange(min=0), default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def locate_neurons_command(
-    data: str,
-    text_column: str | None,
-    label_column: str | None,
-    layout: str | None,
-    data2: str | None,
-    sites: str | None,
-    side: str,
-    pooling: str,
-    max_examples: int,
-    bootstrap: int,
-    seed: int,
-    out: Path,
-    **kwargs: Any,
+    data2: str | None, sites: str | None, side: str, pooling: str, bootstrap: int, **kwargs: Any
 ) -> None:
     """Per-neuron AUROC and AP, shares above thresholds, bootstrap and cross-data stability."""
-    from .data import load_labelled
     from .locate import NeuronConfig, locate_neurons, write_neuron_report
 
-    def labelled(spec: str):
-        return load_labelled(
-            spec,
-            text_column=text_column,
-            label_column=label_column,
-            layout=layout,
-            max_examples=max_examples,
-            seed=seed,
-        )
-
-    config = NeuronConfig(
-        sites=sites,
-        side=side,
-        pooling=pooling,
-        max_examples=max_examples,
-        bootstrap=bootstrap,
-        seed=seed,
-    )
-    first, second = labelled(data), labelled(data2) if data2 else None
+    d = _pop_labelled(kwargs)
+    config = NeuronConfig(sites=sites, side=side, pooling=pooling, bootstrap=bootstrap,
+                          max_examples=d["max_examples"], seed=d["seed"])  # fmt: skip
+    first = _labelled(d["data"], d)
+    second = _labelled(data2, d) if data2 else None
     lm = _load(kwargs)
     scores = locate_neurons(lm, first, config, data2=second)
+    out = d["out"]
     scores.save(out)
     report = write_neuron_report(scores, out)
     click.echo(report.read_text())
     click.echo(f"written to {out}/neurons.safetensors, neurons.json and {report.name}")
+
+
+@locate.command("layers")
+@model_options
+@labelled_options
+@click.option("--representation", type=click.Choice(["residual", "mlp"]), default="residual",
+              show_default=True,
+              help="residual: each block's output; mlp: each block's MLP hidden units.")
+@click.option("--pooling", type=click.Choice(["mean", "last", "max"]), default="mean",
+              show_default=True)
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds of the probe and the single-unit scores.")
+@click.option("--standardize", is_flag=True,
+              help="z-score each unit before k-means (default: raw vectors, as the paper).")
+@click.option("--probe-c", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Inverse L2 strength of the logistic-regression probe.")
+def locate_layers_command(
+    representation: str, pooling: str, folds: int, standardize: bool, probe_c: float,
+    **kwargs: Any,
+) -> None:  # fmt: skip
+    """Per layer: k-means AUROC and silhouette, probe AUROC, best and mean single-unit AUROC."""
+    from .locate import LayerConfig, locate_layers, write_layer_report
+
+    d = _pop_labelled(kwargs)
+    config = LayerConfig(representation=representation, pooling=pooling, folds=folds,
+                         standardize=standardize, probe_c=probe_c,
+                         max_examples=d["max_examples"], seed=d["seed"])  # fmt: skip
+    data = _labelled(d["data"], d)
+    lm = _load(kwargs)
+    scores = locate_layers(lm, data, config)
+    out = d["out"]
+    scores.save(out)
+    report = write_layer_report(scores, out)
+    click.echo(report.read_text())
+    click.echo(f"written to {out}/layers.json, layers.png and {report.name}")
 
 
 @cli.command()

@@ -94,6 +94,12 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
+def token_lengths(lm: LanguageModel, texts: list[str], max_length: int) -> np.ndarray:
+    """Tokens per text as the model sees it (truncated): the confound that max-pooling rewards."""
+    ids = lm.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return np.array([len(i) for i in ids], dtype=np.float64)
+
+
 def activation_matrix(
     lm: LanguageModel, data: LabelledTexts, sites: list[str], config: NeuronConfig, progress: bool
 ) -> tuple[np.ndarray, list[int]]:
@@ -148,6 +154,7 @@ def locate_neurons(
         "thresholds": stability,
         "auroc_spread_mean": float(spread.mean()),
         "max_auroc": float(scores.max()),
+        "length_auroc": float(auroc(token_lengths(lm, data.texts, config.max_length), y)[0]),
         "mean_auroc": float(scores.mean()),
     }
     if data2 is not None:

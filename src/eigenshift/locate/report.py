@@ -1,4 +1,5 @@
-"""The neuron expert report: AUROC histogram, shares above thresholds, stability, top experts."""
+"""Reports of the locate step: neuron experts (histogram, shares above thresholds, stability, top
+experts) and layer expertise (four AUROCs and the silhouette against relative depth)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..io_utils import write_text_atomic
+from .layers import LayerScores
 from .neurons import NeuronScores
 
 
@@ -35,6 +37,7 @@ def write_neuron_report(scores: NeuronScores, out: str | Path, top: int = 20) ->
         f"{m['config']['pooling']}-pooled; {m['config']['bootstrap']} bootstrap resamples.",
         f"Max AUROC {m['max_auroc']:.3f}, mean {m['mean_auroc']:.3f}; mean bootstrap spread of a "
         f"neuron's AUROC {m['auroc_spread_mean']:.3f}.",
+        *_length_line(m),
         "",
         "![AUROC histogram](auroc_histogram.png)",
         "",
@@ -55,5 +58,72 @@ def write_neuron_report(scores: NeuronScores, out: str | Path, top: int = 20) ->
         site, unit = scores.site_of(int(i))
         lines.append(f"| {rank} | {site} | {unit} | {scores.auroc[i]:.3f} | {scores.ap[i]:.3f} |")
     path = out / "neurons.md"
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _length_line(meta: dict) -> list[str]:
+    """Text length alone, as a unit: the bar any expert must clear to mean more than 'long'."""
+    if "length_auroc" not in meta:
+        return []
+    return [f"Token count alone scores AUROC {meta['length_auroc']:.3f} on these labels; "
+            "max-pooled units inherit it (a longer text has more chances to fire)."]
+
+
+def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
+    out = Path(out)
+    m, depth = scores.meta, scores.column("relative_depth")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6), sharex=True,
+                                      gridspec_kw={"height_ratios": [2, 1]})  # fmt: skip
+    for key, label, style in (
+        ("probe_auroc", "linear probe (cross-validated)", "o-"),
+        ("kmeans_auroc", "k-means, k=2 (better matching)", "s-"),
+        ("best_unit_auroc", "best single unit (held out)", "^-"),
+        ("mean_unit_auroc", "mean single unit (held out)", "v-"),
+    ):
+        top.plot(depth, scores.column(key), style, label=label, markersize=4)
+    top.axhline(0.5, color="grey", linewidth=0.8)
+    top.axhline(m["length_auroc"], color="C7", linestyle=":", label="token count alone")
+    top.set_ylabel("AUROC (toxic vs non-toxic)")
+    top.legend(fontsize=8)
+    top.set_title(f"{m['model']}: {m['config']['representation']}, "
+                  f"{m['config']['pooling']}-pooled, {m['n_texts']} texts")  # fmt: skip
+    bottom.plot(depth, scores.column("silhouette"), "d-", color="C4", markersize=4)
+    bottom.set_ylabel("silhouette (k=2)")
+    bottom.set_xlabel("relative depth")
+    fig.tight_layout()
+    fig.savefig(out / "layers.png", dpi=110)
+    plt.close(fig)
+
+    probe, km = scores.column("probe_auroc"), scores.column("kmeans_auroc")
+    best = scores.rows[int(np.argmax(probe))]
+    c = m["config"]
+    lines = [
+        "# Layer expertise",
+        "",
+        f"Model {m['model']}; data {m['data']} ({m['n_texts']} texts, {m['n_toxic']} toxic); "
+        f"{c['representation']} vectors, {c['pooling']}-pooled; {c['folds']}-fold probe and unit "
+        f"scores on the same folds; k-means on {'standardised' if c['standardize'] else 'raw'} "
+        "vectors.",
+        f"Mean over layers: k-means AUROC {km.mean():.3f}, probe {probe.mean():.3f}, best unit "
+        f"{scores.column('best_unit_auroc').mean():.3f}, mean unit "
+        f"{scores.column('mean_unit_auroc').mean():.3f}. Layers with k-means AUROC > 0.5: "
+        f"{int((km > 0.5).sum())} of {len(km)}; k-means peaks at relative depth "
+        f"{depth[int(np.argmax(km))]:.2f}, the probe at {best['relative_depth']:.2f} "
+        f"(AUROC {best['probe_auroc']:.3f}).",
+        *_length_line(m),
+        "",
+        "![layer expertise](layers.png)",
+        "",
+        "| layer | depth | k-means AUROC | silhouette | probe AUROC | best unit | mean unit |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in scores.rows:
+        lines.append(
+            f"| {r['layer']} | {r['relative_depth']:.2f} | {r['kmeans_auroc']:.3f} | "
+            f"{r['silhouette']:.3f} | {r['probe_auroc']:.3f} ± {r['probe_auroc_std']:.3f} | "
+            f"{r['best_unit_auroc']:.3f} | {r['mean_unit_auroc']:.3f} |"
+        )
+    path = out / "layers.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -1,0 +1,197 @@
+"""RQ2: does a whole layer carry a steadier toxicity signal than its single neurons?
+
+Per layer, one pooled vector per text; four views of the same vectors:
+- k-means (k = 2) cluster assignment scored as AUROC against the labels, taking the better of the
+  two label matchings (clusters have no names), plus the silhouette of that clustering;
+- a logistic-regression probe, cross-validated AUROC;
+- the best single unit of the layer: chosen on each training fold (sign-free, as the probe and
+  k-means are), scored on the held-out fold;
+- the mean single-unit AUROC on the held-out folds (the paper's "neuron AUROC").
+Probe and units use the same folds, so the comparison is like with like.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import silhouette_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
+
+from ..activations import POOLINGS, collect_activations
+from ..data import LabelledTexts
+from ..errors import DataError, InputError
+from ..io_utils import write_json_atomic
+from ..models import LanguageModel
+from .neurons import MIN_EXAMPLES, token_lengths
+from .stats import auroc
+
+log = logging.getLogger(__name__)
+
+REPRESENTATIONS = ("residual", "mlp")
+SILHOUETTE_SAMPLE = 5000  # silhouette is quadratic in texts; above this it is estimated
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    representation: str = "residual"  # block outputs; "mlp": the MLP hidden units of each block
+    pooling: str = "mean"
+    folds: int = 5
+    standardize: bool = False  # z-score units before k-means (the probe always standardises)
+    probe_c: float = 1.0
+    max_examples: int | None = 2000
+    seed: int = 0
+    batch_size: int = 16
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise InputError(f"representation must be one of {REPRESENTATIONS}, "
+                             f"not '{self.representation}'")  # fmt: skip
+        if self.pooling not in POOLINGS:
+            raise InputError(f"pooling must be one of {POOLINGS}, not '{self.pooling}'")
+        if self.folds < 2:
+            raise InputError(f"the probe needs at least 2 folds, got {self.folds}")
+        if self.probe_c <= 0:
+            raise InputError(f"probe C must be positive, got {self.probe_c}")
+
+
+def kmeans_expertise(
+    x: np.ndarray, y: np.ndarray, seed: int = 0, standardize: bool = False
+) -> tuple[float, float]:
+    """(AUROC of the 2-means assignment under the better matching, silhouette of the clustering)."""
+    x = np.asarray(x, dtype=np.float64)
+    if standardize:
+        x = StandardScaler().fit_transform(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # all points identical: one cluster
+        clusters = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(x)
+    if clusters.min() == clusters.max():
+        return 0.5, float("nan")
+    a = float(auroc(clusters.astype(np.float64), y)[0])
+    sample = SILHOUETTE_SAMPLE if len(x) > SILHOUETTE_SAMPLE else None
+    sil = float(silhouette_score(x, clusters, sample_size=sample, random_state=seed))
+    return max(a, 1.0 - a), sil
+
+
+def fold_splits(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    smallest = int(min(y.sum(), len(y) - y.sum()))
+    if smallest == 0:
+        raise DataError("layer expertise needs toxic and non-toxic texts; labels have one class")
+    if smallest < folds:
+        raise InputError(
+            f"{folds}-fold cross-validation needs at least {folds} texts of each class; the "
+            f"smaller class has {smallest}: lower --folds or add data"
+        )
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def probe_and_units(
+    x: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], c: float = 1.0
+) -> dict[str, Any]:
+    """Held-out AUROC per fold: the probe, the best unit picked on the training part, all units."""
+    probe, best, mean, best_unit = [], [], [], []
+    for train, test in splits:
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(x[train], y[train])
+        probe.append(float(auroc(clf.decision_function(x[test]), y[test])[0]))
+        on_train, on_test = auroc(x[train], y[train]), auroc(x[test], y[test])
+        j = int(np.argmax(np.abs(on_train - 0.5)))
+        best.append(float(on_test[j] if on_train[j] >= 0.5 else 1.0 - on_test[j]))
+        best_unit.append(j)
+        mean.append(float(on_test.mean()))
+    return {
+        "probe_auroc": float(np.mean(probe)),
+        "probe_auroc_std": float(np.std(probe)),
+        "best_unit_auroc": float(np.mean(best)),
+        "best_unit_auroc_std": float(np.std(best)),
+        "best_unit_per_fold": best_unit,
+        "mean_unit_auroc": float(np.mean(mean)),
+    }
+
+
+@dataclass
+class LayerScores:
+    rows: list[dict[str, Any]]  # one per layer, in depth order
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def column(self, key: str) -> np.ndarray:
+        return np.array([r[key] for r in self.rows], dtype=np.float64)
+
+    def save(self, out: str | Path) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "layers.json", {"layers": self.rows, **self.meta})
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LayerScores:
+        path = Path(folder) / "layers.json"
+        if not path.is_file():
+            raise InputError(f"{folder} holds no layers.json; run `eigenshift locate layers`")
+        meta = json.loads(path.read_text())
+        return cls(meta.pop("layers"), meta)
+
+
+def layer_sites(lm: LanguageModel, representation: str) -> list[str]:
+    if representation == "mlp":
+        return [f"{n}:input" for n in lm.arch.mlp_site_names()]
+    return lm.arch.block_names()
+
+
+def locate_layers(
+    lm: LanguageModel,
+    data: LabelledTexts,
+    config: LayerConfig | None = None,
+    *,
+    progress: bool = True,
+) -> LayerScores:
+    """Layer expertise of every block, all layers captured in one pass over the texts."""
+    config = config or LayerConfig()
+    if len(data) < MIN_EXAMPLES:
+        raise InputError(f"need at least {MIN_EXAMPLES} labelled texts, got {len(data)}")
+    y = data.labels
+    splits = fold_splits(y, config.folds, config.seed)
+    sites = layer_sites(lm, config.representation)
+    acts = collect_activations(lm, data.texts, sites, pooling=config.pooling,
+                               batch_size=config.batch_size, max_length=config.max_length,
+                               progress=progress)  # fmt: skip
+    rows = []
+    for depth, site in enumerate(tqdm(sites, desc="layers", unit="layer", disable=not progress)):
+        x = acts[site].numpy()
+        if not np.isfinite(x).all():
+            raise InputError(f"{site} produced non-finite activations; load the model in float32")
+        km, sil = kmeans_expertise(x, y, config.seed, config.standardize)
+        rows.append({
+            "layer": depth,
+            "site": site,
+            "relative_depth": (depth + 1) / len(sites),
+            "width": int(x.shape[1]),
+            "kmeans_auroc": km,
+            "silhouette": sil,
+            **probe_and_units(x, y, splits, config.probe_c),
+        })  # fmt: skip
+    lengths = token_lengths(lm, data.texts, config.max_length)
+    meta = {
+        "model": lm.name,
+        "data": data.source,
+        "data_hash": data.hash(),
+        "n_texts": len(y),
+        "n_toxic": int(y.sum()),
+        "config": asdict(config),
+        "length_auroc": float(auroc(lengths, y)[0]),
+    }
+    return LayerScores(rows, meta)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_lm
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from eigenshift.data import LabelledTexts
+from eigenshift.errors import DataError, InputError
+from eigenshift.locate import (
+    LayerConfig,
+    LayerScores,
+    kmeans_expertise,
+    locate_layers,
+    write_layer_report,
+)
+from eigenshift.locate.layers import fold_splits, probe_and_units
+
+TOXIC = ["you stupid idiot", "what an idiot you are", "shut up you idiot", "idiot idiot"]
+CLEAN = ["the quick brown fox", "paris is the capital", "thank you very much", "a model of it"]
+
+
+def _blobs(seed: int, n: int = 300, d: int = 12, shift: float = 1.5):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, d)) + shift * y[:, None] * rng.normal(size=d)
+    return x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_kmeans_expertise_matches_scikit_learn_with_the_better_matching(seed, standardize):
+    x, y = _blobs(seed, shift=0.6)  # overlapping blobs: neither matching is perfect
+    space = StandardScaler().fit_transform(x) if standardize else x
+    clusters = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(space)
+    expected = max(roc_auc_score(y, clusters), roc_auc_score(y, 1 - clusters))
+    got, sil = kmeans_expertise(x, y, seed=seed, standardize=standardize)
+    assert abs(got - expected) < 1e-12 and 0.5 <= got < 1.0
+    assert abs(sil - silhouette_score(space, clusters)) < 1e-12
+    flipped, _ = kmeans_expertise(x, 1 - y, seed=seed, standardize=standardize)
+    assert abs(flipped - got) < 1e-12  # cluster names carry no meaning
+
+
+def test_kmeans_of_identical_points_is_chance_without_a_silhouette():
+    auc, sil = kmeans_expertise(np.ones((10, 3)), np.array([0, 1] * 5))
+    assert auc == 0.5 and np.isnan(sil)
+
+
+def test_probe_and_units_on_known_signal():
+    rng = np.random.default_rng(0)
+    n, d = 600, 40
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, d))
+    x[:, 7] -= 2.0 * y  # one strong unit, firing *less* on toxic text
+    splits = fold_splits(y, 5, seed=0)
+    r = probe_and_units(x, y, splits)
+    assert r["best_unit_per_fold"] == [7] * 5  # picked sign-free on every training fold
+    assert r["best_unit_auroc"] > 0.9 and abs(r["mean_unit_auroc"] - 0.5) < 0.03
+    # the probe is a standardised logistic regression scored on the held-out folds
+    expected = []
+    for train, test in splits:
+        scaler = StandardScaler().fit(x[train])
+        clf = LogisticRegression(max_iter=2000).fit(scaler.transform(x[train]), y[train])
+        expected.append(roc_auc_score(y[test], clf.decision_function(scaler.transform(x[test]))))
+    assert abs(r["probe_auroc"] - np.mean(expected)) < 1e-9
+
+    # a signal spread thinly over many units: the probe sees it, no single unit does
+    w = rng.normal(size=d)
+    x2 = rng.normal(size=(n, d)) + 0.35 * y[:, None] * np.sign(w)
+    r2 = probe_and_units(x2, y, splits)
+    assert r2["probe_auroc"] > 0.9 and r2["best_unit_auroc"] < 0.7  # d' 2.2 vs 0.35
+
+
+def _data(repeat: int = 3) -> LabelledTexts:
+    texts = (TOXIC + CLEAN) * repeat
+    labels = np.array(([1] * len(TOXIC) + [0] * len(CLEAN)) * repeat)
+    return LabelledTexts(texts, labels, "synthetic")
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_locate_layers_scores_every_block_and_reproduces(family, tmp_path):
+    lm = make_lm(family)
+    config = LayerConfig(folds=3, seed=4)
+    scores = locate_layers(lm, _data(), config, progress=False)
+    assert [r["layer"] for r in scores.rows] == list(range(lm.arch.num_layers))
+    assert scores.column("relative_depth")[-1] == 1.0
+    assert all(r["width"] == lm.arch.hidden_size for r in scores.rows)
+    for key in ("kmeans_auroc", "probe_auroc", "best_unit_auroc"):
+        assert ((scores.column(key) >= 0.0) & (scores.column(key) <= 1.0)).all()
+    assert (scores.column("kmeans_auroc") >= 0.5).all()
+    assert 0.0 <= scores.meta["length_auroc"] <= 1.0
+    again = locate_layers(lm, _data(), config, progress=False)
+    assert again.rows == scores.rows  # same seed, same clusters, folds and probes
+
+    mlp = locate_layers(lm, _data(), LayerConfig(representation="mlp", pooling="last", folds=3),
+                        progress=False)  # fmt: skip
+    assert all(r["width"] == lm.arch.mlp_width for r in mlp.rows)
+
+    scores.save(tmp_path)
+    assert LayerScores.load(tmp_path).rows == scores.rows
+    report = write_layer_report(scores, tmp_path).read_text()
+    assert "| 0 |" in report and (tmp_path / "layers.png").stat().st_size > 0
+
+
+def test_locate_layers_bad_input():
+    lm = make_lm("llama")
+    with pytest.raises(InputError, match="at least 8 labelled texts"):
+        locate_layers(lm, LabelledTexts(TOXIC, np.ones(4, dtype=int), "x"), progress=False)
+    with pytest.raises(DataError, match="one class"):
+        locate_layers(lm, LabelledTexts(TOXIC * 3, np.ones(12, dtype=int), "x"),
+                      LayerConfig(folds=2), progress=False)  # fmt: skip
+    with pytest.raises(InputError, match="5-fold cross-validation needs at least 5"):
+        locate_layers(lm, _data(1), progress=False)
+    with pytest.raises(InputError, match="representation must be one of"):
+        LayerConfig(representation="attention")
+    with pytest.raises(InputError, match="at least 2 folds"):
+        LayerConfig(folds=1)
+    with pytest.raises(InputError, match=r"no layers\.json"):
+        LayerScores.load(".")
