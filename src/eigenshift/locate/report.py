@@ -70,6 +70,18 @@ def _length_line(meta: dict) -> list[str]:
             "max-pooled units inherit it (a longer text has more chances to fire)."]
 
 
+def _off_target_split(scores: LayerScores) -> list[str]:
+    """A clean split that is not toxicity: worth saying, since it reads as 'no expertise'."""
+    sil, km = scores.column("silhouette"), scores.column("kmeans_auroc")
+    off = [r["layer"] for r, a, b in zip(scores.rows, sil, km, strict=True) if a > 0.3 and b < 0.55]
+    if not off:
+        return []
+    hint = "" if scores.meta["config"]["standardize"] else " (often a few massive units: try " \
+        "--standardize)"
+    return [f"{len(off)} layers split cleanly (silhouette > 0.3) along something other than "
+            f"toxicity (k-means AUROC < 0.55){hint}."]  # fmt: skip
+
+
 def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
     out = Path(out)
     m, depth = scores.meta, scores.column("relative_depth")
@@ -79,7 +91,7 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
         ("probe_auroc", "linear probe (cross-validated)", "o-"),
         ("kmeans_auroc", "k-means, k=2 (better matching)", "s-"),
         ("best_unit_auroc", "best single unit (held out)", "^-"),
-        ("mean_unit_auroc", "mean single unit (held out)", "v-"),
+        ("mean_unit_auroc", "mean single unit (held out, oriented)", "v-"),
     ):
         top.plot(depth, scores.column(key), style, label=label, markersize=4)
     top.axhline(0.5, color="grey", linewidth=0.8)
@@ -112,17 +124,23 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
         f"{depth[int(np.argmax(km))]:.2f}, the probe at {best['relative_depth']:.2f} "
         f"(AUROC {best['probe_auroc']:.3f}).",
         *_length_line(m),
+        *_off_target_split(scores),
         "",
         "![layer expertise](layers.png)",
         "",
-        "| layer | depth | k-means AUROC | silhouette | probe AUROC | best unit | mean unit |",
-        "|---|---|---|---|---|---|---|",
+        "Units are oriented by their training-fold sign before the held-out score; *raw* is the "
+        "plain held-out mean.",
+        "",
+        "| layer | depth | k-means AUROC | silhouette | probe AUROC | best unit | mean unit "
+        "| raw |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in scores.rows:
         lines.append(
             f"| {r['layer']} | {r['relative_depth']:.2f} | {r['kmeans_auroc']:.3f} | "
             f"{r['silhouette']:.3f} | {r['probe_auroc']:.3f} ± {r['probe_auroc_std']:.3f} | "
-            f"{r['best_unit_auroc']:.3f} | {r['mean_unit_auroc']:.3f} |"
+            f"{r['best_unit_auroc']:.3f} | {r['mean_unit_auroc']:.3f} | "
+            f"{r['mean_unit_auroc_raw']:.3f} |"
         )
     path = out / "layers.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
