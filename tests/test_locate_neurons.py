@@ -20,7 +20,7 @@ def _data(repeat: int = 3) -> LabelledTexts:
 
 def test_scores_every_mlp_unit_and_measures_stability(tmp_path):
     lm = make_lm("llama")
-    config = NeuronConfig(bootstrap=5, seed=3)
+    config = NeuronConfig(bootstrap=5, seed=3, length_bins=2)
     scores = locate_neurons(lm, _data(), config, data2=_data(2), progress=False)
     assert scores.auroc.shape == (lm.arch.num_layers * lm.arch.mlp_width,) == scores.ap.shape
     assert scores.widths == [64, 64] and scores.site_of(70) == (scores.sites[1], 6)
@@ -35,7 +35,10 @@ def test_scores_every_mlp_unit_and_measures_stability(tmp_path):
     scores.save(tmp_path)
     loaded = NeuronScores.load(tmp_path)
     assert np.array_equal(loaded.auroc, scores.auroc) and loaded.sites == scores.sites
+    assert scores.auroc_length_matched is not None and 0 <= scores.meta["length_auroc"] <= 1
+    assert np.array_equal(loaded.auroc_length_matched, scores.auroc_length_matched)
     report = write_neuron_report(scores, tmp_path).read_text()
+    assert "Length-matched (2 token-count bins" in report
     assert "| 1 |" in report and (tmp_path / "auroc_histogram.png").exists()
 
 

@@ -528,15 +528,19 @@ def _pop_labelled(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--side", type=click.Choice(["input", "output"]), default="input", show_default=True)
 @click.option("--pooling", type=click.Choice(["max", "mean"]), default="max", show_default=True)
 @click.option("--bootstrap", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--length-bins", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also score against texts of similar length (N token-count bins; 0: off).")
 def locate_neurons_command(
-    data2: str | None, sites: str | None, side: str, pooling: str, bootstrap: int, **kwargs: Any
-) -> None:
+    data2: str | None, sites: str | None, side: str, pooling: str, bootstrap: int,
+    length_bins: int, **kwargs: Any,
+) -> None:  # fmt: skip
     """Per-neuron AUROC and AP, shares above thresholds, bootstrap and cross-data stability."""
     from .locate import NeuronConfig, locate_neurons, write_neuron_report
 
     d = _pop_labelled(kwargs)
     config = NeuronConfig(sites=sites, side=side, pooling=pooling, bootstrap=bootstrap,
-                          max_examples=d["max_examples"], seed=d["seed"])  # fmt: skip
+                          length_bins=length_bins, max_examples=d["max_examples"],
+                          seed=d["seed"])  # fmt: skip
     first = _labelled(d["data"], d)
     second = _labelled(data2, d) if data2 else None
     lm = _load(kwargs)

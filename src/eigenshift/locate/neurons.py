@@ -21,7 +21,7 @@ from ..data import LabelledTexts
 from ..errors import InputError
 from ..io_utils import write_json_atomic
 from ..models import LanguageModel
-from .stats import auroc, expert_scores
+from .stats import auroc, expert_scores, length_bins, stratified_auroc
 
 THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
 MIN_EXAMPLES = 8
@@ -38,6 +38,7 @@ class NeuronConfig:
     batch_size: int = 16
     max_length: int = 128
     thresholds: tuple[float, ...] = THRESHOLDS
+    length_bins: int = 0  # > 0: also score each neuron against texts of similar length only
 
 
 def resolve_sites(lm: LanguageModel, pattern: str | None, side: str = "input") -> list[str]:
@@ -61,6 +62,7 @@ class NeuronScores:
     auroc: np.ndarray  # (neurons,) in site order
     ap: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    auroc_length_matched: np.ndarray | None = None
 
     def site_of(self, index: int) -> tuple[str, int]:
         bounds = np.cumsum(self.widths)
@@ -70,10 +72,11 @@ class NeuronScores:
     def save(self, out: str | Path) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        safetensors.numpy.save_file(
-            {"auroc": self.auroc.astype(np.float64), "ap": self.ap.astype(np.float64)},
-            out / "neurons.safetensors",
-        )
+        tensors = {"auroc": self.auroc, "ap": self.ap}
+        if self.auroc_length_matched is not None:
+            tensors["auroc_length_matched"] = self.auroc_length_matched
+        safetensors.numpy.save_file({k: v.astype(np.float64) for k, v in tensors.items()},
+                                    out / "neurons.safetensors")  # fmt: skip
         write_json_atomic(out / "neurons.json", {"sites": self.sites, "widths": self.widths,
                                                   **self.meta})  # fmt: skip
         return out
@@ -86,7 +89,8 @@ class NeuronScores:
         meta = json.loads((folder / "neurons.json").read_text())
         tensors = safetensors.numpy.load_file(folder / "neurons.safetensors")
         sites, widths = meta.pop("sites"), meta.pop("widths")
-        return cls(sites, widths, tensors["auroc"], tensors["ap"], meta)
+        return cls(sites, widths, tensors["auroc"], tensors["ap"], meta,
+                   tensors.get("auroc_length_matched"))  # fmt: skip
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -144,6 +148,7 @@ def locate_neurons(
             "bootstrap_jaccard_min": float(np.min(jac)) if jac else None,
         }
     spread = np.std(np.stack(boot), axis=0) if boot else np.zeros_like(scores)
+    lengths = token_lengths(lm, data.texts, config.max_length)
     meta: dict[str, Any] = {
         "model": lm.name,
         "data": data.source,
@@ -154,9 +159,19 @@ def locate_neurons(
         "thresholds": stability,
         "auroc_spread_mean": float(spread.mean()),
         "max_auroc": float(scores.max()),
-        "length_auroc": float(auroc(token_lengths(lm, data.texts, config.max_length), y)[0]),
         "mean_auroc": float(scores.mean()),
+        "length_auroc": float(auroc(lengths, y)[0]),
     }
+    matched = None
+    if config.length_bins:
+        matched = stratified_auroc(x, y, length_bins(lengths, config.length_bins))
+        meta["length_matched"] = {
+            "bins": config.length_bins,
+            "share_above": {str(t): float((matched > t).mean()) for t in config.thresholds},
+            "max_auroc": float(matched.max()),
+            "mean_auroc": float(matched.mean()),
+            "correlation_with_auroc": float(np.corrcoef(scores, matched)[0, 1]),
+        }
     if data2 is not None:
         x2, _ = activation_matrix(lm, data2, sites, config, progress)
         scores2 = auroc(x2, data2.labels)
@@ -166,4 +181,4 @@ def locate_neurons(
             "auroc_correlation": float(np.corrcoef(scores, scores2)[0, 1]),
             "jaccard": {str(t): jaccard(scores > t, scores2 > t) for t in config.thresholds},
         }
-    return NeuronScores(sites, widths, scores, ap, meta)
+    return NeuronScores(sites, widths, scores, ap, meta, matched)

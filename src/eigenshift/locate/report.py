@@ -48,6 +48,13 @@ def write_neuron_report(scores: NeuronScores, out: str | Path, top: int = 20) ->
         jac = (f"{s['bootstrap_jaccard_mean']:.3f} / {s['bootstrap_jaccard_min']:.3f}"
                if s["bootstrap_jaccard_mean"] is not None else "-")  # fmt: skip
         lines.append(f"| {t} | {100 * s['share_above']:.1f}% | {s['experts']} | {jac} |")
+    if "length_matched" in m:
+        lm_ = m["length_matched"]
+        shares = ", ".join(f"{t}: {100 * v:.1f}%" for t, v in lm_["share_above"].items())
+        lines += ["", f"Length-matched ({lm_['bins']} token-count bins: toxic vs non-toxic texts "
+                  f"of similar length): max AUROC {lm_['max_auroc']:.3f}, mean "
+                  f"{lm_['mean_auroc']:.3f}, correlation with the plain AUROC "
+                  f"{lm_['correlation_with_auroc']:.3f}; share above {shares}."]  # fmt: skip
     if "data2" in m:
         d2 = m["data2"]
         lines += ["", f"Against {d2['source']} ({d2['n_texts']} texts): AUROC correlation "

@@ -87,3 +87,30 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per column: sum over distinct thresholds of (R_t - R_{t-1}) * P_t (sklearn's definition)."""
     return expert_scores(scores, labels)[1]
+
+
+def length_bins(lengths: np.ndarray, bins: int) -> np.ndarray:
+    """Quantile bins of text length (ties kept together): the strata of a length-matched AUROC."""
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, bins + 1)[1:-1]))
+    return np.searchsorted(edges, lengths, side="right")
+
+
+def stratified_auroc(scores: np.ndarray, labels: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Per column: P(a toxic text outranks a non-toxic one *of the same stratum*).
+
+    Each stratum's AUROC weighted by its number of (toxic, non-toxic) pairs; strata with one class
+    hold no pairs and drop out. With length strata, a unit that only tracks length scores ~0.5.
+    """
+    scores, labels = _check(scores, labels)
+    strata = np.asarray(strata)
+    total, weight = np.zeros(scores.shape[1]), 0
+    for s in np.unique(strata):
+        rows = strata == s
+        pos = int(labels[rows].sum())
+        pairs = pos * (int(rows.sum()) - pos)
+        if pairs:
+            total += pairs * auroc(scores[rows], labels[rows])
+            weight += pairs
+    if not weight:
+        raise DataError("no stratum holds both toxic and non-toxic texts; use fewer bins")
+    return total / weight
