@@ -94,6 +94,7 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
     m, depth = scores.meta, scores.column("relative_depth")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6), sharex=True,
                                       gridspec_kw={"height_ratios": [2, 1]})  # fmt: skip
+    highest = 0.5
     for key, label, style in (
         ("probe_auroc", "linear probe (cross-validated)", "o-"),
         ("kmeans_auroc", "k-means, k=2 (better matching)", "s-"),
@@ -101,10 +102,13 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
         ("mean_unit_auroc", "mean single unit (held out, oriented)", "v-"),
     ):
         top.plot(depth, scores.column(key), style, label=label, markersize=4)
+        highest = max(highest, float(np.nanmax(scores.column(key))))
     top.axhline(0.5, color="grey", linewidth=0.8)
-    top.axhline(m["length_auroc"], color="C7", linestyle=":", label="token count alone")
+    length = max(m["length_auroc"], 1 - m["length_auroc"])  # oriented, like everything here
+    top.axhline(length, color="C7", linestyle=":", label="token count alone (oriented)")
+    top.set_ylim(top=highest + 0.12)  # room for the legend above the lines
     top.set_ylabel("AUROC (toxic vs non-toxic)")
-    top.legend(fontsize=8)
+    top.legend(fontsize=7, ncol=2, loc="upper center")
     top.set_title(f"{m['model']}: {m['config']['representation']}, "
                   f"{m['config']['pooling']}-pooled, {m['n_texts']} texts")  # fmt: skip
     bottom.plot(depth, scores.column("silhouette"), "d-", color="C4", markersize=4)
