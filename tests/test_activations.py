@@ -52,3 +52,20 @@ def test_running_stats_match_a_single_pass():
     torch.testing.assert_close(stats.var, data.double().var(0))
     torch.testing.assert_close(stats.max, data.double().amax(0))
     torch.testing.assert_close(stats.min, data.double().amin(0))
+
+
+def test_capture_stops_the_forward_pass_after_the_deepest_site(tiny_llama):
+    lm = tiny_llama
+    first, last = lm.arch.block_names()[0], lm.arch.block_names()[-1]
+    calls = []
+    handle = lm.module(last).register_forward_hook(lambda *_: calls.append(1))
+    try:
+        early = collect_activations(lm, PROMPTS, [first], pooling="mean", progress=False)
+        assert calls == []  # the last block never ran
+        full = collect_activations(lm, PROMPTS, [first, last], pooling="mean", progress=False)
+        assert calls  # ...unless it is captured
+    finally:
+        handle.remove()
+    torch.testing.assert_close(early[first], full[first], atol=0, rtol=0)
+    logits = lm.model(**lm.encode(PROMPTS[:2]).model_inputs()).logits
+    assert torch.isfinite(logits).all()  # no hook left behind

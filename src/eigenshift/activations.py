@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,6 +74,8 @@ def _capture_pooled(
             if t.dim() == 2 and t.shape[0] == mask.numel():
                 t = t.view(*mask.shape, -1)  # OPT flattens tokens in its MLP
             pooled[name] = pool(t.float(), mask, pooling).cpu()
+            if len(pooled) == len(modules):
+                raise _Captured  # nothing after the deepest site is needed: skip the rest
 
         return fn
 
@@ -83,8 +85,13 @@ def _capture_pooled(
         # Capture never needs the logits: computing one position instead of all saves a
         # (batch, tokens, vocab) tensor, the largest of the pass on big vocabularies.
         extra = {"logits_to_keep": 1} if accepts_logits_to_keep(lm) else {}
-        lm.model(**batch.model_inputs(), **extra)
+        with suppress(_Captured):
+            lm.model(**batch.model_inputs(), **extra)
     return pooled
+
+
+class _Captured(Exception):
+    """Raised by the last capture hook to stop the forward pass early."""
 
 
 def collect_activations(

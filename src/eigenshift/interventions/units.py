@@ -1,0 +1,112 @@
+"""Per-unit affine edits at named sites, a -> scale * a + shift, shared by the neuron baselines
+(AurA, Det-0, Damp: shift 0) and activation transport (Linear-AcT, Mean-AcT).
+
+Applied by a hook at every token position. Baking folds the edit into the module the site
+belongs to, which is exact for a linear map: on its input side, W' = W diag(scale) and
+b' = b + W shift; on its output side, W' = diag(scale) W and b' = scale * b + shift. A shift needs
+a bias to land in; a module without one keeps the edit hook-only, and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError, NotBakeableError
+from ..hooks import Site, transform
+from ..models import LanguageModel
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    """GPT-2's Conv1D: a linear layer that stores its weight as (in, out)."""
+    weight = getattr(module, "weight", None)
+    return type(module).__name__ == "Conv1D" and weight is not None and weight.ndim == 2
+
+
+def site_width(lm: LanguageModel, site: str) -> int:
+    """Units at a site, read from the module's weight (no forward pass needed)."""
+    parsed = Site.parse(site)
+    module = lm.module(parsed.module)
+    if isinstance(module, nn.Linear):
+        return module.in_features if parsed.side == "input" else module.out_features
+    if _is_conv1d(module):
+        return int(module.weight.shape[0 if parsed.side == "input" else 1])
+    raise InputError(f"site '{site}' is not a linear layer; per-unit edits need one")
+
+
+def check_sites(lm: LanguageModel, sites: Sequence[str], widths: Sequence[int]) -> None:
+    """Scores computed on another model (or other sites) would edit the wrong units."""
+    for site, width in zip(sites, widths, strict=True):
+        try:
+            actual = site_width(lm, site)
+        except (AttributeError, KeyError) as exc:
+            raise InputError(f"site '{site}' does not exist in '{lm.name}'") from exc
+        if actual != width:
+            raise InputError(f"site '{site}' has {actual} units in '{lm.name}' but the scores "
+                             f"have {width}: they were computed on another model")  # fmt: skip
+
+
+def split(values: torch.Tensor, widths: Sequence[int]) -> list[torch.Tensor]:
+    return list(torch.split(values, list(widths)))
+
+
+def unit_hooks(
+    lm: LanguageModel,
+    sites: Sequence[str],
+    widths: Sequence[int],
+    scale: torch.Tensor,
+    shift: torch.Tensor | None = None,
+    only: Sequence[int] | None = None,
+) -> list[AbstractContextManager[Any]]:
+    """One hook per site that edits anything; untouched sites get none (no cost)."""
+    hooks = []
+    shifts = split(shift, widths) if shift is not None else [None] * len(sites)
+    for i, (site, s, t) in enumerate(zip(sites, split(scale, widths), shifts, strict=True)):
+        if only is not None and i not in only:
+            continue
+        if torch.all(s == 1) and (t is None or torch.all(t == 0)):
+            continue
+        parsed = Site.parse(site)
+        s = s.to(lm.device, lm.dtype)
+        t = None if t is None else t.to(lm.device, lm.dtype)
+
+        def edit(a: torch.Tensor, s: torch.Tensor = s, t: torch.Tensor | None = t) -> torch.Tensor:
+            return a * s if t is None else a * s + t
+
+        hooks.append(transform(lm.module(parsed.module), edit, side=parsed.side))
+    return hooks
+
+
+def fold(lm: LanguageModel, site: str, scale: torch.Tensor, shift: torch.Tensor | None) -> None:
+    """Fold a -> scale * a + shift at `site` into its module's weights (float64 arithmetic)."""
+    parsed = Site.parse(site)
+    module = lm.module(parsed.module)
+    if not (isinstance(module, nn.Linear) or _is_conv1d(module)):
+        raise NotBakeableError(f"'{site}' is not a linear layer: apply the edit with a hook")
+    weight = module.weight
+    bias = getattr(module, "bias", None)
+    has_shift = shift is not None and bool(torch.any(shift != 0))
+    if has_shift and bias is None:
+        raise NotBakeableError(
+            f"the edit at '{site}' adds a constant, and '{parsed.module}' has no bias to fold it "
+            "into: apply it with a hook (`with intervention.applied(model):`)"
+        )
+    w = weight.detach().double()
+    s = scale.to(weight.device, torch.float64)
+    t = None if shift is None else shift.to(weight.device, torch.float64)
+    # Work in (out, in) orientation; Conv1D stores the transpose.
+    w_oi = w.T if _is_conv1d(module) else w
+    with torch.no_grad():
+        if parsed.side == "input":
+            new_w = w_oi * s[None, :]
+            new_b = None if bias is None else bias.double() + (w_oi @ t if has_shift else 0.0)
+        else:
+            new_w = w_oi * s[:, None]
+            new_b = None if bias is None else bias.double() * s + (t if has_shift else 0.0)
+        weight.copy_((new_w.T if _is_conv1d(module) else new_w).to(weight.dtype))
+        if bias is not None and new_b is not None:
+            bias.copy_(new_b.to(bias.dtype))
