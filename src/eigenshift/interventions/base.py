@@ -15,7 +15,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -78,6 +78,10 @@ class Intervention(ABC):
     @property
     def params(self) -> dict[str, Any]:
         return self.meta.params
+
+    def with_params(self, **changes: Any) -> Self:
+        """The same fitted tensors under other parameters (a strength, say): no refit."""
+        return type(self)(dict(self.tensors), replace(self.meta, params={**self.params, **changes}))
 
     # -- what each method provides -----------------------------------------------------------
     @classmethod

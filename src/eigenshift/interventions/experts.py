@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..locate import NeuronScores
 from ..models import LanguageModel
 from .base import Intervention, register
-from .units import check_sites, fold, split, unit_hooks
+from .units import check_sites, fold_all, unit_hooks
 
 DEFAULT_K_FRACTION = 0.01  # Det-0 / Damp: the top 1% of scored units unless k is given
 SCORES = ("auroc", "auroc_length_matched")
@@ -120,10 +120,7 @@ class ExpertScaling(Intervention):
         return unit_hooks(lm, self.sites, self.widths, self.tensors["factors"])
 
     def _bake(self, lm: LanguageModel) -> None:
-        for site, scale in zip(self.sites, split(self.tensors["factors"], self.widths),
-                               strict=True):  # fmt: skip
-            if not torch.all(scale == 1):
-                fold(lm, site, scale, None)
+        fold_all(lm, self.sites, self.widths, self.tensors["factors"])
 
 
 @register

@@ -81,20 +81,42 @@ def unit_hooks(
     return hooks
 
 
-def fold(lm: LanguageModel, site: str, scale: torch.Tensor, shift: torch.Tensor | None) -> None:
-    """Fold a -> scale * a + shift at `site` into its module's weights (float64 arithmetic)."""
+def fold_all(
+    lm: LanguageModel,
+    sites: Sequence[str],
+    widths: Sequence[int],
+    scale: torch.Tensor,
+    shift: torch.Tensor | None = None,
+) -> None:
+    """Fold every site's edit, after checking all of them: a refusal leaves no site half-baked."""
+    shifts = split(shift, widths) if shift is not None else [None] * len(sites)
+    edits = [(site, s, t) for site, s, t in zip(sites, split(scale, widths), shifts, strict=True)
+             if not torch.all(s == 1) or (t is not None and torch.any(t != 0))]  # fmt: skip
+    for site, _, t in edits:
+        _check_foldable(lm, site, t)
+    for site, s, t in edits:
+        _fold(lm, site, s, t)
+
+
+def _check_foldable(lm: LanguageModel, site: str, shift: torch.Tensor | None) -> None:
     parsed = Site.parse(site)
     module = lm.module(parsed.module)
     if not (isinstance(module, nn.Linear) or _is_conv1d(module)):
         raise NotBakeableError(f"'{site}' is not a linear layer: apply the edit with a hook")
-    weight = module.weight
-    bias = getattr(module, "bias", None)
-    has_shift = shift is not None and bool(torch.any(shift != 0))
-    if has_shift and bias is None:
+    if shift is not None and bool(torch.any(shift != 0)) and getattr(module, "bias", None) is None:
         raise NotBakeableError(
             f"the edit at '{site}' adds a constant, and '{parsed.module}' has no bias to fold it "
             "into: apply it with a hook (`with intervention.applied(model):`)"
         )
+
+
+def _fold(lm: LanguageModel, site: str, scale: torch.Tensor, shift: torch.Tensor | None) -> None:
+    """a -> scale * a + shift at `site`, folded into its module's weights in float64."""
+    parsed = Site.parse(site)
+    module = lm.module(parsed.module)
+    weight = module.weight
+    bias = getattr(module, "bias", None)
+    has_shift = shift is not None and bool(torch.any(shift != 0))
     w = weight.detach().double()
     s = scale.to(weight.device, torch.float64)
     t = None if shift is None else shift.to(weight.device, torch.float64)
