@@ -228,3 +228,32 @@ def test_locate_layers_command(tiny_folder, tmp_path):
     assert "Layer expertise" in result.stdout and (tmp_path / "l" / "layers.png").exists()
     message = _one_error_line(run(*args, "--folds", "7", "--out", str(tmp_path / "o")))
     assert "7-fold cross-validation needs at least 7 texts of each class" in message
+
+
+def test_fit_baselines_commands(tiny_folder, tmp_path):
+    from eigenshift.interventions import read_meta
+
+    rows = ["text,label"] + [f"you stupid idiot {i},1" for i in range(6)]
+    rows += [f"the quick brown fox {i},0" for i in range(6)]
+    data = tmp_path / "d.csv"
+    data.write_text("\n".join(rows) + "\n")
+    base = ["--model", tiny_folder]
+    result = run("fit", "aura", *base, "--neurons", str(data), "--out", str(tmp_path / "aura"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "aura-neurons" / "neurons.json").exists()  # scored first, kept
+    result = run("fit", "damp", *base, "--neurons", str(tmp_path / "aura-neurons"), "--k", "5",
+                 "--alpha", "0.25", "--out", str(tmp_path / "damp"))  # fmt: skip
+    assert result.exit_code == 0 and "5 of 128 units edited" in result.stdout, result.output
+    assert read_meta(tmp_path / "damp").params["alpha"] == 0.25
+    message = _one_error_line(run("fit", "det0", *base, "--neurons", str(tmp_path / "aura-neurons"),
+                                  "--alpha", "0.5", "--out", str(tmp_path / "x")))  # fmt: skip
+    assert "takes no alpha" in message
+    result = run("fit", "steer", *base, "--data", str(data), "--layer", "-1",
+                 "--out", str(tmp_path / "steer"))  # fmt: skip
+    assert result.exit_code == 0 and "layer 1" in result.stdout, result.output
+    result = run("fit", "linear-act", *base, "--data", str(data), "--mode", "mean",
+                 "--out", str(tmp_path / "act"))  # fmt: skip
+    assert result.exit_code == 0 and "128 units at 2 sites" in result.stdout, result.output
+    result = run("export", *base, "--intervention", str(tmp_path / "aura"),
+                 "--out", str(tmp_path / "exported"))  # fmt: skip
+    assert result.exit_code == 0, result.output

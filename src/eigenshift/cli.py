@@ -82,6 +82,40 @@ def _load(kwargs: dict[str, Any]):
     )
 
 
+def labelled_options(fn):
+    """The labelled data every locate command reads, and how much of it."""
+    options = [
+        click.option("--data", default="default", show_default=True,
+                     help="Labelled texts: CSV/JSONL/HF id; default: the insults data."),
+        click.option("--text-column", default=None),
+        click.option("--label-column", default=None),
+        click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults."),
+        click.option("--max-examples", type=click.IntRange(min=1), default=2000,
+                     show_default=True, help="A stratified, seeded subsample of this size."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True),
+    ]  # fmt: skip
+    return _stack(fn, options)
+
+
+def _labelled(spec: str, kwargs: dict[str, Any]):
+    from .data import load_labelled
+
+    return load_labelled(
+        spec,
+        text_column=kwargs["text_column"],
+        label_column=kwargs["label_column"],
+        layout=kwargs["layout"],
+        max_examples=kwargs["max_examples"],
+        seed=kwargs["seed"],
+    )
+
+
+def _pop_labelled(kwargs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("data", "text_column", "label_column", "layout", "max_examples", "seed", "out")
+    return {k: kwargs.pop(k) for k in keys}
+
+
 @click.group(cls=Group)
 @click.version_option(__version__, prog_name="eigenshift")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
@@ -388,6 +422,99 @@ def fit_eigenshift(out: Path, **kwargs: Any) -> None:
     click.echo(f"saved to {out}; details: eigenshift explain {out}")
 
 
+def _expert_command(method: str, summary: str) -> None:
+    @fit.command(method, help=summary)
+    @model_options
+    @click.option("--neurons", required=True,
+                  help="A `locate neurons` folder, or labelled data to score neurons on first.")
+    @click.option("--text-column", default=None)
+    @click.option("--label-column", default=None)
+    @click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults.")
+    @click.option("--max-examples", type=click.IntRange(min=1), default=2000, show_default=True)
+    @click.option("--k", type=click.IntRange(min=0), default=None,
+                  help="Units to edit (default: AurA every unit above 0.5, else the top 1%).")
+    @click.option("--k-fraction", type=float, default=None, help="k as a share of all units.")
+    @click.option("--alpha", type=float, default=None, help="Damp's factor (default 0.5).")
+    @click.option("--score", type=click.Choice(["auroc", "auroc_length_matched"]),
+                  default="auroc", show_default=True)
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+    def command(neurons: str, k: int | None, k_fraction: float | None, alpha: float | None,
+                score: str, out: Path, **kwargs: Any) -> None:  # fmt: skip
+        from .interventions import REGISTRY
+        from .locate import NeuronConfig, NeuronScores, locate_neurons
+
+        data_keys = ("text_column", "label_column", "layout", "max_examples")
+        data_kwargs = {key: kwargs.pop(key) for key in data_keys}
+        lm = _load(kwargs)
+        if (Path(neurons) / "neurons.json").is_file():
+            scores = NeuronScores.load(neurons)
+        else:
+            labelled = _labelled(neurons, {**data_kwargs, "seed": 0})
+            scores = locate_neurons(lm, labelled, NeuronConfig(bootstrap=0))
+            where = scores.save(out.with_name(f"{out.name}-neurons"))
+            click.echo(f"neuron scores saved to {where}")
+        edit = REGISTRY[method].fit(lm, scores, k=k, k_fraction=k_fraction, alpha=alpha,
+                                    score=score)  # fmt: skip
+        edit.save(out)
+        p = edit.params
+        click.echo(f"{method}: {p['edited_units']} of {sum(p['widths'])} units edited "
+                   f"(k = {p['k']}, alpha = {p['alpha']}); saved to {out}")  # fmt: skip
+
+
+_expert_command("aura", "AurA: scale every unit with AUROC > 0.5 by 1 - 2 (AUROC - 0.5).")
+_expert_command("det0", "Det-0: set the top-k units by AUROC to zero.")
+_expert_command("damp", "Damp: scale the top-k units by AUROC by a fixed alpha.")
+
+
+@fit.command("steer")
+@model_options
+@labelled_options
+@click.option("--layer", type=int, default=None,
+              help="Block whose output is steered (default: at 60% of the depth).")
+@click.option("--strength", type=float, default=1.0, show_default=True)
+def fit_steer(layer: int | None, strength: float, **kwargs: Any) -> None:
+    """Mean-difference steering: add strength x (mean clean - mean toxic) to one layer."""
+    from .interventions import MeanDifferenceSteering
+
+    d = _pop_labelled(kwargs)
+    data = _labelled(d["data"], d)
+    lm = _load(kwargs)
+    edit = MeanDifferenceSteering.fit(lm, data, layer=layer, strength=strength)
+    edit.save(d["out"])
+    p = edit.params
+    click.echo(f"steer: layer {p['layer']}, |vector| {p['vector_norm']:.3g} (mean |h| "
+               f"{p['state_norm']:.3g}), strength {p['strength']:g}; "
+               f"saved to {d['out']}")  # fmt: skip
+
+
+@fit.command("linear-act")
+@model_options
+@labelled_options
+@click.option("--sites", default=None, help="Module-name pattern (fnmatch); default: MLP units.")
+@click.option("--side", type=click.Choice(["input", "output"]), default="input", show_default=True)
+@click.option("--mode", type=click.Choice(["linear", "mean"]), default="linear",
+              show_default=True, help="mean: Mean-AcT (w = 1).")
+@click.option("--strength", type=float, default=1.0, show_default=True, help="lambda.")
+@click.option("--support", type=click.Choice(["source", "all"]), default="source",
+              show_default=True, help="Map only inside the toxic activations' range, or all.")
+@click.option("--causal/--no-causal", default=True, show_default=True,
+              help="Fit each layer with the earlier layers' maps applied.")
+def fit_linear_act(sites: str | None, side: str, mode: str, strength: float, support: str,
+                   causal: bool, **kwargs: Any) -> None:  # fmt: skip
+    """Linear-AcT: per-unit affine transport from toxic to non-toxic activations."""
+    from .interventions import LinearAcT
+
+    d = _pop_labelled(kwargs)
+    data = _labelled(d["data"], d)
+    lm = _load(kwargs)
+    edit = LinearAcT.fit(lm, data, sites=sites, side=side, mode=mode, strength=strength,
+                         support=support, causal=causal)  # fmt: skip
+    edit.save(d["out"])
+    click.echo(f"linear-act ({mode}, support {support}, {'causal' if causal else 'parallel'}): "
+               f"{len(edit.tensors['w'])} units at {len(edit.params['sites'])} sites; "
+               f"saved to {d['out']}")  # fmt: skip
+
+
 @cli.command()
 @click.argument("intervention_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", "-m", default=None, help="Default: the model the artifact was fitted on.")
@@ -484,40 +611,6 @@ def sweep(
 @cli.group()
 def locate() -> None:
     """Where the model represents toxicity: neuron experts and their stability, layer expertise."""
-
-
-def labelled_options(fn):
-    """The labelled data every locate command reads, and how much of it."""
-    options = [
-        click.option("--data", default="default", show_default=True,
-                     help="Labelled texts: CSV/JSONL/HF id; default: the insults data."),
-        click.option("--text-column", default=None),
-        click.option("--label-column", default=None),
-        click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults."),
-        click.option("--max-examples", type=click.IntRange(min=1), default=2000,
-                     show_default=True, help="A stratified, seeded subsample of this size."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True),
-    ]  # fmt: skip
-    return _stack(fn, options)
-
-
-def _labelled(spec: str, kwargs: dict[str, Any]):
-    from .data import load_labelled
-
-    return load_labelled(
-        spec,
-        text_column=kwargs["text_column"],
-        label_column=kwargs["label_column"],
-        layout=kwargs["layout"],
-        max_examples=kwargs["max_examples"],
-        seed=kwargs["seed"],
-    )
-
-
-def _pop_labelled(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("data", "text_column", "label_column", "layout", "max_examples", "seed", "out")
-    return {k: kwargs.pop(k) for k in keys}
 
 
 @locate.command("neurons")
