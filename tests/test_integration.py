@@ -65,17 +65,23 @@ def test_quick_demo_on_the_default_model(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    original, edited = metrics["methods"]
-    assert (original["method"], edited["method"]) == ("original", "eigenshift")
-    assert original["n_continuations"] == edited["n_continuations"] == 80
+    rows = metrics["methods"]
+    original = rows[0]
+    assert [r["method"] for r in rows] == ["original", "eigenshift", "aura", "det0", "damp",
+                                           "steer", "linear-act"]  # fmt: skip
+    assert {r["n_continuations"] for r in rows} == {80}  # the same prompts and seeds for all
     assert 5 < original["perplexity"] < 100 and original["degenerate_share"] < 0.2
     assert metrics["excluded_prompts"] == 120  # evaluated on prompts the fit did not see
     assert (tmp_path / "eigenshift" / "intervention.safetensors").exists()
     assert "EigenShift directions" in (tmp_path / "report.html").read_text()
-    # A second run reuses the fit and every continuation: nothing is generated again.
+    # A second run reuses the fits and every continuation: nothing is generated again.
+    stamps = {name: (tmp_path / name / "intervention.json").stat().st_mtime_ns
+              for name in ("eigenshift", "aura", "steer", "linear-act")}  # fmt: skip
     again = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
     assert again.exit_code == 0, again.output
-    assert json.loads((tmp_path / "metrics.json").read_text())["methods"][1] == edited
+    assert json.loads((tmp_path / "metrics.json").read_text())["methods"] == rows
+    for name in ("eigenshift", "aura", "steer", "linear-act"):  # fits reused, not redone
+        assert (tmp_path / name / "intervention.json").stat().st_mtime_ns == stamps[name]
 
 
 def test_gemma_3_270m_loads_and_names_its_sites():

@@ -689,12 +689,14 @@ def locate_layers_command(
     default=Path("runs/demo"),
     show_default=True,
 )
-def demo(quick: bool, model: str, out: Path) -> None:
-    """The main job on the embedded defaults: fit EigenShift, evaluate it against the original on
-    other prompts, explain its directions, write the report."""
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Also fit and evaluate AurA, Det-0, Damp, steering and Linear-AcT.")
+def demo(quick: bool, model: str, out: Path, baselines: bool) -> None:
+    """The main job on the embedded defaults: fit EigenShift and the baselines, evaluate them
+    against the original on other prompts, explain EigenShift's directions, write the report."""
     from .demo import run_demo
 
-    metrics, paths = run_demo(out, quick=quick, model=model)
+    metrics, paths = run_demo(out, quick=quick, model=model, baselines=baselines)
     _print_results(metrics, paths)
 
 

@@ -1,17 +1,33 @@
-"""The main job on the embedded defaults: fit EigenShift on fit prompts, evaluate the original
-model and EigenShift on other prompts, explain the removed directions, write the report."""
+"""The main job on the embedded defaults: fit EigenShift on fit prompts and the baselines (AurA,
+Det-0, Damp, steering, Linear-AcT) on the labelled data, evaluate the original model and every
+method on the same other prompts, explain the removed directions, write the report.
+
+Every fit is saved under the run folder and reused on the next run when it matches."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from .data import LabelledTexts, load_labelled
 from .errors import ArtifactError
 from .evaluation import EvalConfig, evaluate
 from .explain import write_explanation
-from .interventions import EigenShift, EigenShiftConfig, load_intervention
+from .interventions import (
+    AurA,
+    Damp,
+    Det0,
+    EigenShift,
+    EigenShiftConfig,
+    Intervention,
+    LinearAcT,
+    MeanDifferenceSteering,
+    load_intervention,
+)
+from .locate import NeuronConfig, NeuronScores, locate_neurons
 from .models import LanguageModel, load_model
 from .report import write_report
 
@@ -21,6 +37,10 @@ DEMO = EvalConfig(max_prompts=200, samples=4, clean_texts=300)
 QUICK = EvalConfig(max_prompts=40, samples=2, clean_texts=60, bootstrap=500)
 FIT = EigenShiftConfig()
 QUICK_FIT = replace(FIT, fit_prompts=120)
+# Labelled texts for the baselines: neuron scores and steering, and (fewer: one pass per layer)
+# the causal Linear-AcT fit.
+BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
+ACT_TEXTS, QUICK_ACT_TEXTS = 400, 120
 
 
 def fitted(lm: LanguageModel, config: EigenShiftConfig, folder: Path) -> EigenShift:
@@ -37,12 +57,63 @@ def fitted(lm: LanguageModel, config: EigenShiftConfig, folder: Path) -> EigenSh
     return intervention
 
 
+def reused(
+    lm: LanguageModel, folder: Path, method: str, data_hash: str, make: Callable[[], Intervention]
+) -> Intervention:
+    """The artifact in `folder` if it is `method`, fitted on this model and these data."""
+    try:
+        existing = load_intervention(folder, lm)
+        if existing.method == method and data_hash in existing.meta.data_hashes.values():
+            log.info("reusing the %s fit in %s", method, folder)
+            return existing
+    except ArtifactError:
+        pass
+    intervention = make()
+    intervention.save(folder)
+    return intervention
+
+
+def neuron_scores(lm: LanguageModel, data: LabelledTexts, folder: Path) -> NeuronScores:
+    if (folder / "neurons.json").is_file():
+        scores = NeuronScores.load(folder)
+        if scores.meta.get("data_hash") == data.hash() and scores.meta.get("model") == lm.name:
+            return scores
+    scores = locate_neurons(lm, data, NeuronConfig(bootstrap=0, max_examples=len(data)))
+    scores.save(folder)
+    return scores
+
+
+def fit_baselines(lm: LanguageModel, out: Path, quick: bool) -> dict[str, Intervention]:
+    """The paper's baselines at their published settings (AurA: every unit above 0.5; Det-0 and
+    Damp: the top 1% of units, Damp at 0.5), and the two steering methods at strength 1."""
+    data = load_labelled("default", max_examples=QUICK_BASELINE_TEXTS if quick else BASELINE_TEXTS)
+    act_data = load_labelled("default", max_examples=QUICK_ACT_TEXTS if quick else ACT_TEXTS)
+    scores = neuron_scores(lm, data, out / "neurons")
+    h, act_h = data.hash(), act_data.hash()
+    return {
+        "aura": reused(lm, out / "aura", "aura", h, lambda: AurA.fit(lm, scores)),
+        "det0": reused(lm, out / "det0", "det0", h, lambda: Det0.fit(lm, scores)),
+        "damp": reused(lm, out / "damp", "damp", h, lambda: Damp.fit(lm, scores)),
+        "steer": reused(lm, out / "steer", "steer", h,
+                        lambda: MeanDifferenceSteering.fit(lm, data)),
+        "linear-act": reused(lm, out / "linear-act", "linear-act", act_h,
+                             lambda: LinearAcT.fit(lm, act_data)),
+    }  # fmt: skip
+
+
 def run_demo(
-    out: Path = Path("runs/demo"), quick: bool = False, model: str = "default", **overrides: Any
+    out: Path = Path("runs/demo"),
+    quick: bool = False,
+    model: str = "default",
+    baselines: bool = True,
+    **overrides: Any,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     lm = load_model(model)
     intervention = fitted(lm, QUICK_FIT if quick else FIT, out / "eigenshift")
     write_explanation(lm, intervention, out)
+    methods: dict[str, Intervention] = {"eigenshift": intervention}
+    if baselines:
+        methods |= fit_baselines(lm, out, quick)
     config = replace(QUICK if quick else DEMO, **overrides)
-    metrics = evaluate(lm, {"eigenshift": intervention}, config, out)  # excludes fit prompts
+    metrics = evaluate(lm, methods, config, out)  # excludes EigenShift's fit prompts
     return metrics, write_report(out)
