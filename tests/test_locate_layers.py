@@ -18,6 +18,7 @@ from eigenshift.locate import (
     write_layer_report,
 )
 from eigenshift.locate.layers import fold_splits, probe_and_units
+from eigenshift.locate.stats import length_bins
 
 TOXIC = ["you stupid idiot", "what an idiot you are", "shut up you idiot", "idiot idiot"]
 CLEAN = ["the quick brown fox", "paris is the capital", "thank you very much", "a model of it"]
@@ -37,16 +38,34 @@ def test_kmeans_expertise_matches_scikit_learn_with_the_better_matching(seed, st
     space = StandardScaler().fit_transform(x) if standardize else x
     clusters = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(space)
     expected = max(roc_auc_score(y, clusters), roc_auc_score(y, 1 - clusters))
-    got, sil = kmeans_expertise(x, y, seed=seed, standardize=standardize)
+    r = kmeans_expertise(x, y, seed=seed, standardize=standardize)
+    got = r["kmeans_auroc"]
     assert abs(got - expected) < 1e-12 and 0.5 <= got < 1.0
-    assert abs(sil - silhouette_score(space, clusters)) < 1e-12
-    flipped, _ = kmeans_expertise(x, 1 - y, seed=seed, standardize=standardize)
+    assert abs(r["silhouette"] - silhouette_score(space, clusters)) < 1e-12
+    flipped = kmeans_expertise(x, 1 - y, seed=seed, standardize=standardize)["kmeans_auroc"]
     assert abs(flipped - got) < 1e-12  # cluster names carry no meaning
 
 
 def test_kmeans_of_identical_points_is_chance_without_a_silhouette():
-    auc, sil = kmeans_expertise(np.ones((10, 3)), np.array([0, 1] * 5))
-    assert auc == 0.5 and np.isnan(sil)
+    r = kmeans_expertise(np.ones((10, 3)), np.array([0, 1] * 5))
+    assert r["kmeans_auroc"] == 0.5 and np.isnan(r["silhouette"])
+
+
+def test_a_split_by_length_is_seen_for_what_it_is():
+    rng = np.random.default_rng(0)
+    n = 400
+    lengths = rng.integers(5, 100, n).astype(float)
+    y = (rng.random(n) < 0.2 + 0.6 * (lengths > 50)).astype(int)  # toxic texts run longer
+    x = rng.normal(size=(n, 4))
+    x[:, 0] += 6.0 * (lengths > 50)  # the representation splits cleanly on length alone
+    strata = length_bins(lengths, 8)
+    r = kmeans_expertise(x, y, lengths=lengths, strata=strata)
+    assert r["kmeans_auroc"] > 0.75  # reads as expertise...
+    assert r["kmeans_cluster_length_auroc"] > 0.95  # ...but the clusters are long vs short
+    assert abs(r["kmeans_auroc_length_matched"] - 0.5) < 0.1  # and carry nothing within a bin
+    splits = fold_splits(y, 4, seed=0)
+    p = probe_and_units(x, y, splits, strata=strata)
+    assert p["probe_auroc"] > 0.75 and abs(p["probe_auroc_length_matched"] - 0.5) < 0.12
 
 
 def test_probe_and_units_on_known_signal():
@@ -84,7 +103,7 @@ def _data(repeat: int = 3) -> LabelledTexts:
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_locate_layers_scores_every_block_and_reproduces(family, tmp_path):
     lm = make_lm(family)
-    config = LayerConfig(folds=3, seed=4)
+    config = LayerConfig(folds=3, seed=4, length_bins=2)
     scores = locate_layers(lm, _data(), config, progress=False)
     assert [r["layer"] for r in scores.rows] == list(range(lm.arch.num_layers))
     assert scores.column("relative_depth")[-1] == 1.0
@@ -104,6 +123,7 @@ def test_locate_layers_scores_every_block_and_reproduces(family, tmp_path):
     assert LayerScores.load(tmp_path).rows == scores.rows
     report = write_layer_report(scores, tmp_path).read_text()
     assert "| 0 |" in report and (tmp_path / "layers.png").stat().st_size > 0
+    assert "probe, length-matched" in report and "Token count predicts the k-means" in report
 
 
 def test_locate_layers_bad_input():

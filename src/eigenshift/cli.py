@@ -659,16 +659,18 @@ def locate_neurons_command(
               help="z-score each unit before k-means (default: raw vectors, as the paper).")
 @click.option("--probe-c", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Inverse L2 strength of the logistic-regression probe.")
+@click.option("--length-bins", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also score probe and k-means within N token-count bins (0: off).")
 def locate_layers_command(
     representation: str, pooling: str, folds: int, standardize: bool, probe_c: float,
-    **kwargs: Any,
+    length_bins: int, **kwargs: Any,
 ) -> None:  # fmt: skip
     """Per layer: k-means AUROC and silhouette, probe AUROC, best and mean single-unit AUROC."""
     from .locate import LayerConfig, locate_layers, write_layer_report
 
     d = _pop_labelled(kwargs)
     config = LayerConfig(representation=representation, pooling=pooling, folds=folds,
-                         standardize=standardize, probe_c=probe_c,
+                         standardize=standardize, probe_c=probe_c, length_bins=length_bins,
                          max_examples=d["max_examples"], seed=d["seed"])  # fmt: skip
     data = _labelled(d["data"], d)
     lm = _load(kwargs)

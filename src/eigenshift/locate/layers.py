@@ -35,7 +35,7 @@ from ..errors import DataError, InputError
 from ..io_utils import write_json_atomic
 from ..models import LanguageModel
 from .neurons import MIN_EXAMPLES, token_lengths
-from .stats import auroc
+from .stats import auroc, length_bins, stratified_auroc
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class LayerConfig:
     seed: int = 0
     batch_size: int = 16
     max_length: int = 128
+    length_bins: int = 0  # > 0: also probe and k-means AUROC within token-count bins
 
     def __post_init__(self) -> None:
         if self.representation not in REPRESENTATIONS:
@@ -68,21 +69,47 @@ class LayerConfig:
 
 
 def kmeans_expertise(
-    x: np.ndarray, y: np.ndarray, seed: int = 0, standardize: bool = False
-) -> tuple[float, float]:
-    """(AUROC of the 2-means assignment under the better matching, silhouette of the clustering)."""
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int = 0,
+    standardize: bool = False,
+    lengths: np.ndarray | None = None,
+    strata: np.ndarray | None = None,
+) -> dict[str, float]:
+    """AUROC of the 2-means assignment under the better label matching, and its silhouette.
+
+    With `lengths`: how well token count alone predicts the clusters (a split by length reads as
+    expertise whenever the classes differ in length). With `strata`: the assignment's AUROC
+    within length bins, under the same matching.
+    """
     x = np.asarray(x, dtype=np.float64)
     if standardize:
         x = StandardScaler().fit_transform(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # all points identical: one cluster
         clusters = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(x)
+    nan = float("nan")
     if clusters.min() == clusters.max():
-        return 0.5, float("nan")
-    a = float(auroc(clusters.astype(np.float64), y)[0])
+        out = {"kmeans_auroc": 0.5, "silhouette": nan}
+        if lengths is not None:
+            out["kmeans_cluster_length_auroc"] = nan
+        if strata is not None:
+            out["kmeans_auroc_length_matched"] = 0.5
+        return out
+    assignment = clusters.astype(np.float64)
+    a = float(auroc(assignment, y)[0])
+    if a < 0.5:
+        a, assignment = 1.0 - a, 1.0 - assignment
     sample = SILHOUETTE_SAMPLE if len(x) > SILHOUETTE_SAMPLE else None
-    sil = float(silhouette_score(x, clusters, sample_size=sample, random_state=seed))
-    return max(a, 1.0 - a), sil
+    out = {"kmeans_auroc": a,
+           "silhouette": float(silhouette_score(x, clusters, sample_size=sample,
+                                                random_state=seed))}  # fmt: skip
+    if lengths is not None:
+        by_length = float(auroc(lengths, clusters)[0])
+        out["kmeans_cluster_length_auroc"] = max(by_length, 1.0 - by_length)
+    if strata is not None:
+        out["kmeans_auroc_length_matched"] = float(stratified_auroc(assignment, y, strata)[0])
+    return out
 
 
 def fold_splits(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -98,7 +125,11 @@ def fold_splits(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, 
 
 
 def probe_and_units(
-    x: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], c: float = 1.0
+    x: np.ndarray,
+    y: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    c: float = 1.0,
+    strata: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Held-out AUROC per fold: the probe, the best unit picked on the training part, all units.
 
@@ -108,14 +139,17 @@ def probe_and_units(
     exact steps, about 4x faster than lbfgs and to a tighter optimum.
     """
     x = np.asarray(x, dtype=np.float64)
-    probe, best, best_unit, oriented, raw = [], [], [], [], []
+    probe, best, best_unit, oriented, raw, matched = [], [], [], [], [], []
     for train, test in splits:
         clf = make_pipeline(StandardScaler(),
                             LogisticRegression(C=c, solver="newton-cholesky", max_iter=200))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(x[train], y[train])
-        probe.append(float(auroc(clf.decision_function(x[test]), y[test])[0]))
+        decision = clf.decision_function(x[test])
+        probe.append(float(auroc(decision, y[test])[0]))
+        if strata is not None:
+            matched.append(float(stratified_auroc(decision, y[test], strata[test])[0]))
         on_train, on_test = auroc(x[train], y[train]), auroc(x[test], y[test])
         flip = on_train < 0.5
         held_out = np.where(flip, 1.0 - on_test, on_test)
@@ -124,7 +158,7 @@ def probe_and_units(
         best_unit.append(j)
         oriented.append(float(held_out.mean()))
         raw.append(float(on_test.mean()))
-    return {
+    out = {
         "probe_auroc": float(np.mean(probe)),
         "probe_auroc_std": float(np.std(probe)),
         "best_unit_auroc": float(np.mean(best)),
@@ -133,6 +167,9 @@ def probe_and_units(
         "mean_unit_auroc": float(np.mean(oriented)),
         "mean_unit_auroc_raw": float(np.mean(raw)),
     }
+    if strata is not None:
+        out["probe_auroc_length_matched"] = float(np.mean(matched))
+    return out
 
 
 @dataclass
@@ -181,22 +218,21 @@ def locate_layers(
     acts = collect_activations(lm, data.texts, sites, pooling=config.pooling,
                                batch_size=config.batch_size, max_length=config.max_length,
                                progress=progress)  # fmt: skip
+    lengths = token_lengths(lm, data.texts, config.max_length)
+    strata = length_bins(lengths, config.length_bins) if config.length_bins else None
     rows = []
     for depth, site in enumerate(tqdm(sites, desc="layers", unit="layer", disable=not progress)):
         x = acts[site].numpy()
         if not np.isfinite(x).all():
             raise InputError(f"{site} produced non-finite activations; load the model in float32")
-        km, sil = kmeans_expertise(x, y, config.seed, config.standardize)
         rows.append({
             "layer": depth,
             "site": site,
             "relative_depth": (depth + 1) / len(sites),
             "width": int(x.shape[1]),
-            "kmeans_auroc": km,
-            "silhouette": sil,
-            **probe_and_units(x, y, splits, config.probe_c),
+            **kmeans_expertise(x, y, config.seed, config.standardize, lengths, strata),
+            **probe_and_units(x, y, splits, config.probe_c, strata),
         })  # fmt: skip
-    lengths = token_lengths(lm, data.texts, config.max_length)
     meta = {
         "model": lm.name,
         "data": data.source,

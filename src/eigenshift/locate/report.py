@@ -77,6 +77,18 @@ def _length_line(meta: dict) -> list[str]:
             "max-pooled units inherit it (a longer text has more chances to fire)."]
 
 
+def _length_in_layers(scores: LayerScores) -> list[str]:
+    if "kmeans_cluster_length_auroc" not in scores.rows[0]:
+        return []
+    by_length = np.nanmean(scores.column("kmeans_cluster_length_auroc"))
+    line = f"Token count predicts the k-means cluster with AUROC {by_length:.3f} on average"
+    if "probe_auroc_length_matched" in scores.rows[0]:
+        probe = scores.column("probe_auroc_length_matched").mean()
+        km = scores.column("kmeans_auroc_length_matched").mean()
+        line += f"; within token-count bins the probe scores {probe:.3f} and k-means {km:.3f}"
+    return [line + "."]
+
+
 def _off_target_split(scores: LayerScores) -> list[str]:
     """A clean split that is not toxicity: worth saying, since it reads as 'no expertise'."""
     sil, km = scores.column("silhouette"), scores.column("kmeans_auroc")
@@ -135,6 +147,7 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
         f"{depth[int(np.argmax(km))]:.2f}, the probe at {best['relative_depth']:.2f} "
         f"(AUROC {best['probe_auroc']:.3f}).",
         *_length_line(m),
+        *_length_in_layers(scores),
         *_off_target_split(scores),
         "",
         "![layer expertise](layers.png)",
@@ -142,17 +155,23 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
         "Units are oriented by their training-fold sign before the held-out score; *raw* is the "
         "plain held-out mean.",
         "",
-        "| layer | depth | k-means AUROC | silhouette | probe AUROC | best unit | mean unit "
-        "| raw |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    # Columns present only when measured: the length diagnostics.
+    extra = [(key, title) for key, title in (
+        ("kmeans_cluster_length_auroc", "length predicts cluster"),
+        ("kmeans_auroc_length_matched", "k-means, length-matched"),
+        ("probe_auroc_length_matched", "probe, length-matched"),
+    ) if key in scores.rows[0]]  # fmt: skip
+    header = ["layer", "depth", "k-means AUROC", "silhouette", "probe AUROC", "best unit",
+              "mean unit", "raw", *(title for _, title in extra)]  # fmt: skip
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in scores.rows:
-        lines.append(
-            f"| {r['layer']} | {r['relative_depth']:.2f} | {r['kmeans_auroc']:.3f} | "
-            f"{r['silhouette']:.3f} | {r['probe_auroc']:.3f} ± {r['probe_auroc_std']:.3f} | "
-            f"{r['best_unit_auroc']:.3f} | {r['mean_unit_auroc']:.3f} | "
-            f"{r['mean_unit_auroc_raw']:.3f} |"
-        )
+        cells = [str(r["layer"]), f"{r['relative_depth']:.2f}", f"{r['kmeans_auroc']:.3f}",
+                 f"{r['silhouette']:.3f}", f"{r['probe_auroc']:.3f} ± {r['probe_auroc_std']:.3f}",
+                 f"{r['best_unit_auroc']:.3f}", f"{r['mean_unit_auroc']:.3f}",
+                 f"{r['mean_unit_auroc_raw']:.3f}",
+                 *(f"{r[key]:.3f}" for key, _ in extra)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     path = out / "layers.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path
