@@ -257,3 +257,27 @@ def test_fit_baselines_commands(tiny_folder, tmp_path):
     result = run("export", *base, "--intervention", str(tmp_path / "aura"),
                  "--out", str(tmp_path / "exported"))  # fmt: skip
     assert result.exit_code == 0, result.output
+
+
+def test_sweep_over_baselines_and_strengths(tiny_folder, coin_scorer, tmp_path):
+    rows = ["text,label"] + [f"you stupid idiot {i},1" for i in range(6)]
+    rows += [f"the quick brown fox {i},0" for i in range(6)]
+    data = tmp_path / "d.csv"
+    data.write_text("\n".join(rows) + "\n")
+    base = ["--model", tiny_folder]
+    assert run("fit", "steer", *base, "--data", str(data), "--out", str(tmp_path / "steer")
+               ).exit_code == 0  # fmt: skip
+    assert run("fit", "aura", *base, "--neurons", str(data), "--out", str(tmp_path / "aura")
+               ).exit_code == 0  # fmt: skip
+    args = [*base, "--scorer", coin_scorer, "--judge", "none", "--max-prompts", "4",
+            "--samples", "1", "--max-new-tokens", "4", "--clean-texts", "4", "--bootstrap", "20",
+            "--with", str(tmp_path / "steer"), "--with", str(tmp_path / "aura"),
+            "--strength", "0", "--strength", "2", "--ppl-limit", "10"]  # fmt: skip
+    result = run("sweep", *args, "--out", str(tmp_path / "sw"))
+    assert result.exit_code == 0, result.output
+    names = [g["method"] for g in json.loads((tmp_path / "sw" / "sweep.json").read_text())["grid"]]
+    assert names == ["original", "steer-s0", "steer-s2", "aura"]
+    metrics = json.loads((tmp_path / "sw" / "metrics.json").read_text())["methods"]
+    assert metrics[1]["toxic_fraction"] == metrics[0]["toxic_fraction"]  # strength 0 = original
+    assert metrics[1]["perplexity"] == metrics[0]["perplexity"]
+    assert "--k and --alpha together" in run("sweep", *base, "--k", "2", "--out", "x").output

@@ -562,8 +562,9 @@ def export(intervention_dir: Path, out: Path, **kwargs: Any) -> None:
 @model_options
 @evaluation_options
 @fit_options
-@click.option("--k", "ks", type=click.IntRange(min=0), multiple=True, required=True)
-@click.option("--alpha", "alphas", type=float, multiple=True, required=True)
+@click.option("--k", "ks", type=click.IntRange(min=0), multiple=True,
+              help="EigenShift k values (with --alpha; leave both out to sweep only --with).")
+@click.option("--alpha", "alphas", type=float, multiple=True)
 @click.option(
     "--recipe",
     "recipes",
@@ -572,6 +573,11 @@ def export(intervention_dir: Path, out: Path, **kwargs: Any) -> None:
     default=(EigenShiftConfig.recipe,),
     show_default=True,
 )
+@click.option("--with", "others", multiple=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="A fitted intervention folder to add to the sweep; repeat for several.")
+@click.option("--strength", "strengths", type=float, multiple=True,
+              help="Strengths for the steer / linear-act folders given with --with.")
 @click.option(
     "--ppl-limit",
     type=float,
@@ -584,23 +590,37 @@ def sweep(
     ks: tuple[int, ...],
     alphas: tuple[float, ...],
     recipes: tuple[str, ...],
+    others: tuple[Path, ...],
+    strengths: tuple[float, ...],
     ppl_limit: float,
     out: Path,
     **kwargs: Any,
 ) -> None:
-    """Fit once per recipe, evaluate the k x alpha grid, name the best operating point."""
-    from .sweep import run_sweep
+    """Evaluate operating points (EigenShift's k x alpha grid, other methods' strengths) on the
+    same prompts; draw the trade-off; name the best point."""
+    from .interventions import load_intervention
+    from .sweep import eigenshift_grid, run_sweep, strength_grid
 
+    if bool(ks) != bool(alphas):
+        raise click.UsageError("give --k and --alpha together (or neither, to sweep --with only)")
+    if not ks and not others:
+        raise click.UsageError("nothing to sweep: give --k and --alpha, or --with FOLDER")
     eval_config = _eval_config(EvalConfig(), kwargs)
     base = _fit_config(kwargs, prompts=eval_config.prompts, prompt_seed=eval_config.prompt_seed,
                        scorer=eval_config.scorer, threshold=eval_config.threshold,
                        seed=eval_config.seed)  # fmt: skip
     lm = _load(kwargs)
-    fits, states = {}, None
-    for recipe in recipes:
-        fits[recipe] = EigenShift.fit_statistics(lm, replace(base, recipe=recipe), states=states)
-        states = fits[recipe].states  # one generation pass serves every recipe
-    summary = run_sweep(lm, fits, ks, alphas, eval_config, out, ppl_limit=ppl_limit)
+    grid = {}
+    for folder in others:
+        grid |= strength_grid(folder.name, load_intervention(folder, lm), strengths)
+    if ks:
+        fits, states = {}, None
+        for recipe in recipes:
+            fits[recipe] = EigenShift.fit_statistics(lm, replace(base, recipe=recipe),
+                                                     states=states)  # fmt: skip
+            states = fits[recipe].states  # one generation pass serves every recipe
+        grid = eigenshift_grid(fits, ks, alphas) | grid
+    summary = run_sweep(lm, grid, eval_config, out, ppl_limit=ppl_limit)
     from .report import format_table
 
     click.echo(format_table(json.loads((out / "metrics.json").read_text())))

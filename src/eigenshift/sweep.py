@@ -1,6 +1,7 @@
-"""`sweep`: fit once per recipe, evaluate a (k, alpha) grid with the harness, draw the toxicity vs
-perplexity trade-off with its Pareto front, and name the operating point with the best TPH under
-a perplexity limit (ignoring points that produce more degenerate text than the original)."""
+"""`sweep`: evaluate a grid of operating points with the harness (EigenShift over k and alpha from
+one fit per recipe; any other fitted intervention, steering and transport over strengths), draw
+the toxicity vs perplexity trade-off with its Pareto front, and name the point with the best TPH
+under a perplexity limit (ignoring points that produce more degenerate text than the original)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from .evaluation import ORIGINAL, EvalConfig, evaluate
-from .interventions import EigenShiftFit
+from .interventions import EigenShiftFit, Intervention
 from .io_utils import write_json_atomic
 from .models import LanguageModel
 from .report import write_report
@@ -38,11 +39,28 @@ def grid_name(recipe: str, k: int, alpha: float) -> str:
     return f"{recipe}-k{k}-a{alpha:g}"
 
 
+def eigenshift_grid(
+    fits: Mapping[str, EigenShiftFit], ks: Sequence[int], alphas: Sequence[float]
+) -> dict[str, Intervention]:
+    return {grid_name(name, k, a): fit.intervention(k, a)
+            for name, fit in fits.items() for k in ks for a in alphas}  # fmt: skip
+
+
+STRENGTH_METHODS = ("steer", "linear-act")  # methods with a strength parameter
+
+
+def strength_grid(
+    name: str, intervention: Intervention, strengths: Sequence[float]
+) -> dict[str, Intervention]:
+    """One point per strength for steering and transport; other methods stay as fitted."""
+    if intervention.method not in STRENGTH_METHODS or not strengths:
+        return {name: intervention}
+    return {f"{name}-s{s:g}": intervention.with_params(strength=float(s)) for s in strengths}
+
+
 def run_sweep(
     lm: LanguageModel,
-    fits: Mapping[str, EigenShiftFit],
-    ks: Sequence[int],
-    alphas: Sequence[float],
+    grid: Mapping[str, Intervention],
     eval_config: EvalConfig,
     out: str | Path,
     *,
@@ -50,12 +68,6 @@ def run_sweep(
     progress: bool = True,
 ) -> dict[str, Any]:
     out = Path(out)
-    grid = {
-        grid_name(name, k, a): fit.intervention(k, a)
-        for name, fit in fits.items()
-        for k in ks
-        for a in alphas
-    }
     metrics = evaluate(lm, grid, eval_config, out, progress=progress)  # excludes fit prompts
     rows = metrics["methods"]
     points = [(r["perplexity"], r["toxic_fraction"]) for r in rows]
