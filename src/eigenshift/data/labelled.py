@@ -42,6 +42,15 @@ class LabelledTexts:
     def hash(self) -> str:
         return content_hash(self.texts, self.labels.tolist())
 
+    def require(self, purpose: str, *, total: int = 0, per_class: int = 0) -> None:
+        """Refuse data too small for `purpose`, saying what it has and what it needs."""
+        if len(self) < total:
+            raise DataError(f"{purpose} needs at least {total} labelled texts, got {len(self)}")
+        clean = len(self) - self.n_toxic
+        if min(self.n_toxic, clean) < per_class:
+            raise DataError(f"{purpose} needs at least {per_class} toxic and {per_class} "
+                            f"non-toxic texts; got {self.n_toxic} and {clean}")  # fmt: skip
+
     def subset(self, indices: np.ndarray) -> LabelledTexts:
         return LabelledTexts([self.texts[i] for i in indices], self.labels[indices], self.source)
 

@@ -55,9 +55,7 @@ class MeanDifferenceSteering(Intervention):
     ) -> Self:
         if data is None:
             raise InputError("steering needs labelled texts (toxic and non-toxic)")
-        if min(data.n_toxic, len(data) - data.n_toxic) < 2:
-            raise InputError(f"steering needs at least 2 toxic and 2 non-toxic texts; got "
-                             f"{data.n_toxic} and {len(data) - data.n_toxic}")  # fmt: skip
+        data.require("steering", per_class=2)
         layer = resolve_layer(lm, layer)
         site = lm.arch.block_names()[layer]
         acts = collect_activations(lm, data.texts, [site], pooling="mean", batch_size=batch_size,

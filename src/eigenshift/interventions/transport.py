@@ -118,9 +118,7 @@ class LinearAcT(Intervention):
             raise InputError(f"transport mode must be one of {MODES}, not '{mode}'")
         if support not in SUPPORTS:
             raise InputError(f"support must be one of {SUPPORTS}, not '{support}'")
-        if min(data.n_toxic, len(data) - data.n_toxic) < 2:
-            raise InputError(f"Linear-AcT needs at least 2 toxic and 2 non-toxic texts; got "
-                             f"{data.n_toxic} and {len(data) - data.n_toxic}")  # fmt: skip
+        data.require("Linear-AcT", per_class=2)
         names = resolve_sites(lm, sites, side)
         widths = [site_width(lm, s) for s in names]
         toxic = data.labels.astype(bool)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from ..data import LabelledTexts
 from ..errors import DataError, InputError
 from ..io_utils import write_json_atomic
 from ..models import LanguageModel
-from .neurons import MIN_EXAMPLES, token_lengths
+from .neurons import MIN_EXAMPLES, provenance, token_lengths
 from .stats import auroc, length_bins, stratified_auroc
 
 log = logging.getLogger(__name__)
@@ -210,8 +210,7 @@ def locate_layers(
 ) -> LayerScores:
     """Layer expertise of every block, all layers captured in one pass over the texts."""
     config = config or LayerConfig()
-    if len(data) < MIN_EXAMPLES:
-        raise InputError(f"need at least {MIN_EXAMPLES} labelled texts, got {len(data)}")
+    data.require("layer expertise", total=MIN_EXAMPLES)
     y = data.labels
     splits = fold_splits(y, config.folds, config.seed)
     sites = layer_sites(lm, config.representation)
@@ -233,13 +232,4 @@ def locate_layers(
             **kmeans_expertise(x, y, config.seed, config.standardize, lengths, strata),
             **probe_and_units(x, y, splits, config.probe_c, strata),
         })  # fmt: skip
-    meta = {
-        "model": lm.name,
-        "data": data.source,
-        "data_hash": data.hash(),
-        "n_texts": len(y),
-        "n_toxic": int(y.sum()),
-        "config": asdict(config),
-        "length_auroc": float(auroc(lengths, y)[0]),
-    }
-    return LayerScores(rows, meta)
+    return LayerScores(rows, provenance(lm, data, config, lengths))

@@ -104,6 +104,21 @@ def token_lengths(lm: LanguageModel, texts: list[str], max_length: int) -> np.nd
     return np.array([len(i) for i in ids], dtype=np.float64)
 
 
+def provenance(
+    lm: LanguageModel, data: LabelledTexts, config: Any, lengths: np.ndarray
+) -> dict[str, Any]:
+    """What a locate result was computed on, and the bar text length alone sets on its labels."""
+    return {
+        "model": lm.name,
+        "data": data.source,
+        "data_hash": data.hash(),
+        "n_texts": len(data),
+        "n_toxic": data.n_toxic,
+        "config": asdict(config),
+        "length_auroc": float(auroc(lengths, data.labels)[0]),
+    }
+
+
 def activation_matrix(
     lm: LanguageModel, data: LabelledTexts, sites: list[str], config: NeuronConfig, progress: bool
 ) -> tuple[np.ndarray, list[int]]:
@@ -124,8 +139,7 @@ def locate_neurons(
 ) -> NeuronScores:
     """Scores on `data`; stability over bootstrap resamples, and against `data2` when given."""
     config = config or NeuronConfig()
-    if len(data) < MIN_EXAMPLES:
-        raise InputError(f"need at least {MIN_EXAMPLES} labelled texts, got {len(data)}")
+    data.require("neuron scoring", total=MIN_EXAMPLES)
     sites = resolve_sites(lm, config.sites, config.side)
     x, widths = activation_matrix(lm, data, sites, config, progress)
     y = data.labels
@@ -150,17 +164,11 @@ def locate_neurons(
     spread = np.std(np.stack(boot), axis=0) if boot else np.zeros_like(scores)
     lengths = token_lengths(lm, data.texts, config.max_length)
     meta: dict[str, Any] = {
-        "model": lm.name,
-        "data": data.source,
-        "data_hash": data.hash(),
-        "n_texts": len(y),
-        "n_toxic": int(y.sum()),
-        "config": asdict(config),
+        **provenance(lm, data, config, lengths),
         "thresholds": stability,
         "auroc_spread_mean": float(spread.mean()),
         "max_auroc": float(scores.max()),
         "mean_auroc": float(scores.mean()),
-        "length_auroc": float(auroc(lengths, y)[0]),
     }
     matched = None
     if config.length_bins:
