@@ -68,18 +68,15 @@ def transport_hooks(
     tensors: dict[str, torch.Tensor],
     strength: float,
     support: str,
-    only: Sequence[int] | None = None,
 ) -> list[AbstractContextManager[Any]]:
     scale = 1.0 + strength * (tensors["w"] - 1.0)  # (1 - lam) a + lam (w a + b)
     shift = strength * tensors["b"]
     if support == "all":
-        return unit_hooks(lm, sites, widths, scale, shift, only)
+        return unit_hooks(lm, sites, widths, scale, shift)
     hooks = []
     lows, highs = split(tensors["lo"], widths), split(tensors["hi"], widths)
     parts = zip(sites, split(scale, widths), split(shift, widths), lows, highs, strict=True)
-    for i, (site, s, t, lo, hi) in enumerate(parts):
-        if only is not None and i not in only:
-            continue
+    for site, s, t, lo, hi in parts:
         parsed = Site.parse(site)
         s, t, lo, hi = (x.to(lm.device, lm.dtype) for x in (s, t, lo, hi))
 

@@ -60,14 +60,11 @@ def unit_hooks(
     widths: Sequence[int],
     scale: torch.Tensor,
     shift: torch.Tensor | None = None,
-    only: Sequence[int] | None = None,
 ) -> list[AbstractContextManager[Any]]:
     """One hook per site that edits anything; untouched sites get none (no cost)."""
     hooks = []
     shifts = split(shift, widths) if shift is not None else [None] * len(sites)
-    for i, (site, s, t) in enumerate(zip(sites, split(scale, widths), shifts, strict=True)):
-        if only is not None and i not in only:
-            continue
+    for site, s, t in zip(sites, split(scale, widths), shifts, strict=True):
         if torch.all(s == 1) and (t is None or torch.all(t == 0)):
             continue
         parsed = Site.parse(site)
