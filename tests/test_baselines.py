@@ -99,6 +99,8 @@ def test_identity_settings_and_bad_input(tiny_llama, tmp_path):
         AurA.fit(lm, narrow)
     with pytest.raises(InputError, match="no length-matched"):
         AurA.fit(lm, _neurons(lm), score="auroc_length_matched")
+    with pytest.raises(InputError, match="not both"):
+        Damp.fit(lm, _neurons(lm), k=3, k_fraction=0.1)
     with pytest.raises(InputError, match="k must be between"):
         Damp.fit(lm, _neurons(lm), k=10**6)
     with pytest.raises(InputError, match="layer must be in"):

@@ -85,6 +85,8 @@ class ExpertScaling(Intervention):
         n = len(values)
         if k is not None and not 0 <= k <= n:
             raise InputError(f"k must be between 0 and the {n} scored units, got {k}")
+        if k is not None and k_fraction is not None:
+            raise InputError("give k or a k fraction, not both")
         if k_fraction is not None:
             if not 0 < k_fraction <= 1:
                 raise InputError(f"k fraction must be in (0, 1], got {k_fraction}")
