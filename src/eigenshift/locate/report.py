@@ -90,15 +90,17 @@ def _length_in_layers(scores: LayerScores) -> list[str]:
 
 
 def _off_target_split(scores: LayerScores) -> list[str]:
-    """A clean split that is not toxicity: worth saying, since it reads as 'no expertise'."""
+    """A clean split that is not toxicity: worth saying, and saying what it follows if we know."""
     sil, km = scores.column("silhouette"), scores.column("kmeans_auroc")
-    off = [r["layer"] for r, a, b in zip(scores.rows, sil, km, strict=True) if a > 0.3 and b < 0.55]
+    off = [i for i, (a, b) in enumerate(zip(sil, km, strict=True)) if a > 0.3 and b < 0.55]
     if not off:
         return []
-    hint = "" if scores.meta["config"]["standardize"] else " (often a few massive units: try " \
-        "--standardize)"
-    return [f"{len(off)} layers split cleanly (silhouette > 0.3) along something other than "
-            f"toxicity (k-means AUROC < 0.55){hint}."]  # fmt: skip
+    line = (f"{len(off)} layers split cleanly (silhouette > 0.3) along something other than "
+            "toxicity (k-means AUROC < 0.55)")  # fmt: skip
+    if "kmeans_cluster_length_auroc" in scores.rows[0]:
+        by_length = np.nanmean(scores.column("kmeans_cluster_length_auroc")[off])
+        line += f"; token count predicts those clusters with AUROC {by_length:.3f}"
+    return [line + "."]
 
 
 def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
