@@ -204,3 +204,19 @@ def test_linear_act_is_causal_and_bakes_with_full_support():
     assert (mean_act.tensors["w"] == 1).all()
     with pytest.raises(NotBakeableError, match="no bias"):
         mean_act.bake(llama)
+
+
+def test_baking_at_a_tied_unembedding_unties_it_first(tiny_llama):
+    lm = tiny_llama
+    assert lm.arch.tied
+    embeddings = lm.model.get_input_embeddings().weight.detach().clone()
+    site = f"{lm.arch.unembedding}:input"
+    width = lm.arch.hidden_size
+    rng = np.random.default_rng(0)
+    scores = NeuronScores([site], [width], rng.uniform(0.4, 0.9, width), np.zeros(width), {})
+    edit = AurA.fit(lm, scores)
+    with edit.applied(lm):
+        hooked = _logits(lm)
+    edit.bake(lm)
+    torch.testing.assert_close(_logits(lm), hooked, atol=1e-5, rtol=1e-4)
+    assert torch.equal(lm.model.get_input_embeddings().weight, embeddings)

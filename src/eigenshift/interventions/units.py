@@ -110,6 +110,8 @@ def _check_foldable(lm: LanguageModel, site: str, shift: torch.Tensor | None) ->
 def _fold(lm: LanguageModel, site: str, scale: torch.Tensor, shift: torch.Tensor | None) -> None:
     """a -> scale * a + shift at `site`, folded into its module's weights in float64."""
     parsed = Site.parse(site)
+    if parsed.module == lm.arch.unembedding:
+        lm.untie_unembedding()  # a tied weight is never edited in place
     module = lm.module(parsed.module)
     weight = module.weight
     bias = getattr(module, "bias", None)
