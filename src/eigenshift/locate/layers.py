@@ -34,7 +34,7 @@ from ..data import LabelledTexts
 from ..errors import DataError, InputError
 from ..io_utils import write_json_atomic
 from ..models import LanguageModel
-from .neurons import MIN_EXAMPLES, provenance, token_lengths
+from .neurons import MIN_EXAMPLES, provenance, resolve_sites, token_lengths
 from .stats import auroc, length_bins, stratified_auroc
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class LayerScores:
 
 def layer_sites(lm: LanguageModel, representation: str) -> list[str]:
     if representation == "mlp":
-        return [f"{n}:input" for n in lm.arch.mlp_site_names()]
+        return resolve_sites(lm, None, "input")  # the MLP hidden units, as `locate neurons`
     return lm.arch.block_names()
 
 
