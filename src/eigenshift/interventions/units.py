@@ -19,23 +19,16 @@ from torch import nn
 from ..errors import InputError, NotBakeableError
 from ..hooks import Site, transform
 from ..models import LanguageModel
-
-
-def _is_conv1d(module: nn.Module) -> bool:
-    """GPT-2's Conv1D: a linear layer that stores its weight as (in, out)."""
-    weight = getattr(module, "weight", None)
-    return type(module).__name__ == "Conv1D" and weight is not None and weight.ndim == 2
+from ..models.architecture import is_conv1d, linear_width
 
 
 def site_width(lm: LanguageModel, site: str) -> int:
     """Units at a site, read from the module's weight (no forward pass needed)."""
     parsed = Site.parse(site)
-    module = lm.module(parsed.module)
-    if isinstance(module, nn.Linear):
-        return module.in_features if parsed.side == "input" else module.out_features
-    if _is_conv1d(module):
-        return int(module.weight.shape[0 if parsed.side == "input" else 1])
-    raise InputError(f"site '{site}' is not a linear layer; per-unit edits need one")
+    width = linear_width(lm.module(parsed.module), parsed.side)
+    if width is None:
+        raise InputError(f"site '{site}' is not a linear layer; per-unit edits need one")
+    return width
 
 
 def check_sites(lm: LanguageModel, sites: Sequence[str], widths: Sequence[int]) -> None:
@@ -98,7 +91,7 @@ def fold_all(
 def _check_foldable(lm: LanguageModel, site: str, shift: torch.Tensor | None) -> None:
     parsed = Site.parse(site)
     module = lm.module(parsed.module)
-    if not (isinstance(module, nn.Linear) or _is_conv1d(module)):
+    if not (isinstance(module, nn.Linear) or is_conv1d(module)):
         raise NotBakeableError(f"'{site}' is not a linear layer: apply the edit with a hook")
     if shift is not None and bool(torch.any(shift != 0)) and getattr(module, "bias", None) is None:
         raise NotBakeableError(
@@ -120,7 +113,7 @@ def _fold(lm: LanguageModel, site: str, scale: torch.Tensor, shift: torch.Tensor
     s = scale.to(weight.device, torch.float64)
     t = None if shift is None else shift.to(weight.device, torch.float64)
     # Work in (out, in) orientation; Conv1D stores the transpose.
-    w_oi = w.T if _is_conv1d(module) else w
+    w_oi = w.T if is_conv1d(module) else w
     with torch.no_grad():
         if parsed.side == "input":
             new_w = w_oi * s[None, :]
@@ -128,6 +121,6 @@ def _fold(lm: LanguageModel, site: str, scale: torch.Tensor, shift: torch.Tensor
         else:
             new_w = w_oi * s[:, None]
             new_b = None if bias is None else bias.double() * s + (t if has_shift else 0.0)
-        weight.copy_((new_w.T if _is_conv1d(module) else new_w).to(weight.dtype))
+        weight.copy_((new_w.T if is_conv1d(module) else new_w).to(weight.dtype))
         if bias is not None and new_b is not None:
             bias.copy_(new_b.to(bias.dtype))

@@ -95,12 +95,18 @@ def _has(model: nn.Module, name: str) -> bool:
     return True
 
 
-def _input_width(module: nn.Module) -> int | None:
-    if isinstance(module, nn.Linear):
-        return module.in_features
+def is_conv1d(module: nn.Module) -> bool:
+    """GPT-2's Conv1D: a linear layer that stores its weight as (in, out)."""
     weight = getattr(module, "weight", None)
-    if weight is not None and weight.ndim == 2 and type(module).__name__ == "Conv1D":
-        return int(weight.shape[0])  # GPT-2's Conv1D stores (in, out)
+    return type(module).__name__ == "Conv1D" and weight is not None and weight.ndim == 2
+
+
+def linear_width(module: nn.Module, side: str = "input") -> int | None:
+    """Units on the input or output side of a linear layer (Linear or Conv1D); None otherwise."""
+    if isinstance(module, nn.Linear):
+        return module.in_features if side == "input" else module.out_features
+    if is_conv1d(module):
+        return int(module.weight.shape[0 if side == "input" else 1])
     return None
 
 
@@ -184,5 +190,5 @@ def detect_architecture(model: nn.Module, overrides: SiteOverrides | None = None
         hidden_size=int(weight.shape[1]),
         vocab_size=int(weight.shape[0]),
         num_layers=len(blocks),  # type: ignore[arg-type]
-        mlp_width=_input_width(get_module(model, f"{layout.blocks}.0.{layout.mlp_site}")),
+        mlp_width=linear_width(get_module(model, f"{layout.blocks}.0.{layout.mlp_site}")),
     )
