@@ -220,3 +220,23 @@ def test_baking_at_a_tied_unembedding_unties_it_first(tiny_llama):
     edit.bake(lm)
     torch.testing.assert_close(_logits(lm), hooked, atol=1e-5, rtol=1e-4)
     assert torch.equal(lm.model.get_input_embeddings().weight, embeddings)
+
+
+def test_source_support_maps_only_values_inside_the_fitted_range(tiny_llama):
+    lm = tiny_llama
+    act = LinearAcT.fit(lm, DATA, causal=False, progress=False)  # source support (default)
+    site = act.params["sites"][0]
+    width = act.params["widths"][0]
+    down = lm.module(site.split(":")[0])
+    with capture(down, "input") as plain:
+        _logits(lm)
+    first_only = act.with_params(sites=[site], widths=[width])
+    first_only.tensors = {k: v[:width] for k, v in act.tensors.items()}
+    with first_only.applied(lm), capture(down, "input") as edited:
+        _logits(lm)
+    a, out = plain[0], edited[0]
+    w, b, lo, hi = (act.tensors[k][:width] for k in ("w", "b", "lo", "hi"))
+    inside = (a >= lo) & (a <= hi)
+    assert inside.any() and (~inside).any()
+    torch.testing.assert_close(out[~inside], a[~inside], atol=0, rtol=0)
+    torch.testing.assert_close(out, torch.where(inside, a * w + b, a), atol=1e-5, rtol=1e-5)

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..locate import NeuronScores
 from ..models import LanguageModel
 from .base import Intervention, register
-from .units import check_sites, fold_all, unit_hooks
+from .units import check_sites, fold_all, site_modules, unit_hooks
 
 DEFAULT_K_FRACTION = 0.01  # Det-0 / Damp: the top 1% of scored units unless k is given
 SCORES = ("auroc", "auroc_length_matched")
@@ -95,7 +95,6 @@ class ExpertScaling(Intervention):
             k = round(DEFAULT_K_FRACTION * n)
         alpha = cls.default_alpha if alpha is None else alpha
         factors = cls.factors(values, k, alpha)
-        modules = sorted({s.split(":")[0] for s in neurons.sites})
         params = {
             "sites": neurons.sites,
             "widths": neurons.widths,
@@ -107,7 +106,7 @@ class ExpertScaling(Intervention):
             "pooling": neurons.meta.get("config", {}).get("pooling"),
         }
         data_hashes = {"neurons": neurons.meta["data_hash"]} if "data_hash" in neurons.meta else {}
-        meta = cls.new_meta(lm, params, modules, data_hashes=data_hashes)
+        meta = cls.new_meta(lm, params, site_modules(neurons.sites), data_hashes=data_hashes)
         return cls({"factors": torch.from_numpy(factors).float()}, meta)
 
     @property

@@ -25,11 +25,10 @@ from tqdm.auto import tqdm
 from ..activations import collect_activations
 from ..data import LabelledTexts
 from ..errors import InputError, NotBakeableError
-from ..hooks import Site, transform
 from ..locate import resolve_sites
 from ..models import LanguageModel
 from .base import Intervention, register
-from .units import fold_all, site_width, split, unit_hooks
+from .units import fold_all, site_modules, site_width, unit_hooks
 
 MODES = ("linear", "mean")
 SUPPORTS = ("source", "all")
@@ -61,6 +60,11 @@ def fit_transport(
     return w, b_mean - w * a_mean
 
 
+def affine(tensors: dict[str, torch.Tensor], strength: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) of T(a) = (1 - lam) a + lam (w a + b) = scale a + shift."""
+    return 1.0 + strength * (tensors["w"] - 1.0), strength * tensors["b"]
+
+
 def transport_hooks(
     lm: LanguageModel,
     sites: Sequence[str],
@@ -69,23 +73,9 @@ def transport_hooks(
     strength: float,
     support: str,
 ) -> list[AbstractContextManager[Any]]:
-    scale = 1.0 + strength * (tensors["w"] - 1.0)  # (1 - lam) a + lam (w a + b)
-    shift = strength * tensors["b"]
-    if support == "all":
-        return unit_hooks(lm, sites, widths, scale, shift)
-    hooks = []
-    lows, highs = split(tensors["lo"], widths), split(tensors["hi"], widths)
-    parts = zip(sites, split(scale, widths), split(shift, widths), lows, highs, strict=True)
-    for site, s, t, lo, hi in parts:
-        parsed = Site.parse(site)
-        s, t, lo, hi = (x.to(lm.device, lm.dtype) for x in (s, t, lo, hi))
-
-        def edit(a: torch.Tensor, s=s, t=t, lo=lo, hi=hi) -> torch.Tensor:
-            inside = (a >= lo) & (a <= hi)
-            return torch.where(inside, a * s + t, a)
-
-        hooks.append(transform(lm.module(parsed.module), edit, side=parsed.side))
-    return hooks
+    scale, shift = affine(tensors, strength)
+    within = (tensors["lo"], tensors["hi"]) if support == "source" else None
+    return unit_hooks(lm, sites, widths, scale, shift, within)
 
 
 @register
@@ -148,8 +138,7 @@ class LinearAcT(Intervention):
         tensors = {k: torch.cat(v).float() for k, v in fitted.items()}
         params = {"sites": names, "widths": widths, "mode": mode, "strength": float(strength),
                   "support": support, "causal": causal}  # fmt: skip
-        modules = sorted({s.split(":")[0] for s in names})
-        meta = cls.new_meta(lm, params, modules, data_hashes={"data": data.hash()},
+        meta = cls.new_meta(lm, params, site_modules(names), data_hashes={"data": data.hash()},
                             stats={"n_texts": len(data), "n_toxic": data.n_toxic})  # fmt: skip
         return cls(tensors, meta)
 
@@ -172,6 +161,5 @@ class LinearAcT(Intervention):
                 "'source'), which no weight can express: apply it with a hook, or fit with "
                 "--support all"
             )
-        lam = self.strength
         fold_all(lm, self.params["sites"], self.params["widths"],
-                 1.0 + lam * (self.tensors["w"] - 1.0), lam * self.tensors["b"])  # fmt: skip
+                 *affine(self.tensors, self.strength))  # fmt: skip

@@ -47,25 +47,34 @@ def split(values: torch.Tensor, widths: Sequence[int]) -> list[torch.Tensor]:
     return list(torch.split(values, list(widths)))
 
 
+def site_modules(sites: Sequence[str]) -> list[str]:
+    """The modules behind the sites: what an edit's artifact depends on."""
+    return sorted({Site.parse(s).module for s in sites})
+
+
 def unit_hooks(
     lm: LanguageModel,
     sites: Sequence[str],
     widths: Sequence[int],
     scale: torch.Tensor,
     shift: torch.Tensor | None = None,
+    support: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[AbstractContextManager[Any]]:
-    """One hook per site that edits anything; untouched sites get none (no cost)."""
+    """One hook per site that edits anything; untouched sites get none (no cost). With `support`
+    (per-unit low and high), a unit is edited only where its value lies inside that range."""
+    none = [None] * len(sites)
+    shifts = split(shift, widths) if shift is not None else none
+    lows, highs = (none, none) if support is None else (split(x, widths) for x in support)
     hooks = []
-    shifts = split(shift, widths) if shift is not None else [None] * len(sites)
-    for site, s, t in zip(sites, split(scale, widths), shifts, strict=True):
+    for site, s, t, lo, hi in zip(sites, split(scale, widths), shifts, lows, highs, strict=True):
         if torch.all(s == 1) and (t is None or torch.all(t == 0)):
             continue
         parsed = Site.parse(site)
-        s = s.to(lm.device, lm.dtype)
-        t = None if t is None else t.to(lm.device, lm.dtype)
+        s, t, lo, hi = (None if x is None else x.to(lm.device, lm.dtype) for x in (s, t, lo, hi))
 
-        def edit(a: torch.Tensor, s: torch.Tensor = s, t: torch.Tensor | None = t) -> torch.Tensor:
-            return a * s if t is None else a * s + t
+        def edit(a: torch.Tensor, s=s, t=t, lo=lo, hi=hi) -> torch.Tensor:
+            edited = a * s if t is None else a * s + t
+            return edited if lo is None else torch.where((a >= lo) & (a <= hi), edited, a)
 
         hooks.append(transform(lm.module(parsed.module), edit, side=parsed.side))
     return hooks
