@@ -82,16 +82,24 @@ def _load(kwargs: dict[str, Any]):
     )
 
 
-def labelled_options(fn):
-    """The labelled data every locate command reads, and how much of it."""
+def data_format_options(fn):
+    """How to read a labelled data file, and how much of it."""
     options = [
-        click.option("--data", default="default", show_default=True,
-                     help="Labelled texts: CSV/JSONL/HF id; default: the insults data."),
         click.option("--text-column", default=None),
         click.option("--label-column", default=None),
         click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults."),
         click.option("--max-examples", type=click.IntRange(min=1), default=2000,
                      show_default=True, help="A stratified, seeded subsample of this size."),
+    ]  # fmt: skip
+    return _stack(fn, options)
+
+
+def labelled_options(fn):
+    """The labelled data the locate and steering commands read, and where they write."""
+    options = [
+        click.option("--data", default="default", show_default=True,
+                     help="Labelled texts: CSV/JSONL/HF id; default: the insults data."),
+        data_format_options,
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True),
     ]  # fmt: skip
@@ -427,10 +435,7 @@ def _expert_command(method: str, summary: str) -> None:
     @model_options
     @click.option("--neurons", required=True,
                   help="A `locate neurons` folder, or labelled data to score neurons on first.")
-    @click.option("--text-column", default=None)
-    @click.option("--label-column", default=None)
-    @click.option("--layout", default=None, help="jigsaw, civil_comments, toxicn or insults.")
-    @click.option("--max-examples", type=click.IntRange(min=1), default=2000, show_default=True)
+    @data_format_options
     @click.option("--k", type=click.IntRange(min=0), default=None,
                   help="Units to edit (default: AurA every unit above 0.5, else the top 1%).")
     @click.option("--k-fraction", type=float, default=None, help="k as a share of all units.")
@@ -450,7 +455,8 @@ def _expert_command(method: str, summary: str) -> None:
             scores = NeuronScores.load(neurons)
         else:
             labelled = _labelled(neurons, {**data_kwargs, "seed": 0})
-            scores = locate_neurons(lm, labelled, NeuronConfig(bootstrap=0))
+            config = NeuronConfig(bootstrap=0, max_examples=data_kwargs["max_examples"])
+            scores = locate_neurons(lm, labelled, config)
             where = scores.save(out.with_name(f"{out.name}-neurons"))
             click.echo(f"neuron scores saved to {where}")
         edit = REGISTRY[method].fit(lm, scores, k=k, k_fraction=k_fraction, alpha=alpha,
