@@ -43,34 +43,36 @@ BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
 ACT_TEXTS, QUICK_ACT_TEXTS = 400, 120
 
 
-def fitted(lm: LanguageModel, config: EigenShiftConfig, folder: Path) -> EigenShift:
-    """The artifact in `folder` if it was fitted on this model with this config, else a new fit."""
-    try:
-        existing = load_intervention(folder, lm)
-        if isinstance(existing, EigenShift) and existing.params["fit_config"] == asdict(config):
-            log.info("reusing the EigenShift fit in %s", folder)
-            return existing
-    except ArtifactError:
-        pass
-    intervention = EigenShift.fit(lm, config)
-    intervention.save(folder)
-    return intervention
-
-
 def reused(
-    lm: LanguageModel, folder: Path, method: str, data_hash: str, make: Callable[[], Intervention]
+    lm: LanguageModel,
+    folder: Path,
+    matches: Callable[[Intervention], bool],
+    make: Callable[[], Intervention],
 ) -> Intervention:
-    """The artifact in `folder` if it is `method`, fitted on this model and these data."""
+    """The artifact in `folder` if it fits this model and `matches`, else `make()`, saved there."""
     try:
         existing = load_intervention(folder, lm)
-        if existing.method == method and data_hash in existing.meta.data_hashes.values():
-            log.info("reusing the %s fit in %s", method, folder)
+        if matches(existing):
+            log.info("reusing the %s fit in %s", existing.method, folder)
             return existing
     except ArtifactError:
         pass
     intervention = make()
     intervention.save(folder)
     return intervention
+
+
+def fitted(lm: LanguageModel, config: EigenShiftConfig, folder: Path) -> EigenShift:
+    """The EigenShift fit in `folder` if it was made with this config, else a new fit."""
+    def same(iv: Intervention) -> bool:
+        return isinstance(iv, EigenShift) and iv.params["fit_config"] == asdict(config)
+
+    return reused(lm, folder, same, lambda: EigenShift.fit(lm, config))  # type: ignore[return-value]
+
+
+def on_data(method: str, data_hash: str) -> Callable[[Intervention], bool]:
+    """Matches a `method` artifact fitted on the data with this hash."""
+    return lambda iv: iv.method == method and data_hash in iv.meta.data_hashes.values()
 
 
 def neuron_scores(lm: LanguageModel, data: LabelledTexts, folder: Path) -> NeuronScores:
@@ -90,15 +92,15 @@ def fit_baselines(lm: LanguageModel, out: Path, quick: bool) -> dict[str, Interv
     act_data = load_labelled("default", max_examples=QUICK_ACT_TEXTS if quick else ACT_TEXTS)
     scores = neuron_scores(lm, data, out / "neurons")
     h, act_h = data.hash(), act_data.hash()
-    return {
-        "aura": reused(lm, out / "aura", "aura", h, lambda: AurA.fit(lm, scores)),
-        "det0": reused(lm, out / "det0", "det0", h, lambda: Det0.fit(lm, scores)),
-        "damp": reused(lm, out / "damp", "damp", h, lambda: Damp.fit(lm, scores)),
-        "steer": reused(lm, out / "steer", "steer", h,
-                        lambda: MeanDifferenceSteering.fit(lm, data)),
-        "linear-act": reused(lm, out / "linear-act", "linear-act", act_h,
-                             lambda: LinearAcT.fit(lm, act_data)),
-    }  # fmt: skip
+    makers: dict[str, tuple[str, Callable[[], Intervention]]] = {
+        "aura": (h, lambda: AurA.fit(lm, scores)),
+        "det0": (h, lambda: Det0.fit(lm, scores)),
+        "damp": (h, lambda: Damp.fit(lm, scores)),
+        "steer": (h, lambda: MeanDifferenceSteering.fit(lm, data)),
+        "linear-act": (act_h, lambda: LinearAcT.fit(lm, act_data)),
+    }
+    return {name: reused(lm, out / name, on_data(name, data_hash), make)
+            for name, (data_hash, make) in makers.items()}  # fmt: skip
 
 
 def run_demo(
