@@ -46,14 +46,11 @@ def eigenshift_grid(
             for name, fit in fits.items() for k in ks for a in alphas}  # fmt: skip
 
 
-STRENGTH_METHODS = ("steer", "linear-act")  # methods with a strength parameter
-
-
 def strength_grid(
     name: str, intervention: Intervention, strengths: Sequence[float]
 ) -> dict[str, Intervention]:
-    """One point per strength for steering and transport; other methods stay as fitted."""
-    if intervention.method not in STRENGTH_METHODS or not strengths:
+    """One point per strength for methods that have one (steering, transport); others as fitted."""
+    if "strength" not in intervention.params or not strengths:
         return {name: intervention}
     return {f"{name}-s{s:g}": intervention.with_params(strength=float(s)) for s in strengths}
 
