@@ -48,7 +48,7 @@ def decomposition(rows: int, cols: int) -> dict:
 def reference_fit(lm, texts: list[str], config: EigenShiftConfig, scorer) -> dict:
     """One prompt at a time, states from a second forward pass, full SVD: the reference shape."""
     toxic, clean = [], []
-    one = SamplingConfig(max_new_tokens=config.max_new_tokens, greedy=True, batch_size=1)
+    one = SamplingConfig(max_new_tokens=config.sampling.max_new_tokens, greedy=True, batch_size=1)
     for i, text in enumerate(texts):
         gen = generate(lm, [text], one, prompt_ids=[i], progress=False)[0]
         if not gen.token_ids:

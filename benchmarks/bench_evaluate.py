@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from common import timed
 
-from eigenshift import load_model, load_prompts
+from eigenshift import SamplingConfig, load_model, load_prompts
 from eigenshift.evaluation import EvalConfig, evaluate
 from eigenshift.generation import sample_top_p
 
@@ -56,11 +56,12 @@ def main() -> None:
     args = parser.parse_args()
 
     lm = load_model(args.model, device=args.device)
-    base = EvalConfig(max_prompts=args.prompts, samples=args.samples, clean_texts=1,
-                      bootstrap=100, judge="profanity")  # fmt: skip
+    base = EvalConfig(max_prompts=args.prompts, sampling=SamplingConfig(samples=args.samples),
+                      clean_texts=1, bootstrap=100, judge="profanity")  # fmt: skip
     runs = {}
     for name, batch in (("batched", args.batch_size), ("one_at_a_time", 1)):
-        config = replace(base, batch_size=batch, chunk_prompts=max(1, batch // args.samples))
+        config = replace(base, sampling=replace(base.sampling, batch_size=batch),
+                         chunk_prompts=max(1, batch // args.samples))  # fmt: skip
         with tempfile.TemporaryDirectory() as out:
             metrics, seconds = timed(lambda c=config, o=out: evaluate(lm, {}, c, o, progress=False))
             text = Path(out, "continuations.jsonl").read_text()

@@ -9,10 +9,10 @@ import json
 import sys
 from dataclasses import replace
 
-from eigenshift import load_model
+from eigenshift import SamplingConfig, load_model
 from eigenshift.evaluation import EvalConfig
 from eigenshift.interventions import EigenShift, EigenShiftConfig
-from eigenshift.sweep import run_sweep
+from eigenshift.sweep import eigenshift_grid, run_sweep
 
 lm = load_model("default")
 base = EigenShiftConfig(fit_prompts=300)
@@ -27,5 +27,7 @@ variants = {
         progress=False,
     ),
 }
-ev = EvalConfig(max_prompts=60, samples=4, clean_texts=100, bootstrap=500, judge="profanity")
-print(json.dumps(run_sweep(lm, variants, [5, 29], [0.0, 0.5], ev, sys.argv[1]), indent=1))
+ev = EvalConfig(max_prompts=60, sampling=SamplingConfig(samples=4), clean_texts=100,
+                bootstrap=500, judge="profanity")
+grid = eigenshift_grid(variants, [5, 29], [0.0, 0.5])
+print(json.dumps(run_sweep(lm, grid, ev, sys.argv[1]), indent=1))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import PROMPTS, make_lm
 
-from eigenshift.activations import RunningStats, collect_activations, iter_activations, pool
+from eigenshift.activations import collect_activations, iter_activations, pool
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "opt"])
@@ -41,19 +41,6 @@ def test_pool_ignores_padding():
         pool(x, mask, "median")
 
 
-def test_running_stats_match_a_single_pass():
-    torch.manual_seed(0)
-    data = torch.randn(1000, 7) * 3 + 2
-    stats = RunningStats()
-    for chunk in data.split(137):
-        stats.update(chunk)
-    assert stats.count == 1000
-    torch.testing.assert_close(stats.mean, data.double().mean(0))
-    torch.testing.assert_close(stats.var, data.double().var(0))
-    torch.testing.assert_close(stats.max, data.double().amax(0))
-    torch.testing.assert_close(stats.min, data.double().amin(0))
-
-
 def test_capture_stops_the_forward_pass_after_the_deepest_site(tiny_llama):
     lm = tiny_llama
     first, last = lm.arch.block_names()[0], lm.arch.block_names()[-1]
@@ -67,5 +54,5 @@ def test_capture_stops_the_forward_pass_after_the_deepest_site(tiny_llama):
     finally:
         handle.remove()
     torch.testing.assert_close(early[first], full[first], atol=0, rtol=0)
-    logits = lm.model(**lm.encode(PROMPTS[:2]).model_inputs()).logits
-    assert torch.isfinite(logits).all()  # no hook left behind
+    # no hook left behind, and the stopped pass leaves the model whole for the next call
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in lm.model.modules())

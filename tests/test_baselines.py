@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -48,7 +50,7 @@ def test_aura_factors_follow_the_formula():
 def test_det0_zeroes_exactly_the_top_k_units_at_every_position(tiny_llama):
     lm, k = tiny_llama, 7
     scores = _neurons(lm)
-    det0 = Det0.fit(lm, scores, k=k)
+    det0 = Det0.fit(lm, neurons=scores, k=k)
     top = set(np.argsort(-scores.auroc)[:k].tolist())
     assert set(np.flatnonzero(det0.tensors["factors"].numpy() == 0).tolist()) == top
     assert int((det0.tensors["factors"] != 1).sum()) == k
@@ -68,7 +70,7 @@ def test_det0_zeroes_exactly_the_top_k_units_at_every_position(tiny_llama):
 def test_expert_baselines_bake_like_their_hooks(family, method):
     lm = make_lm(family)
     before = _logits(lm)
-    edit = method.fit(lm, _neurons(lm), **({} if method is AurA else {"k": 20}))
+    edit = method.fit(lm, neurons=_neurons(lm), **({} if method is AurA else {"k": 20}))
     with edit.applied(lm):
         hooked = _logits(lm)
     assert not torch.allclose(hooked, before)
@@ -82,39 +84,40 @@ def test_expert_baselines_bake_like_their_hooks(family, method):
 def test_identity_settings_and_bad_input(tiny_llama, tmp_path):
     lm = tiny_llama
     before = _logits(lm)
-    for edit in (Damp.fit(lm, _neurons(lm), alpha=1.0), Det0.fit(lm, _neurons(lm), k=0),
-                 MeanDifferenceSteering.fit(lm, DATA, strength=0.0, progress=False),
-                 LinearAcT.fit(lm, DATA, strength=0.0, progress=False)):  # fmt: skip
-        assert list(edit.hooks(lm)) == []
+    for edit in (Damp.fit(lm, neurons=_neurons(lm), alpha=1.0),
+                 Det0.fit(lm, neurons=_neurons(lm), k=0),
+                 MeanDifferenceSteering.fit(lm, data=DATA, strength=0.0, progress=False),
+                 LinearAcT.fit(lm, data=DATA, strength=0.0, progress=False)):  # fmt: skip
+        assert edit.edits(lm) == []
         with edit.applied(lm):
             torch.testing.assert_close(_logits(lm), before, atol=0, rtol=0)
     with pytest.raises(InputError, match="takes no alpha"):
-        AurA.fit(lm, _neurons(lm), alpha=0.3)
+        AurA.fit(lm, neurons=_neurons(lm), alpha=0.3)
     with pytest.raises(InputError, match="not found"):
-        AurA.fit(lm, _neurons(make_lm("gpt2")))
+        AurA.fit(lm, neurons=_neurons(make_lm("gpt2")))
     narrow = _neurons(lm)
     narrow.widths = [32, 32]  # the right modules, the wrong unit count
     narrow.auroc = narrow.auroc[:64]
     with pytest.raises(InputError, match="computed on another model"):
-        AurA.fit(lm, narrow)
+        AurA.fit(lm, neurons=narrow)
     with pytest.raises(InputError, match="no length-matched"):
-        AurA.fit(lm, _neurons(lm), score="auroc_length_matched")
+        AurA.fit(lm, neurons=_neurons(lm), score="auroc_length_matched")
     with pytest.raises(InputError, match="not both"):
-        Damp.fit(lm, _neurons(lm), k=3, k_fraction=0.1)
+        Damp.fit(lm, neurons=_neurons(lm), k=3, k_fraction=0.1)
     with pytest.raises(InputError, match="k must be between"):
-        Damp.fit(lm, _neurons(lm), k=10**6)
+        Damp.fit(lm, neurons=_neurons(lm), k=10**6)
     with pytest.raises(InputError, match="layer must be in"):
-        MeanDifferenceSteering.fit(lm, DATA, layer=5, progress=False)
+        MeanDifferenceSteering.fit(lm, data=DATA, layer=5, progress=False)
     one_class = LabelledTexts(TOXIC * 2, np.ones(8, dtype=int), "x")
     with pytest.raises(InputError, match="at least 2 toxic and 2 non-toxic"):
-        LinearAcT.fit(lm, one_class, progress=False)
+        LinearAcT.fit(lm, data=one_class, progress=False)
 
 
 def test_artifacts_reload_and_refuse_another_model(tmp_path):
     lm, other = make_lm("llama"), make_lm("llama", seed=1)
-    edits = [AurA.fit(lm, _neurons(lm)),
-             MeanDifferenceSteering.fit(lm, DATA, progress=False),
-             LinearAcT.fit(lm, DATA, progress=False)]  # fmt: skip
+    edits = [AurA.fit(lm, neurons=_neurons(lm)),
+             MeanDifferenceSteering.fit(lm, data=DATA, progress=False),
+             LinearAcT.fit(lm, data=DATA, progress=False)]  # fmt: skip
     for edit in edits:
         edit.save(tmp_path / edit.method)
         loaded = load_intervention(tmp_path / edit.method, lm)
@@ -132,7 +135,7 @@ def test_artifacts_reload_and_refuse_another_model(tmp_path):
 
 def test_steering_adds_the_mean_difference_and_bakes_only_into_a_bias():
     gpt2 = make_lm("gpt2")
-    steer = MeanDifferenceSteering.fit(gpt2, DATA, layer=0, strength=2.0, progress=False)
+    steer = MeanDifferenceSteering.fit(gpt2, data=DATA, layer=0, strength=2.0, progress=False)
     block = gpt2.module(gpt2.arch.block_names()[0])
     with capture(block) as plain:
         _logits(gpt2)
@@ -146,7 +149,7 @@ def test_steering_adds_the_mean_difference_and_bakes_only_into_a_bias():
 
     llama = make_lm("llama")
     with pytest.raises(NotBakeableError, match="no bias"):
-        MeanDifferenceSteering.fit(llama, DATA, progress=False).bake(llama)
+        MeanDifferenceSteering.fit(llama, data=DATA, progress=False).bake(llama)
 
     opt = make_lm("opt")  # a post-norm block: the bias is normalised before the residual add
     opt.model.config.do_layer_norm_before = False
@@ -154,7 +157,7 @@ def test_steering_adds_the_mean_difference_and_bakes_only_into_a_bias():
         layer.do_layer_norm_before = False
     before = _logits(opt)
     with pytest.raises(NotBakeableError, match="normalised"):
-        MeanDifferenceSteering.fit(opt, DATA, layer=0, progress=False).bake(opt)
+        MeanDifferenceSteering.fit(opt, data=DATA, layer=0, progress=False).bake(opt)
     torch.testing.assert_close(_logits(opt), before, atol=0, rtol=0)  # the failed bake undone
 
 
@@ -176,18 +179,19 @@ def test_transport_recovers_a_known_affine_map():
 
 def test_linear_act_is_causal_and_bakes_with_full_support():
     lm = make_lm("gpt2")
-    causal = LinearAcT.fit(lm, DATA, support="all", progress=False)
-    parallel = LinearAcT.fit(lm, DATA, support="all", causal=False, progress=False)
+    causal = LinearAcT.fit(lm, data=DATA, support="all", progress=False)
+    parallel = LinearAcT.fit(lm, data=DATA, support="all", causal=False, progress=False)
     width = lm.arch.mlp_width
     first, last = slice(0, width), slice(width, 2 * width)
     torch.testing.assert_close(causal.tensors["w"][first], parallel.tensors["w"][first])
     assert not torch.allclose(causal.tensors["w"][last], parallel.tensors["w"][last])
     # The last layer's maps are what a fit sees with the first layer's maps applied.
     sites = causal.params["sites"]
-    first_only = causal.with_params(sites=sites[:1], widths=[width])
-    first_only.tensors = {k: v[first] for k, v in causal.tensors.items()}
+    first_only = LinearAcT({k: v[first] for k, v in causal.tensors.items()},
+                           replace(causal.meta, params={**causal.params, "sites": sites[:1],
+                                                        "widths": [width]}))  # fmt: skip
     with first_only.applied(lm):
-        refit = LinearAcT.fit(lm, DATA, sites=sites[1].split(":")[0], support="all",
+        refit = LinearAcT.fit(lm, data=DATA, sites=sites[1].split(":")[0], support="all",
                               causal=False, progress=False)  # fmt: skip
     torch.testing.assert_close(refit.tensors["w"], causal.tensors["w"][last])
     torch.testing.assert_close(refit.tensors["b"], causal.tensors["b"][last])
@@ -199,8 +203,8 @@ def test_linear_act_is_causal_and_bakes_with_full_support():
 
     llama = make_lm("llama")
     with pytest.raises(NotBakeableError, match="support"):
-        LinearAcT.fit(llama, DATA, progress=False).bake(llama)
-    mean_act = LinearAcT.fit(llama, DATA, mode="mean", support="all", progress=False)
+        LinearAcT.fit(llama, data=DATA, progress=False).bake(llama)
+    mean_act = LinearAcT.fit(llama, data=DATA, mode="mean", support="all", progress=False)
     assert (mean_act.tensors["w"] == 1).all()
     with pytest.raises(NotBakeableError, match="no bias"):
         mean_act.bake(llama)
@@ -214,7 +218,7 @@ def test_baking_at_a_tied_unembedding_unties_it_first(tiny_llama):
     width = lm.arch.hidden_size
     rng = np.random.default_rng(0)
     scores = NeuronScores([site], [width], rng.uniform(0.4, 0.9, width), np.zeros(width), {})
-    edit = AurA.fit(lm, scores)
+    edit = AurA.fit(lm, neurons=scores)
     with edit.applied(lm):
         hooked = _logits(lm)
     edit.bake(lm)
@@ -224,14 +228,15 @@ def test_baking_at_a_tied_unembedding_unties_it_first(tiny_llama):
 
 def test_source_support_maps_only_values_inside_the_fitted_range(tiny_llama):
     lm = tiny_llama
-    act = LinearAcT.fit(lm, DATA, causal=False, progress=False)  # source support (default)
+    act = LinearAcT.fit(lm, data=DATA, causal=False, progress=False)  # source support (default)
     site = act.params["sites"][0]
     width = act.params["widths"][0]
     down = lm.module(site.split(":")[0])
     with capture(down, "input") as plain:
         _logits(lm)
-    first_only = act.with_params(sites=[site], widths=[width])
-    first_only.tensors = {k: v[:width] for k, v in act.tensors.items()}
+    first_only = LinearAcT({k: v[:width] for k, v in act.tensors.items()},
+                           replace(act.meta, params={**act.params, "sites": [site],
+                                                     "widths": [width]}))  # fmt: skip
     with first_only.applied(lm), capture(down, "input") as edited:
         _logits(lm)
     a, out = plain[0], edited[0]

@@ -79,7 +79,7 @@ def test_evaluate_and_report_on_a_tiny_model(tiny_folder, tmp_path):
 
     lm = load_model(tiny_folder)
     scale = torch.full((lm.arch.hidden_size,), 0.5)
-    ScaleUnembeddingInput.fit(lm, scale=scale).save(tmp_path / "half")
+    ScaleUnembeddingInput.from_scale(lm, scale).save(tmp_path / "half")
     args = ["--model", tiny_folder, "--max-prompts", "3", "--samples", "2", "--max-new-tokens",
             "5", "--clean-texts", "5", "--bootstrap", "50", "--judge", "none"]  # fmt: skip
     out = tmp_path / "run"

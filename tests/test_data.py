@@ -10,7 +10,6 @@ from eigenshift.data import (
     load_clean_texts,
     load_labelled,
     load_prompts,
-    split_indices,
     stratified_subsample,
 )
 from eigenshift.errors import DataError
@@ -35,7 +34,6 @@ def test_prompts_in_both_rtp_layouts_and_csv(tmp_path):
     (tmp_path / "p.csv").write_text("id,prompt\n1,First prompt\n2,\n3,Third one\n")
     prompts = load_prompts(nested)
     assert prompts.texts == ["So I told him", "Then she"] and prompts.prompts[0].toxicity == 0.7
-    assert load_prompts(nested, min_toxicity=0.5).texts == ["So I told him"]
     assert load_prompts(flat).prompts[0].toxicity == pytest.approx(0.9)
     assert load_prompts(str(tmp_path / "p.csv")).texts == ["First prompt", "Third one"]
     assert load_prompts(nested, limit=1).texts == ["So I told him"]
@@ -115,15 +113,8 @@ def test_clean_text_from_txt(tmp_path):
     assert load_clean_texts(str(tmp_path / "c.txt")).texts == ["first line", "second line"]
 
 
-def test_splits_are_seeded_and_disjoint():
-    a, b = split_indices(100, [0.7, 0.3], seed=3)
-    assert len(a) == 70 and len(b) == 30 and not set(a) & set(b)
-    again = split_indices(100, [0.7, 0.3], seed=3)
-    assert all(np.array_equal(x, y) for x, y in zip([a, b], again, strict=True))
-    assert not np.array_equal(split_indices(100, [0.7, 0.3], seed=4)[0], a)
+def test_stratified_subsample_is_seeded_and_keeps_the_ratio():
     labels = np.array([1] * 20 + [0] * 80)
     sub = stratified_subsample(labels, 50, seed=0)
     assert len(sub) == 50 and labels[sub].sum() == 10
     assert np.array_equal(sub, stratified_subsample(labels, 50, seed=0))
-    with pytest.raises(DataError):
-        split_indices(10, [0.8, 0.3])

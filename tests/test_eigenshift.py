@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,9 @@ from eigenshift.decomposition import right_singular, right_singular_svd
 from eigenshift.errors import ArtifactError, InputError, NotBakeableError
 from eigenshift.explain import explain, write_explanation
 from eigenshift.export import export_model
+from eigenshift.generation import SamplingConfig
 from eigenshift.interventions import EigenShift, EigenShiftConfig, load_intervention
+from eigenshift.interventions.eigenshift import FitStates, clean_weights
 
 
 class LetterScorer:
@@ -22,7 +26,8 @@ class LetterScorer:
         return np.array([0.9 if "o" in t else 0.05 for t in texts])
 
 
-SMALL = dict(fit_prompts=24, max_new_tokens=6, min_toxic=3, k=3, alpha=0.2, recipe="paper")
+SMALL = dict(fit_prompts=24, sampling=SamplingConfig(max_new_tokens=6, greedy=True), min_toxic=3,
+             k=3, alpha=0.2, recipe="paper")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +73,38 @@ def test_fit_collects_states_and_selects_directions(fitted):
 
 def test_selection_does_not_depend_on_singular_vector_signs(fitted):
     _, fit = fitted
-    flips = torch.where(torch.rand(fit.v.shape[1]) < 0.5, -1.0, 1.0).double()
-    flipped = type(fit)(fit.singular_values, fit.v * flips, fit.delta * flips, fit.spread,
-                        fit.clean_mean, fit.config, fit.meta)  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+    flips = torch.where(torch.rand(fit.v.shape[1], generator=gen) < 0.5, -1.0, 1.0).double()
+    assert (flips < 0).any() and (flips > 0).any()
+    # delta measured again from the fit's own states in the flipped basis, not flipped by hand
+    v = fit.v * flips
+    w = clean_weights(fit.states, fit.config.choice("contrast"))
+    delta = (fit.states.toxic @ v).mean(0) - w @ (fit.states.clean @ v)
+    torch.testing.assert_close(delta, fit.delta * flips)
+    flipped = replace(fit, v=v, delta=delta)
     assert torch.equal(
         flipped.intervention().tensors["indices"], fit.intervention().tensors["indices"]
     )
+
+
+def test_clean_weights_first_and_matched_by_hand():
+    states = FitStates(
+        toxic=torch.zeros(3, 2, dtype=torch.float64),
+        toxic_positions=torch.tensor([1, 1, 2]),
+        clean=torch.zeros(6, 2, dtype=torch.float64),
+        clean_positions=torch.tensor([0, 1, 2, 0, 1, 3]),
+    )
+    first = clean_weights(states, "first")
+    assert first.tolist() == [0.5, 0, 0, 0.5, 0, 0]  # the first token of each continuation
+    # matched: position 1 holds 2/3 of the toxic states (two clean states share it), position 2
+    # holds 1/3 (one clean state), positions 0 and 3 none
+    matched = clean_weights(states, "matched")
+    torch.testing.assert_close(matched, torch.tensor([0, 1 / 3, 1 / 3, 0, 1 / 3, 0],
+                                                     dtype=torch.float64))  # fmt: skip
+    assert float(matched.sum()) == pytest.approx(1.0)
+    far = replace(states, toxic_positions=torch.tensor([5, 5, 5]))
+    with pytest.raises(InputError, match="no clean states at the positions"):
+        clean_weights(far, "matched")
 
 
 def test_identity_cases(fitted):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,15 +11,17 @@ from conftest import make_lm
 from eigenshift.errors import ArtifactError, InputError
 from eigenshift.evaluation import EvalConfig, evaluate, perplexities, select_prompts
 from eigenshift.evaluation.perplexity import sequence_nll
+from eigenshift.generation import SamplingConfig
 from eigenshift.interventions import ScaleUnembeddingInput
 from eigenshift.report import format_table, write_report
 
-SMALL = dict(max_prompts=6, samples=2, max_new_tokens=6, clean_texts=12, bootstrap=100,
-             chunk_prompts=4, judge=None)  # fmt: skip
+SAMPLING = SamplingConfig(samples=2, max_new_tokens=6)
+SMALL = dict(max_prompts=6, sampling=SAMPLING, clean_texts=12, bootstrap=100, chunk_prompts=4,
+             judge=None)  # fmt: skip
 
 
 def _scaled(lm, value=0.3):
-    return ScaleUnembeddingInput.fit(lm, scale=torch.full((lm.arch.hidden_size,), value))
+    return ScaleUnembeddingInput.from_scale(lm, torch.full((lm.arch.hidden_size,), value))
 
 
 def test_batched_perplexity_equals_one_by_one():
@@ -71,8 +74,11 @@ def test_evaluate_writes_everything_and_compares(tmp_path):
 
 def test_same_seed_same_outputs_and_batch_size_does_not_matter(tmp_path):
     lm = make_lm("llama", dtype=torch.float64)
-    a = evaluate(lm, {}, EvalConfig(**SMALL, batch_size=12), tmp_path / "a", progress=False)
-    b = evaluate(lm, {}, EvalConfig(**SMALL, batch_size=1), tmp_path / "b", progress=False)
+    def batched(size: int) -> EvalConfig:
+        return EvalConfig(**{**SMALL, "sampling": replace(SAMPLING, batch_size=size)})
+
+    a = evaluate(lm, {}, batched(12), tmp_path / "a", progress=False)
+    b = evaluate(lm, {}, batched(1), tmp_path / "b", progress=False)
     ra = (tmp_path / "a" / "continuations.jsonl").read_text()
     rb = (tmp_path / "b" / "continuations.jsonl").read_text()
     assert ra == rb
@@ -85,9 +91,9 @@ def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
     config = EvalConfig(**SMALL)
     full = evaluate(lm, {}, config, tmp_path / "full", progress=False)
 
-    import eigenshift.evaluation.harness as harness
+    import eigenshift.evaluation.collect as collect
 
-    real_generate, calls = harness.generate, []
+    real_generate, calls = collect.generate, []
 
     def crashing(*args, **kwargs):
         if len(calls) == 1:
@@ -95,7 +101,7 @@ def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
         calls.append(kwargs["prompt_ids"])
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(harness, "generate", crashing)
+    monkeypatch.setattr(collect, "generate", crashing)
     with pytest.raises(KeyboardInterrupt):
         evaluate(lm, {}, config, tmp_path / "resumed", progress=False)
     path = tmp_path / "resumed" / "continuations.jsonl"
@@ -107,7 +113,7 @@ def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
         calls.append(kwargs["prompt_ids"])
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(harness, "generate", counting)
+    monkeypatch.setattr(collect, "generate", counting)
     calls.clear()
     resumed = evaluate(lm, {}, config, tmp_path / "resumed", progress=False)
     assert sum(len(c) for c in calls) == 2  # only the 2 unfinished prompts
@@ -121,7 +127,8 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     lm = make_lm("llama")
     evaluate(lm, {}, EvalConfig(**SMALL), tmp_path, progress=False)
     with pytest.raises(InputError, match=r"other settings.*samples"):
-        evaluate(lm, {}, EvalConfig(**{**SMALL, "samples": 3}), tmp_path, progress=False)
+        three = EvalConfig(**{**SMALL, "sampling": replace(SAMPLING, samples=3)})
+        evaluate(lm, {}, three, tmp_path, progress=False)
 
 
 def test_foreign_intervention_is_refused_before_any_work(tmp_path):
@@ -143,7 +150,7 @@ def test_prompt_selection_is_seeded_and_excludes():
 
 def test_garbage_that_looks_safe_is_flagged(tmp_path):
     """A 'detoxifier' that emits garbage: lower toxicity, but flagged, and the report says so."""
-    from eigenshift.evaluation.harness import ORIGINAL, summarise
+    from eigenshift.evaluation import ORIGINAL, summarise
     from eigenshift.evaluation.store import ContinuationStore
 
     store = ContinuationStore(tmp_path / "continuations.jsonl")
@@ -159,7 +166,8 @@ def test_garbage_that_looks_safe_is_flagged(tmp_path):
             rows.append({**base, "method": "garbage", "continuation": "IntfIntfIntfIntf",
                          "score": 0.01, "degenerate": "repetition"})  # fmt: skip
     store.append(rows)
-    config = EvalConfig(max_prompts=40, samples=2, bootstrap=200, judge=None)
+    config = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), bootstrap=200,
+                        judge=None)  # fmt: skip
     ppl = {ORIGINAL: [20.0] * 5, "garbage": [21.0] * 5}
     metrics = summarise(store, [(ORIGINAL, None), ("garbage", None)], list(range(40)), ppl, {},
                         config)  # fmt: skip

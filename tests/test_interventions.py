@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 
 import pytest
 import torch
 from conftest import make_lm
 
-from eigenshift.errors import ArtifactError, NotBakeableError
+from eigenshift.errors import ArtifactError, InputError, NotBakeableError
+from eigenshift.hooks import Site
 from eigenshift.interventions import (
     REGISTRY,
+    Edit,
+    IdentityConfig,
     Intervention,
     ScaleUnembeddingInput,
     applied_all,
@@ -32,7 +34,11 @@ def test_identity_fit_changes_nothing(tiny_llama):
     ident = ScaleUnembeddingInput.fit(tiny_llama)
     with ident.applied(tiny_llama):
         torch.testing.assert_close(_logits(tiny_llama), before, atol=0, rtol=0)
-    assert "identity" in REGISTRY
+    assert REGISTRY["identity"] is ScaleUnembeddingInput  # reachable by name, as artifacts are
+    half = ScaleUnembeddingInput.fit(tiny_llama, scale=0.5)  # a config setting by name
+    assert torch.equal(half.tensors["scale"], torch.full((tiny_llama.arch.hidden_size,), 0.5))
+    with pytest.raises(InputError, match="no setting 'scales'"):  # a misspelt one is an error
+        ScaleUnembeddingInput.fit(tiny_llama, scales=0.5)
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "gpt2"])
@@ -40,7 +46,7 @@ def test_applied_is_restored_and_bake_matches_hook(family):
     lm = make_lm(family)
     emb_before = lm.model.get_input_embeddings().weight.detach().clone()
     before = _logits(lm)
-    edit = ScaleUnembeddingInput.fit(lm, scale=_scale(lm.arch.hidden_size))
+    edit = ScaleUnembeddingInput.from_scale(lm, _scale(lm.arch.hidden_size))
     with edit.applied(lm):
         hooked = _logits(lm)
     assert not torch.allclose(hooked, before)
@@ -58,7 +64,7 @@ def test_applied_is_restored_and_bake_matches_hook(family):
 
 def test_save_load_round_trip_and_refusal(tmp_path):
     lm = make_lm("llama")
-    edit = ScaleUnembeddingInput.fit(lm, scale=_scale(lm.arch.hidden_size))
+    edit = ScaleUnembeddingInput.from_scale(lm, _scale(lm.arch.hidden_size))
     folder = edit.save(tmp_path / "edit")
     assert sorted(p.name for p in folder.iterdir()) == [
         "intervention.json",
@@ -111,25 +117,36 @@ def test_artifact_for_a_missing_module_is_refused():
         edit.check_compatible(lm)
 
 
-@register
 class HookOnly(Intervention):
+    """A method with no affine form, defined without registering (nothing leaks into REGISTRY)."""
+
     method = "test-hook-only"
+    config_class = IdentityConfig
 
     @classmethod
-    def fit(cls, lm, **_):
+    def fit_inputs(cls, lm, config, inputs, progress):
         return cls({}, cls.new_meta(lm, {}, [lm.arch.unembedding]))
 
-    def hooks(self, lm):
-        return [nullcontext()]
+    def edits(self, lm):
+        return [Edit(Site(lm.arch.unembedding, "input"), lambda h: h)]
+
+
+def test_register_refuses_a_second_class_under_a_taken_name():
+    class Impostor(HookOnly):
+        method = "identity"
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Impostor)
+    assert REGISTRY["identity"] is ScaleUnembeddingInput and "test-hook-only" not in REGISTRY
 
 
 def test_unbakeable_methods_say_so_and_several_apply_at_once():
     lm = make_lm("llama")
     with pytest.raises(NotBakeableError, match="applied"):
         HookOnly.fit(lm).bake(lm)
-    a = ScaleUnembeddingInput.fit(lm, scale=_scale(lm.arch.hidden_size, 0))
-    b = ScaleUnembeddingInput.fit(lm, scale=_scale(lm.arch.hidden_size, 1))
-    both = ScaleUnembeddingInput.fit(lm, scale=a.tensors["scale"] * b.tensors["scale"])
+    a = ScaleUnembeddingInput.from_scale(lm, _scale(lm.arch.hidden_size, 0))
+    b = ScaleUnembeddingInput.from_scale(lm, _scale(lm.arch.hidden_size, 1))
+    both = ScaleUnembeddingInput.from_scale(lm, a.tensors["scale"] * b.tensors["scale"])
     before = _logits(lm)
     with both.applied(lm):
         expected = _logits(lm)

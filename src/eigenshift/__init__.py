@@ -4,9 +4,7 @@ The library calls match the commands: `load_model`, `generate`, `collect_activat
 `load_scorer`, `load_prompts` / `load_labelled` / `load_clean_texts`, and the `Intervention` base.
 """
 
-__version__ = "0.1.0"
-
-from .activations import RunningStats, collect_activations, iter_activations, pool
+from .activations import collect_activations, iter_activations, pool
 from .data import load_clean_texts, load_labelled, load_prompts
 from .errors import (
     ArtifactError,
@@ -29,6 +27,7 @@ from .interventions import (
 )
 from .models import LanguageModel, SiteOverrides, load_model
 from .scoring import Scorer, attribute_tokens, load_scorer
+from .version import __version__
 
 __all__ = [
     "ArtifactError",
@@ -42,7 +41,6 @@ __all__ = [
     "LanguageModel",
     "ModelLoadError",
     "NotBakeableError",
-    "RunningStats",
     "SamplingConfig",
     "Scorer",
     "ScorerError",

@@ -1,4 +1,4 @@
-"""Batched activation capture with left padding, pooling over real tokens, streaming statistics."""
+"""Batched activation capture with left padding, pooling over real tokens."""
 
 from __future__ import annotations
 
@@ -105,43 +105,3 @@ def collect_activations(
                 out[name] = torch.empty(len(texts), values.shape[-1])
             out[name][batch.indices] = values
     return out
-
-
-class RunningStats:
-    """Streaming count, mean, variance, min and max per column (Chan et al.'s merge, float64)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.mean: torch.Tensor | None = None
-        self.m2: torch.Tensor | None = None
-        self.min: torch.Tensor | None = None
-        self.max: torch.Tensor | None = None
-
-    def update(self, x: torch.Tensor) -> None:
-        x = x.detach().reshape(-1, x.shape[-1]).to(torch.float64).cpu()
-        n = x.shape[0]
-        if n == 0:
-            return
-        mean = x.mean(0)
-        m2 = ((x - mean) ** 2).sum(0)
-        if self.mean is None or self.m2 is None or self.min is None or self.max is None:
-            self.count, self.mean, self.m2 = n, mean, m2
-            self.min, self.max = x.amin(0), x.amax(0)
-            return
-        total = self.count + n
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
-        self.min = torch.minimum(self.min, x.amin(0))
-        self.max = torch.maximum(self.max, x.amax(0))
-        self.count = total
-
-    @property
-    def var(self) -> torch.Tensor:
-        if self.m2 is None or self.count < 2:
-            raise ValueError("variance needs at least two observations")
-        return self.m2 / (self.count - 1)
-
-    @property
-    def std(self) -> torch.Tensor:
-        return self.var.sqrt()

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .data import LabelledTexts, load_labelled
+from .data import load_labelled
 from .errors import ArtifactError
 from .evaluation import EvalConfig, evaluate
 from .explain import write_explanation
+from .generation import SamplingConfig
 from .interventions import (
     AurA,
     Damp,
@@ -27,14 +28,16 @@ from .interventions import (
     MeanDifferenceSteering,
     load_intervention,
 )
-from .locate import NeuronConfig, NeuronScores, locate_neurons
+from .locate.neurons import neuron_scores_for
 from .models import LanguageModel, load_model
 from .report import write_report
+from .settings import setting
 
 log = logging.getLogger(__name__)
 
-DEMO = EvalConfig(max_prompts=200, samples=4, clean_texts=300)
-QUICK = EvalConfig(max_prompts=40, samples=2, clean_texts=60, bootstrap=500)
+DEMO = EvalConfig(max_prompts=200, sampling=SamplingConfig(samples=4), clean_texts=300)
+QUICK = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), clean_texts=60,
+                   bootstrap=500)  # fmt: skip
 FIT = EigenShiftConfig()
 QUICK_FIT = replace(FIT, fit_prompts=120)
 # Labelled texts for the baselines: neuron scores and steering, and (fewer: one pass per layer)
@@ -75,47 +78,46 @@ def on_data(method: str, data_hash: str) -> Callable[[Intervention], bool]:
     return lambda iv: iv.method == method and data_hash in iv.meta.data_hashes.values()
 
 
-def neuron_scores(lm: LanguageModel, data: LabelledTexts, folder: Path) -> NeuronScores:
-    if (folder / "neurons.json").is_file():
-        scores = NeuronScores.load(folder)
-        if scores.meta.get("data_hash") == data.hash() and scores.meta.get("model") == lm.name:
-            return scores
-    scores = locate_neurons(lm, data, NeuronConfig(bootstrap=0, max_examples=len(data)))
-    scores.save(folder)
-    return scores
-
-
 def fit_baselines(lm: LanguageModel, out: Path, quick: bool) -> dict[str, Intervention]:
     """The paper's baselines at their published settings (AurA: every unit above 0.5; Det-0 and
     Damp: the top 1% of units, Damp at 0.5), and the two steering methods at strength 1."""
     data = load_labelled("default", max_examples=QUICK_BASELINE_TEXTS if quick else BASELINE_TEXTS)
     act_data = load_labelled("default", max_examples=QUICK_ACT_TEXTS if quick else ACT_TEXTS)
-    scores = neuron_scores(lm, data, out / "neurons")
+    scores = neuron_scores_for(lm, data, out / "neurons")
     h, act_h = data.hash(), act_data.hash()
     makers: dict[str, tuple[str, Callable[[], Intervention]]] = {
-        "aura": (h, lambda: AurA.fit(lm, scores)),
-        "det0": (h, lambda: Det0.fit(lm, scores)),
-        "damp": (h, lambda: Damp.fit(lm, scores)),
-        "steer": (h, lambda: MeanDifferenceSteering.fit(lm, data)),
-        "linear-act": (act_h, lambda: LinearAcT.fit(lm, act_data)),
+        "aura": (h, lambda: AurA.fit(lm, neurons=scores)),
+        "det0": (h, lambda: Det0.fit(lm, neurons=scores)),
+        "damp": (h, lambda: Damp.fit(lm, neurons=scores)),
+        "steer": (h, lambda: MeanDifferenceSteering.fit(lm, data=data)),
+        "linear-act": (act_h, lambda: LinearAcT.fit(lm, data=act_data)),
     }
     return {name: reused(lm, out / name, on_data(name, data_hash), make)
             for name, (data_hash, make) in makers.items()}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    quick: bool = setting(False, "A smoke run (about five minutes on two cores).", flag="--quick")
+    model: str = setting("default", "The model: hub id, folder, .gguf file or embedded name.",
+                         short="-m")  # fmt: skip
+    out: Path = setting(Path("runs/demo"), "Run folder; a rerun resumes it and reuses its fits.")
+    baselines: bool = setting(True, "Also fit and evaluate AurA, Det-0, Damp, steering and "
+                                    "Linear-AcT.")  # fmt: skip
+
+
 def run_demo(
-    out: Path = Path("runs/demo"),
-    quick: bool = False,
-    model: str = "default",
-    baselines: bool = True,
-    **overrides: Any,
+    config: DemoConfig | None = None, evaluation: EvalConfig | None = None
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    lm = load_model(model)
-    intervention = fitted(lm, QUICK_FIT if quick else FIT, out / "eigenshift")
+    """`evaluation` replaces the demo's own evaluation settings (DEMO, or QUICK with quick)."""
+    config = config or DemoConfig()
+    out = Path(config.out)
+    lm = load_model(config.model)
+    intervention = fitted(lm, QUICK_FIT if config.quick else FIT, out / "eigenshift")
     write_explanation(lm, intervention, out)
     methods: dict[str, Intervention] = {"eigenshift": intervention}
-    if baselines:
-        methods |= fit_baselines(lm, out, quick)
-    config = replace(QUICK if quick else DEMO, **overrides)
-    metrics = evaluate(lm, methods, config, out)  # excludes EigenShift's fit prompts
+    if config.baselines:
+        methods |= fit_baselines(lm, out, config.quick)
+    settings = evaluation or (QUICK if config.quick else DEMO)
+    metrics = evaluate(lm, methods, settings, out)  # excludes EigenShift's fit prompts
     return metrics, write_report(out)

@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
+from .errors import InputError
+from .evaluation.run import RunFolder
 from .interventions import EigenShift
-from .io_utils import write_json_atomic, write_text_atomic
+from .io_utils import write_text_atomic
 from .models import LanguageModel
 
 
@@ -53,6 +51,7 @@ def explain(lm: LanguageModel, intervention: EigenShift, top: int = 12) -> list[
 
 def delta_spectrum(intervention: EigenShift, path: Path) -> Path:
     """Selection score of every direction against its place in the singular spectrum."""
+    from .report.figures import plt
     scores = intervention.tensors["scores"].numpy()
     s = intervention.tensors["singular_values"].numpy()
     chosen = intervention.tensors["indices"].numpy()
@@ -79,10 +78,9 @@ def _cell(tokens: list[str]) -> str:
 def write_explanation(
     lm: LanguageModel, intervention: EigenShift, out: str | Path, top: int = 12
 ) -> dict[str, Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(out).create()
     rows = explain(lm, intervention, top)
-    figure = delta_spectrum(intervention, out / "delta_spectrum.png")
+    figure = delta_spectrum(intervention, folder.file(RunFolder.SPECTRUM))
     p = intervention.params
     lines = [
         "# EigenShift directions",
@@ -103,7 +101,21 @@ def write_explanation(
         f"{_cell(r['other_side_tokens'])} |"
         for r in rows
     ]
-    md = out / "explain.md"
+    md = folder.file(RunFolder.EXPLAIN_MD)
     write_text_atomic(md, "\n".join(lines) + "\n")
-    write_json_atomic(out / "explain.json", rows)
-    return {"markdown": md, "figure": figure, "json": out / "explain.json"}
+    return {"markdown": md, "figure": figure, "json": folder.write_json(RunFolder.EXPLAIN, rows)}
+
+
+def explain_artifact(
+    folder: str | Path, model: str | None = None, out: str | Path | None = None, top: int = 12
+) -> dict[str, Path]:
+    """Explain the EigenShift artifact in `folder` on `model` (default: the model it was fitted
+    on), writing into `out` (default: the artifact's folder)."""
+    from .interventions import load_intervention, read_meta
+    from .models import load_model
+
+    lm = load_model(model or read_meta(folder).model)
+    intervention = load_intervention(folder, lm)
+    if not isinstance(intervention, EigenShift):
+        raise InputError(f"explain reads EigenShift artifacts, not '{intervention.method}'")
+    return write_explanation(lm, intervention, out or folder, top)

@@ -4,13 +4,11 @@ with `AutoModelForCausalLM.from_pretrained` (and serves in vLLM or TGI) without 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from .interventions import Intervention
+from .io_utils import atomic_folder
 from .models import LanguageModel
 
 EXPORT_FILE = "eigenshift-export.json"
@@ -21,9 +19,7 @@ def export_model(lm: LanguageModel, intervention: Intervention, out: str | Path)
     A tied unembedding is untied first, so the input embeddings are saved unchanged."""
     intervention.bake(lm)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_folder(out) as tmp:
         lm.model.save_pretrained(tmp)
         lm.tokenizer.save_pretrained(tmp)
         provenance = {
@@ -33,9 +29,4 @@ def export_model(lm: LanguageModel, intervention: Intervention, out: str | Path)
             "note": "weights of models loaded from GGUF are de-quantized 4-bit weights",
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -20,22 +20,24 @@ from .errors import InputError
 from .hooks import capture
 from .models import LanguageModel
 from .models.language_model import accepts_logits_to_keep
+from .settings import setting
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    max_new_tokens: int = 20
-    samples: int = 1
-    top_p: float = 0.95
-    temperature: float = 1.0
-    greedy: bool = False
-    seed: int = 0
-    batch_size: int = 32
+    max_new_tokens: int = setting(20, "Tokens generated per continuation.", minimum=1)
+    samples: int = setting(1, "Continuations per prompt.", minimum=1)
+    top_p: float = setting(0.95, "Nucleus sampling: the smallest token set holding this mass.")
+    temperature: float = setting(1.0, "Softmax temperature of sampling.")
+    greedy: bool = setting(False, "Argmax decoding instead of sampling.", flag="--greedy/--sample")
+    seed: int = setting(0, "Seed of every (prompt, sample) row's own random stream.")
+    batch_size: int = setting(32, "Rows generated at once (results do not depend on it).",
+                              minimum=1)  # fmt: skip
     # Exact top-p looks among this many most likely tokens first (method.md section 7) and sorts
     # the whole vocabulary only for rows whose top candidates hold less than top_p of the mass.
-    candidates: int = 1024
+    candidates: int = setting(1024, cli=False)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -51,12 +53,6 @@ class SamplingConfig:
         if self.batch_size < 1 or self.candidates < 1:
             raise InputError("batch_size and candidates must be >= 1")
 
-    @classmethod
-    def from_settings(cls, settings: object) -> SamplingConfig:
-        """The sampling fields of a larger config that carries them under the same names."""
-        names = [n for n in cls.__dataclass_fields__ if hasattr(settings, n)]
-        return cls(**{n: getattr(settings, n) for n in names})
-
 
 @dataclass
 class Generation:
@@ -66,7 +62,6 @@ class Generation:
     text: str
     token_ids: list[int]
     hidden: torch.Tensor | None = None  # (len(token_ids), d): the state that emitted each token
-    finished: bool = False  # ended on an end-of-sequence token
 
 
 def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
@@ -211,7 +206,6 @@ def _generate_batch(
                 text=lm.tokenizer.decode(ids, skip_special_tokens=True),
                 token_ids=ids,
                 hidden=hidden[r, :n].clone() if hidden is not None else None,
-                finished=bool(finished[r]),
             )
         )
     return results

@@ -7,19 +7,61 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from .evaluation import ORIGINAL, EvalConfig, evaluate
-from .interventions import EigenShiftFit, Intervention
-from .io_utils import write_json_atomic
+from .errors import InputError
+from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
+from .interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
+from .interventions.eigenshift import RECIPES, Recipe
 from .models import LanguageModel
 from .report import write_report
+from .report.figures import plt
+from .settings import setting
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    ks: tuple[int, ...] = setting((), "EigenShift k values (with --alpha; leave both out to "
+                                      "sweep only --with).", flag="--k", minimum=0)  # fmt: skip
+    alphas: tuple[float, ...] = setting((), "EigenShift alpha values.", flag="--alpha")
+    recipes: tuple[Recipe, ...] = setting(("matched",), "EigenShift recipes, each fitted once.",
+                                       flag="--recipe")  # fmt: skip
+    strengths: tuple[float, ...] = setting((), "Strengths for the --with folders of methods "
+                                               "that have one (steer, linear-act).",
+                                           flag="--strength")  # fmt: skip
+    ppl_limit: float = setting(0.10, "Largest relative perplexity rise the chosen operating "
+                                     "point may have.")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if bool(self.ks) != bool(self.alphas):
+            raise InputError("give --k and --alpha together (or neither, to sweep --with only)")
+        unknown = sorted(set(self.recipes) - set(RECIPES))
+        if unknown:
+            raise InputError(f"recipe must be one of {', '.join(RECIPES)}, not "
+                             f"{', '.join(unknown)}")  # fmt: skip
+
+
+def sweep_grid(
+    lm: LanguageModel,
+    config: SweepConfig,
+    fit: EigenShiftConfig,
+    others: Mapping[str, Intervention],
+    *,
+    progress: bool = True,
+) -> dict[str, Intervention]:
+    """EigenShift's recipe x k x alpha grid from one fit per recipe, then every other fitted
+    intervention at each of the strengths (when it has that knob)."""
+    if not config.ks and not others:
+        raise InputError("nothing to sweep: give --k and --alpha, or --with FOLDER")
+    grid: dict[str, Intervention] = {}
+    if config.ks:
+        fits = eigenshift_fits(lm, fit, config.recipes, progress=progress)
+        grid |= eigenshift_grid(fits, config.ks, config.alphas)
+    for name, intervention in others.items():
+        grid |= strength_grid(name, intervention, config.strengths)
+    return grid
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +81,19 @@ def grid_name(recipe: str, k: int, alpha: float) -> str:
     return f"{recipe}-k{k}-a{alpha:g}"
 
 
+def eigenshift_fits(
+    lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[str], *, progress: bool = True
+) -> dict[str, EigenShiftFit]:
+    """One fit per recipe; one generation pass serves them all (the states are shared)."""
+    fits: dict[str, EigenShiftFit] = {}
+    states = None
+    for recipe in recipes:
+        fits[recipe] = EigenShift.fit_statistics(lm, replace(base, recipe=recipe), states=states,
+                                                 progress=progress)  # fmt: skip
+        states = fits[recipe].states
+    return fits
+
+
 def eigenshift_grid(
     fits: Mapping[str, EigenShiftFit], ks: Sequence[int], alphas: Sequence[float]
 ) -> dict[str, Intervention]:
@@ -49,8 +104,9 @@ def eigenshift_grid(
 def strength_grid(
     name: str, intervention: Intervention, strengths: Sequence[float]
 ) -> dict[str, Intervention]:
-    """One point per strength for methods that have one (steering, transport); others as fitted."""
-    if "strength" not in intervention.params or not strengths:
+    """One point per strength for methods that have that knob (steering, transport); others as
+    fitted."""
+    if "strength" not in intervention.knobs or not strengths:
         return {name: intervention}
     return {f"{name}-s{s:g}": intervention.with_params(strength=float(s)) for s in strengths}
 
@@ -64,14 +120,15 @@ def run_sweep(
     ppl_limit: float = 0.10,
     progress: bool = True,
 ) -> dict[str, Any]:
-    out = Path(out)
-    metrics = evaluate(lm, grid, eval_config, out, progress=progress)  # excludes fit prompts
+    run = RunFolder(out)
+    metrics = evaluate(lm, grid, eval_config, run.path, progress=progress)  # excludes fit prompts
     rows = metrics["methods"]
     points = [(r["perplexity"], r["toxic_fraction"]) for r in rows]
     front = [rows[i]["method"] for i in pareto_front(points)]
     eligible = [
-        r for r in rows[1:]
-        if r["relative_perplexity"] <= ppl_limit and not r.get("flag_degenerate")
+        r for r in rows
+        if r["method"] != ORIGINAL and r["relative_perplexity"] <= ppl_limit
+        and not r.get("flag_degenerate")
     ]  # fmt: skip
     best = max(eligible, key=lambda r: r["tph"]) if eligible else None
     keys = (
@@ -92,10 +149,10 @@ def run_sweep(
         ),
     }
     if best:
-        grid[best["method"]].save(out / "best")
-    write_json_atomic(out / "sweep.json", summary)
-    _plot(rows, front, best["method"] if best else None, out / "sweep_pareto.png")
-    write_report(out)
+        grid[best["method"]].save(run.file(RunFolder.BEST))
+    run.write_json(RunFolder.SWEEP, summary)
+    _plot(rows, front, best["method"] if best else None, run.file(RunFolder.PARETO))
+    write_report(run.path)
     return summary
 
 

@@ -2,13 +2,14 @@
 
 from .clean import CleanTexts, load_clean_texts
 from .io import content_hash, read_rows
-from .labelled import LAYOUTS, LabelledTexts, load_labelled
+from .labelled import LAYOUTS, LabelledSource, LabelledTexts, load_labelled
 from .prompts import Prompt, PromptSet, load_prompts
-from .splits import split_indices, stratified_subsample
+from .splits import stratified_subsample
 
 __all__ = [
     "LAYOUTS",
     "CleanTexts",
+    "LabelledSource",
     "LabelledTexts",
     "Prompt",
     "PromptSet",
@@ -17,6 +18,5 @@ __all__ = [
     "load_labelled",
     "load_prompts",
     "read_rows",
-    "split_indices",
     "stratified_subsample",
 ]

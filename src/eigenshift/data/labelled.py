@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from ..assets import asset_file
 from ..errors import DataError
+from ..settings import setting
 from .io import Row, content_hash, pick_column, read_rows
 from .splits import stratified_subsample
 
+Layout = Literal["jigsaw", "civil_comments", "toxicn", "insults"]
 LAYOUTS: dict[str, tuple[str, str]] = {
     "jigsaw": ("comment_text", "toxic"),
     "civil_comments": ("text", "toxicity"),
@@ -146,3 +149,22 @@ def load_labelled(
             f"('{lcol}') and threshold ({threshold})"
         )
     return data
+
+
+@dataclass(frozen=True)
+class LabelledSource:
+    """Which labelled texts to read and how much of them: what `--data` and its friends set."""
+
+    data: str = setting("default", "Labelled texts: CSV/JSONL/HF id; default: the insults data.")
+    text_column: str | None = setting(None, "Column holding the text.")
+    label_column: str | None = setting(None, "Column holding the label.")
+    layout: Layout | None = setting(None, "A known layout (its text and label columns).")
+    max_examples: int | None = setting(2000, "A stratified, seeded subsample of this size.",
+                                       minimum=1)  # fmt: skip
+    seed: int = setting(0, "Seed of the subsample (and of the study's resamples).")
+
+    def load(self, spec: str | None = None) -> LabelledTexts:
+        """These texts (or, with `spec`, another source read the same way)."""
+        return load_labelled(spec or self.data, text_column=self.text_column,
+                             label_column=self.label_column, layout=self.layout,
+                             max_examples=self.max_examples, seed=self.seed)  # fmt: skip

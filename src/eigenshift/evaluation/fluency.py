@@ -8,10 +8,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from ..assets import asset_file
-from ..scoring import BiLSTMScorer, Scorer
-from ..scoring.bilstm import KerasWordTokenizer
-
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STUTTER = re.compile(r"(\S{2,12}?)\1{3,}")  # "IntfIntfIntfIntf", "hahahaha"
 
@@ -23,15 +19,6 @@ MAX_UNKNOWN_SHARE = 0.5
 
 def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
-
-
-def vocabulary_of(scorer: Scorer) -> Callable[[str], bool]:
-    """Which words the scorer knows: the BiLSTM's own word index; for other scorers, the same
-    Jigsaw vocabulary (20,000 common English words) as a stand-in wordlist."""
-    if isinstance(scorer, BiLSTMScorer):
-        return scorer.tokenizer.known
-    tok = KerasWordTokenizer(asset_file("toxic_classifier", "model/tokenizer.pickle"))
-    return tok.known
 
 
 def degenerate_reason(text: str, known: Callable[[str], bool]) -> str | None:

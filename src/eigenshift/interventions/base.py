@@ -9,24 +9,28 @@ model is meaningless on another, and applying it twice (after a bake) is a silen
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import safetensors.torch
 import torch
 import transformers
 
-from .. import __version__
-from ..errors import ArtifactError, NotBakeableError
+from ..errors import ArtifactError, InputError
+from ..io_utils import atomic_folder, write_json_atomic
 from ..models import LanguageModel
+from ..settings import with_settings
+from ..version import __version__
+from .edits import Edit, fold_all, installed
+
+if TYPE_CHECKING:
+    from ..data import LabelledTexts
+    from ..locate.neurons import NeuronScores
 
 TENSORS_FILE = "intervention.safetensors"
 META_FILE = "intervention.json"
@@ -64,10 +68,30 @@ class ArtifactMeta:
     format_version: int = FORMAT_VERSION
 
 
+@dataclass(frozen=True)
+class FitInputs:
+    """What a method fits on besides its config; `needs` says which it requires."""
+
+    data: LabelledTexts | None = None  # labelled texts (toxic and non-toxic)
+    neurons: NeuronScores | None = None  # `locate neurons` scores
+
+
+NEEDS = {
+    "data": "labelled texts (toxic and non-toxic): pass data=load_labelled(...) (CLI: --data)",
+    "neurons": "neuron scores: run `eigenshift locate neurons` and pass its scores (CLI: "
+    "--neurons FOLDER, or labelled data to score first)",
+}
+
+
 class Intervention(ABC):
-    """State is a dict of tensors plus JSON metadata, so every method saves and loads alike."""
+    """A method is one subclass: a validated config, the inputs it needs, the knobs that change
+    without refitting, a fit, and the edits it makes. State is a dict of tensors plus JSON
+    metadata, so every method saves, loads, applies and bakes alike."""
 
     method: ClassVar[str]
+    config_class: ClassVar[type[Any]]
+    needs: ClassVar[tuple[str, ...]] = ()  # keys of NEEDS; prompts come from a config field
+    knobs: ClassVar[tuple[str, ...]] = ()  # params an artifact may change without a refit
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
         if meta.method != self.method:
@@ -80,24 +104,56 @@ class Intervention(ABC):
         return self.meta.params
 
     def with_params(self, **changes: Any) -> Self:
-        """The same fitted tensors under other parameters (a strength, say): no refit."""
+        """The same fitted tensors under other knob values (a strength, say): no refit."""
+        unknown = sorted(set(changes) - set(self.knobs))
+        if unknown:
+            can = ", ".join(self.knobs) or "nothing"
+            raise InputError(f"'{self.method}' can change {can} without refitting, not "
+                             f"{', '.join(unknown)}")  # fmt: skip
         return type(self)(dict(self.tensors), replace(self.meta, params={**self.params, **changes}))
 
-    # -- what each method provides -----------------------------------------------------------
+    # -- fitting -------------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        lm: LanguageModel,
+        config: Any = None,
+        *,
+        data: LabelledTexts | None = None,
+        neurons: NeuronScores | None = None,
+        progress: bool = True,
+        **settings: Any,
+    ) -> Self:
+        """Fit on `lm`; `settings` change single fields of the config (unknown names are an
+        error), `data` and `neurons` are the inputs the method `needs`."""
+        if config is not None and not isinstance(config, cls.config_class):
+            raise InputError(f"'{cls.method}' takes a {cls.config_class.__name__}, not a "
+                             f"{type(config).__name__}")  # fmt: skip
+        config = with_settings(config or cls.config_class(), settings, f"'{cls.method}'")
+        inputs = FitInputs(data=data, neurons=neurons)
+        for need in NEEDS:
+            given = getattr(inputs, need) is not None
+            if need in cls.needs and not given:
+                raise InputError(f"'{cls.method}' needs {NEEDS[need]}")
+            if given and need not in cls.needs:
+                raise InputError(f"'{cls.method}' takes no {need}; it needs "
+                                 f"{', '.join(cls.needs) or 'no inputs'}")  # fmt: skip
+        return cls.fit_inputs(lm, config, inputs, progress)
+
     @classmethod
     @abstractmethod
-    def fit(cls, lm: LanguageModel, **kwargs: Any) -> Self:
-        """Fit on `lm` and return an intervention bound to its weights."""
+    def fit_inputs(cls, lm: LanguageModel, config: Any, inputs: FitInputs, progress: bool) -> Self:
+        """The method's own fit, on a validated config and the inputs it needs."""
 
+    # -- what the edit is ----------------------------------------------------------------------
     @abstractmethod
-    def hooks(self, lm: LanguageModel) -> Iterable[AbstractContextManager[Any]]:
-        """The hook contexts that apply the edit to `lm` (see `eigenshift.hooks`)."""
+    def edits(self, lm: LanguageModel) -> list[Edit]:
+        """The edits this intervention makes to `lm` (none: it is the identity)."""
 
-    def _bake(self, lm: LanguageModel) -> None:
-        raise NotBakeableError(
-            f"'{self.method}' cannot be folded into plain weights; apply it with "
-            "`with intervention.applied(model):` instead"
-        )
+    def describe(self, lm: LanguageModel) -> str:
+        """What was fitted, for the command line."""
+        shown = {k: v for k, v in self.params.items() if not isinstance(v, dict | list)}
+        return f"{self.method}: " + ", ".join(f"{k} {v}" for k, v in shown.items())
 
     # -- shared behaviour ----------------------------------------------------------------------
     @classmethod
@@ -128,37 +184,23 @@ class Intervention(ABC):
     def applied(self, lm: LanguageModel) -> Iterator[LanguageModel]:
         """Apply the edit for the duration of the block; the model is restored on any exit."""
         self.check_compatible(lm)
-        with ExitStack() as stack:
-            for hook in self.hooks(lm):
-                stack.enter_context(hook)
+        with installed(lm, self.edits(lm)):
             yield lm
 
     def bake(self, lm: LanguageModel) -> None:
         """Fold the edit into `lm`'s weights (untying a tied unembedding first, where needed)."""
         self.check_compatible(lm)
-        self._bake(lm)
+        fold_all(lm, self.edits(lm), self.method, lambda: self.applied(lm))
 
     def save(self, directory: str | Path) -> Path:
         """Write atomically: a crash leaves the old folder or the new one, never half of one."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-        try:
+        with atomic_folder(Path(directory)) as tmp:
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.tensors.items()}
             safetensors.torch.save_file(
                 tensors, tmp / TENSORS_FILE, metadata={"method": self.method}
             )
-            (tmp / META_FILE).write_text(json.dumps(asdict(self.meta), indent=2) + "\n")
-            if target.exists():
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return target
+            write_json_atomic(tmp / META_FILE, asdict(self.meta))
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path, lm: LanguageModel | None = None) -> Intervention:
@@ -206,6 +248,17 @@ def read_meta(directory: str | Path) -> ArtifactMeta:
 
 def load_intervention(directory: str | Path, lm: LanguageModel | None = None) -> Intervention:
     return Intervention.load(directory, lm)
+
+
+def load_interventions(
+    directories: Iterable[str | Path], lm: LanguageModel
+) -> dict[str, Intervention]:
+    """Artifacts named by their folder (the full path where two folders share a name)."""
+    loaded: dict[str, Intervention] = {}
+    for directory in map(Path, directories):
+        name = directory.name if directory.name not in loaded else str(directory)
+        loaded[name] = load_intervention(directory, lm)
+    return loaded
 
 
 @contextmanager

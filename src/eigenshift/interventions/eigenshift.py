@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
-import numpy as np
 import torch
 
 from ..data import load_prompts
 from ..decomposition import right_singular
-from ..errors import InputError, NotBakeableError
+from ..errors import InputError
 from ..generation import SamplingConfig, generate
-from ..hooks import transform
+from ..hooks import Site
 from ..models import LanguageModel
 from ..scoring import Scorer, attribute_tokens, load_scorer
-from .base import ArtifactMeta, Intervention, register
+from ..settings import check_choices, setting
+from .base import ArtifactMeta, FitInputs, Intervention, register
+from .edits import Affine, Edit
 
 log = logging.getLogger(__name__)
 
@@ -43,40 +42,35 @@ RECIPES: dict[str, dict[str, str]] = {
 }
 
 
+Recipe = Literal["paper", "matched"]
+
+
 @dataclass(frozen=True)
 class EigenShiftConfig:
-    prompts: str = "default"
-    fit_prompts: int = 300
-    prompt_seed: int = 0
-    k: int | None = None
-    k_fraction: float | None = None
+    prompts: str = setting("default", "Prompts to generate on (RTP jsonl, CSV, HF id).")
+    fit_prompts: int = setting(300, "Prompts generated on to collect states.", minimum=1)
+    prompt_seed: int = setting(0, "Seed of the prompt shuffle.")
+    k: int | None = setting(None, f"Directions to dampen (default {DEFAULT_K}, measured on the "
+                                  "default model).", minimum=0)  # fmt: skip
+    k_fraction: float | None = setting(None, "Directions to dampen, as a share of d.")
     # Defaults measured on the default model (docs/results.md, "EigenShift"): the paper's own
     # recipe (k = 25% of d, alpha = 0) was tuned on a 7B model and breaks a 135M one.
-    alpha: float = -0.5
-    recipe: str = "matched"
-    contrast: Literal["first", "matched"] | None = None  # None: the recipe's
-    score: Literal["delta", "standardized"] | None = None
-    dampen: Literal["zero", "centered"] | None = None
-    greedy: bool = True
-    samples: int = 1
-    max_new_tokens: int = 20
-    top_p: float = 0.95
-    temperature: float = 1.0
-    seed: int = 0
-    batch_size: int = 32
-    scorer: str = "default"
-    threshold: float = 0.5
-    min_toxic: int = 10
+    alpha: float = setting(-0.5, "Kept share of each selected direction (1 = unchanged, "
+                                 "0 = removed).")  # fmt: skip
+    recipe: Recipe = setting("matched", "Presets of contrast, score and dampening.")
+    contrast: Literal["first", "matched"] | None = setting(
+        None, "Clean states from the first token (paper) or matched positions.")
+    score: Literal["delta", "standardized"] | None = setting(
+        None, "Rank directions by |delta| or |delta| / spread.")
+    dampen: Literal["zero", "centered"] | None = setting(
+        None, "Shrink towards zero (bakeable) or towards the clean mean (hook).")
+    sampling: SamplingConfig = setting(SamplingConfig(greedy=True))
+    scorer: str = setting("default", "Scorer of the fit generations.")
+    threshold: float = setting(0.5, "A continuation is toxic when its score is at least this.")
+    min_toxic: int = setting(10, "Fewest toxic states a fit accepts.", minimum=1)
 
     def __post_init__(self) -> None:
-        if self.recipe not in RECIPES:
-            raise InputError(f"recipe must be one of {', '.join(RECIPES)}, not '{self.recipe}'")
-        for name, allowed in (("contrast", ("first", "matched")),
-                              ("score", ("delta", "standardized")),
-                              ("dampen", ("zero", "centered"))):  # fmt: skip
-            value = getattr(self, name)
-            if value is not None and value not in allowed:
-                raise InputError(f"{name} must be one of {', '.join(allowed)}, not '{value}'")
+        check_choices(self)
         if self.k is not None and self.k_fraction is not None:
             raise InputError("give k or k_fraction, not both")
         if self.k is not None and self.k < 0:
@@ -98,9 +92,6 @@ class EigenShiftConfig:
             return round(self.k_fraction * d)
         return min(DEFAULT_K, d)
 
-    def sampling(self) -> SamplingConfig:
-        return SamplingConfig.from_settings(self)
-
 
 @dataclass
 class FitStates:
@@ -116,9 +107,8 @@ class FitStates:
 
 def fit_prompt_indices(config: EigenShiftConfig) -> tuple[list[int], list[str], str]:
     prompts = load_prompts(config.prompts)
-    order = np.random.default_rng(config.prompt_seed).permutation(len(prompts))
-    chosen = [int(i) for i in order[: config.fit_prompts]]
-    return chosen, [prompts.texts[i] for i in chosen], prompts.hash()
+    chosen, texts = prompts.select(config.fit_prompts, config.prompt_seed)
+    return chosen, texts, prompts.hash()
 
 
 def collect_states(
@@ -131,7 +121,7 @@ def collect_states(
 ) -> FitStates:
     """Generate once with capture; attribute toxic tokens by occlusion; keep only the states whose
     argmax is the attributed token (the state really emitted it)."""
-    gens = generate(lm, prompts, config.sampling(), prompt_ids=prompt_ids, capture_hidden=True,
+    gens = generate(lm, prompts, config.sampling, prompt_ids=prompt_ids, capture_hidden=True,
                     progress=progress)  # fmt: skip
     scores = scorer.score([g.text for g in gens])
     toxic_idx = [i for i, g in enumerate(gens) if scores[i] >= config.threshold and g.token_ids]
@@ -229,11 +219,17 @@ class EigenShiftFit:
 
 @register
 class EigenShift(Intervention):
+    """eigenshift: dampen the unembedding directions toxic generations use."""
+
     method = "eigenshift"
+    config_class = EigenShiftConfig
+    knobs = ("alpha",)
 
     @classmethod
-    def fit(cls, lm: LanguageModel, config: EigenShiftConfig | None = None, **kwargs: Any) -> Self:
-        return cls.fit_statistics(lm, config, **kwargs).intervention()  # type: ignore[return-value]
+    def fit_inputs(
+        cls, lm: LanguageModel, config: EigenShiftConfig, inputs: FitInputs, progress: bool
+    ) -> Self:
+        return cls.fit_statistics(lm, config, progress=progress).intervention()  # type: ignore[return-value]
 
     @classmethod
     def fit_statistics(
@@ -283,7 +279,7 @@ class EigenShift(Intervention):
         meta = cls.new_meta(
             lm, params, [lm.arch.unembedding],
             data_hashes={"prompts": prompts_hash},
-            seed=config.seed,
+            seed=config.sampling.seed,
             stats={
                 **counts,
                 "fit_prompt_indices": ids,
@@ -320,10 +316,11 @@ class EigenShift(Intervention):
     def is_identity(self) -> bool:
         return self.k == 0 or self.alpha == 1.0
 
-    def hooks(self, lm: LanguageModel) -> Iterable[AbstractContextManager[Any]]:
+    def edits(self, lm: LanguageModel) -> list[Edit]:
         if self.is_identity():
             return []
-        v = self.tensors["v_k"].to(lm.device, lm.dtype)
+        v_k = self.tensors["v_k"]
+        v = v_k.to(lm.device, lm.dtype)
         mu = self.tensors["clean_mean"].to(lm.device, lm.dtype)
         centered = self.centered
         scale = 1.0 - self.alpha
@@ -332,20 +329,24 @@ class EigenShift(Intervention):
             x = h - mu if centered else h
             return h - scale * ((x @ v) @ v.T)
 
-        return [transform(lm.unembedding, project, side="input")]
+        # h - c (h - mu) V V^T: a low-rank map, plus the constant c (mu V) V^T when centered
+        shift = scale * (self.tensors["clean_mean"] @ v_k) @ v_k.T if centered else None
+        affine = Affine(left=scale * v_k, right=v_k, shift=shift)
+        hint = ("apply it with a hook (`with intervention.applied(model):`), or fit with "
+                "--dampen zero to get a bakeable edit")  # fmt: skip
+        return [Edit(Site(lm.arch.unembedding, "input"), project, affine, hint=hint)]
 
-    def _bake(self, lm: LanguageModel) -> None:
-        if self.centered:
-            raise NotBakeableError(
-                "centered dampening adds a constant W V_k V_k^T mu to the logits, which needs a "
-                "bias the unembedding does not have: apply it with a hook, or fit with "
-                "--dampen zero to get a bakeable edit"
-            )
-        if self.is_identity():
-            return
-        lm.untie_unembedding()
-        weight = lm.unembedding.weight
-        with torch.no_grad():
-            v = self.tensors["v_k"].to(weight.device, torch.float64)
-            w = weight.detach().to(torch.float64)
-            weight.copy_((w - (1.0 - self.alpha) * (w @ v) @ v.T).to(weight.dtype))
+    def describe(self, lm: LanguageModel) -> str:
+        from ..explain import explain  # explain reads this class: imported when needed
+
+        stats = self.meta.stats
+        lines = [
+            f"states: {stats['toxic_states']} toxic ({stats['toxic_continuations']} toxic "
+            f"continuations, {stats['toxic_rejected_argmax']} rejected by the argmax check), "
+            f"{stats['clean_states_first']} clean continuations",
+            f"k = {self.k}, alpha = {self.alpha:g}, recipe {self.params['recipe']}",
+        ]
+        lines += [f"  direction {row['spectrum_position']}: toxic side "
+                  + " ".join(t.strip() or repr(t) for t in row["toxic_side_tokens"])
+                  for row in explain(lm, self, top=6)[:5]]  # fmt: skip
+        return "\n".join(lines)

@@ -10,21 +10,24 @@ every token position; baking folds it into the down projection's input columns, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal, Self, get_args
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ..locate import NeuronScores
-from ..models import LanguageModel
-from .base import Intervention, register
-from .units import check_sites, fold_all, site_modules, unit_hooks
+from ..models import LanguageModel, check_sites, site_modules
+from ..settings import check_choices, setting
+from .base import FitInputs, Intervention, register
+from .edits import Edit
+from .units import unit_edits
+
+if TYPE_CHECKING:
+    from ..locate.neurons import NeuronScores
 
 DEFAULT_K_FRACTION = 0.01  # Det-0 / Damp: the top 1% of scored units unless k is given
-SCORES = ("auroc", "auroc_length_matched")
+Score = Literal["auroc", "auroc_length_matched"]
 
 
 def expert_scores(scores: NeuronScores, score: str) -> np.ndarray:
@@ -35,7 +38,7 @@ def expert_scores(scores: NeuronScores, score: str) -> np.ndarray:
             raise InputError("these neuron scores have no length-matched AUROC: run "
                              "`eigenshift locate neurons --length-bins 10`")  # fmt: skip
         return scores.auroc_length_matched
-    raise InputError(f"score must be one of {SCORES}, not '{score}'")
+    raise InputError(f"score must be one of {', '.join(get_args(Score))}, not '{score}'")
 
 
 def aura_factors(auroc: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -55,9 +58,29 @@ def top_k_factors(auroc: np.ndarray, k: int, alpha: float) -> np.ndarray:
     return factors
 
 
+@dataclass(frozen=True)
+class ExpertConfig:
+    k: int | None = setting(None, "Units to edit (default: AurA every unit above 0.5, else the "
+                                  "top 1%).", minimum=0)  # fmt: skip
+    k_fraction: float | None = setting(None, "k as a share of all scored units.")
+    alpha: float | None = setting(None, "Damp's factor (default 0.5); AurA and Det-0 take none.")
+    score: Score = setting("auroc", "Which neuron score ranks the units.")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.k is not None and self.k < 0:
+            raise InputError(f"k must be >= 0, got {self.k}")
+        if self.k is not None and self.k_fraction is not None:
+            raise InputError("give k or a k fraction, not both")
+        if self.k_fraction is not None and not 0 < self.k_fraction <= 1:
+            raise InputError(f"k fraction must be in (0, 1], got {self.k_fraction}")
+
+
 class ExpertScaling(Intervention):
     """A per-unit scale from neuron expert scores; subclasses say how scores become factors."""
 
+    config_class = ExpertConfig
+    needs = ("neurons",)
     default_alpha: ClassVar[float | None] = None
     top_k: ClassVar[bool] = True  # edits the top k units (AurA: every unit above 0.5)
 
@@ -66,41 +89,29 @@ class ExpertScaling(Intervention):
         raise NotImplementedError
 
     @classmethod
-    def fit(
-        cls,
-        lm: LanguageModel,
-        neurons: NeuronScores | None = None,
-        *,
-        k: int | None = None,
-        k_fraction: float | None = None,
-        alpha: float | None = None,
-        score: str = "auroc",
-        **_: Any,
+    def fit_inputs(
+        cls, lm: LanguageModel, config: ExpertConfig, inputs: FitInputs, progress: bool
     ) -> Self:
-        if neurons is None:
-            raise InputError(f"'{cls.method}' needs neuron scores: run `eigenshift locate "
-                             "neurons` and pass its folder")  # fmt: skip
+        neurons = inputs.neurons
+        assert neurons is not None  # the base checked `needs`
         check_sites(lm, neurons.sites, neurons.widths)
-        values = expert_scores(neurons, score)
+        values = expert_scores(neurons, config.score)
         n = len(values)
+        k = config.k
         if k is not None and not 0 <= k <= n:
             raise InputError(f"k must be between 0 and the {n} scored units, got {k}")
-        if k is not None and k_fraction is not None:
-            raise InputError("give k or a k fraction, not both")
-        if k_fraction is not None:
-            if not 0 < k_fraction <= 1:
-                raise InputError(f"k fraction must be in (0, 1], got {k_fraction}")
-            k = round(k_fraction * n)
+        if config.k_fraction is not None:
+            k = round(config.k_fraction * n)
         if k is None and cls.top_k:
             k = round(DEFAULT_K_FRACTION * n)
-        alpha = cls.default_alpha if alpha is None else alpha
+        alpha = cls.default_alpha if config.alpha is None else config.alpha
         factors = cls.factors(values, k, alpha)
         params = {
             "sites": neurons.sites,
             "widths": neurons.widths,
             "k": k,
             "alpha": alpha,
-            "score": score,
+            "score": config.score,
             "edited_units": int((factors != 1).sum()),
             "neurons": {key: neurons.meta.get(key) for key in ("model", "data", "n_texts")},
             "pooling": neurons.meta.get("config", {}).get("pooling"),
@@ -109,23 +120,20 @@ class ExpertScaling(Intervention):
         meta = cls.new_meta(lm, params, site_modules(neurons.sites), data_hashes=data_hashes)
         return cls({"factors": torch.from_numpy(factors).float()}, meta)
 
-    @property
-    def sites(self) -> list[str]:
-        return list(self.params["sites"])
+    def edits(self, lm: LanguageModel) -> list[Edit]:
+        widths = [int(w) for w in self.params["widths"]]
+        return unit_edits(lm, self.params["sites"], widths, self.tensors["factors"])
 
-    @property
-    def widths(self) -> list[int]:
-        return [int(w) for w in self.params["widths"]]
-
-    def hooks(self, lm: LanguageModel) -> Iterable[AbstractContextManager[Any]]:
-        return unit_hooks(lm, self.sites, self.widths, self.tensors["factors"])
-
-    def _bake(self, lm: LanguageModel) -> None:
-        fold_all(lm, self.sites, self.widths, self.tensors["factors"])
+    def describe(self, lm: LanguageModel) -> str:
+        p = self.params
+        return (f"{self.method}: {p['edited_units']} of {sum(p['widths'])} units edited "
+                f"(k = {p['k']}, alpha = {p['alpha']})")  # fmt: skip
 
 
 @register
 class AurA(ExpertScaling):
+    """AurA: scale every unit with AUROC > 0.5 by 1 - 2 (AUROC - 0.5)."""
+
     method = "aura"
     top_k = False
 
@@ -139,6 +147,8 @@ class AurA(ExpertScaling):
 
 @register
 class Det0(ExpertScaling):
+    """Det-0: set the top-k units by AUROC to zero."""
+
     method = "det0"
 
     @classmethod
@@ -151,6 +161,8 @@ class Det0(ExpertScaling):
 
 @register
 class Damp(ExpertScaling):
+    """Damp: scale the top-k units by AUROC by a fixed alpha."""
+
     method = "damp"
     default_alpha = 0.5
 

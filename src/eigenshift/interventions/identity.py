@@ -1,36 +1,53 @@
-"""A per-coordinate scale of the unembedding input: the identity when fitted, which makes it the
-control that checks the shared machinery (apply, bake, save, load, refusal) end to end."""
+"""A per-coordinate scale of the unembedding input: the identity when fitted with scale 1, which
+makes it the control that checks the shared machinery (apply, bake, save, load, refusal) end to
+end, and the smallest example of a method (docs/architecture.md walks through it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Self
 
 import torch
 
-from ..hooks import transform
+from ..errors import InputError
+from ..hooks import Site
 from ..models import LanguageModel
-from .base import Intervention, register
+from ..settings import setting
+from .base import FitInputs, Intervention, register
+from .edits import Affine, Edit
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    scale: float = setting(1.0, "Factor on every coordinate of the unembedding input (1: none).")
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise InputError(f"scale must be > 0, got {self.scale}")
 
 
 @register
 class ScaleUnembeddingInput(Intervention):
+    """identity: scale the unembedding input (a control; scale 1 changes nothing)."""
+
     method = "identity"
+    config_class = IdentityConfig
 
     @classmethod
-    def fit(cls, lm: LanguageModel, scale: torch.Tensor | None = None, **_: Any) -> Self:
+    def fit_inputs(
+        cls, lm: LanguageModel, config: IdentityConfig, inputs: FitInputs, progress: bool
+    ) -> Self:
+        return cls.from_scale(lm, torch.full((lm.arch.hidden_size,), config.scale))
+
+    @classmethod
+    def from_scale(cls, lm: LanguageModel, scale: torch.Tensor) -> Self:
+        """A given per-coordinate scale (tests and controls)."""
         d = lm.arch.hidden_size
-        scale = torch.ones(d) if scale is None else scale.detach().float().reshape(d).clone()
         meta = cls.new_meta(lm, {"hidden_size": d}, [lm.arch.unembedding])
-        return cls({"scale": scale}, meta)
+        return cls({"scale": scale.detach().float().reshape(d).clone()}, meta)
 
-    def hooks(self, lm: LanguageModel) -> Iterable[AbstractContextManager[Any]]:
-        scale = self.tensors["scale"].to(lm.device, lm.dtype)
-        return [transform(lm.unembedding, lambda h: h * scale, side="input")]
-
-    def _bake(self, lm: LanguageModel) -> None:
-        lm.untie_unembedding()
-        weight = lm.unembedding.weight
-        with torch.no_grad():
-            weight.mul_(self.tensors["scale"].to(weight.device, weight.dtype))
+    def edits(self, lm: LanguageModel) -> list[Edit]:
+        scale = self.tensors["scale"]
+        on_device = scale.to(lm.device, lm.dtype)
+        site = Site(lm.arch.unembedding, "input")
+        return [Edit(site, lambda h: h * on_device, Affine(scale=scale))]

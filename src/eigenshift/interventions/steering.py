@@ -4,26 +4,25 @@ every position. Class means are over texts of each text's mean-pooled state.
 
 Baking adds the vector to the bias of the module that writes the block's MLP output into the
 residual stream. That is exact only where such a bias exists and nothing (a post-MLP norm) sits
-between it and the residual add, so the bake checks itself on a probe input and undoes itself
+between it and the residual add, so the base checks the bake on a probe input and undoes it
 when the model disagrees with the hook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Self
 
 import torch
 
 from ..activations import collect_activations
-from ..data import LabelledTexts
-from ..errors import InputError, NotBakeableError
-from ..hooks import capture, transform
+from ..errors import InputError
+from ..hooks import Site
 from ..models import LanguageModel
-from .base import Intervention, register
+from ..settings import setting
+from .base import FitInputs, Intervention, register
+from .edits import Affine, Edit
 
-PROBE = "The quick brown fox jumps over the lazy dog, and then it rests."
 DEFAULT_DEPTH = 0.6  # RQ2: decoders' expertise peaks at relative depth 0.6-0.8
 
 
@@ -36,37 +35,43 @@ def resolve_layer(lm: LanguageModel, layer: int | None) -> int:
     return layer % n
 
 
+@dataclass(frozen=True)
+class SteeringConfig:
+    layer: int | None = setting(None, "Block whose output is steered (default: at 60% of the "
+                                      "depth; negative counts from the end).")  # fmt: skip
+    strength: float = setting(1.0, "Multiple of (mean clean - mean toxic) added.")
+    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
+    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+
+
 @register
 class MeanDifferenceSteering(Intervention):
+    """steer: add strength x (mean clean - mean toxic) to one block's output."""
+
     method = "steer"
+    config_class = SteeringConfig
+    needs = ("data",)
+    knobs = ("strength",)
 
     @classmethod
-    def fit(
-        cls,
-        lm: LanguageModel,
-        data: LabelledTexts | None = None,
-        *,
-        layer: int | None = None,
-        strength: float = 1.0,
-        batch_size: int = 16,
-        max_length: int = 128,
-        progress: bool = True,
-        **_: Any,
+    def fit_inputs(
+        cls, lm: LanguageModel, config: SteeringConfig, inputs: FitInputs, progress: bool
     ) -> Self:
-        if data is None:
-            raise InputError("steering needs labelled texts (toxic and non-toxic)")
+        data = inputs.data
+        assert data is not None  # the base checked `needs`
         data.require("steering", per_class=2)
-        layer = resolve_layer(lm, layer)
+        layer = resolve_layer(lm, config.layer)
         site = lm.arch.block_names()[layer]
-        acts = collect_activations(lm, data.texts, [site], pooling="mean", batch_size=batch_size,
-                                   max_length=max_length, progress=progress)[site].double()
+        acts = collect_activations(lm, data.texts, [site], pooling="mean",
+                                   batch_size=config.batch_size, max_length=config.max_length,
+                                   progress=progress)[site].double()  # fmt: skip
         toxic = torch.from_numpy(data.labels.astype(bool))
         clean_mean, toxic_mean = acts[~toxic].mean(0), acts[toxic].mean(0)
         vector = (clean_mean - toxic_mean).float()
         params = {
             "layer": layer,
             "site": site,
-            "strength": float(strength),
+            "strength": float(config.strength),
             "vector_norm": float(vector.norm()),
             "state_norm": float(acts.norm(dim=1).mean()),  # how big the shift is next to h
         }
@@ -78,38 +83,19 @@ class MeanDifferenceSteering(Intervention):
     def strength(self) -> float:
         return float(self.params["strength"])
 
-    def hooks(self, lm: LanguageModel) -> Iterable[AbstractContextManager[Any]]:
+    def edits(self, lm: LanguageModel) -> list[Edit]:
         if self.strength == 0:
             return []
-        shift = (self.strength * self.tensors["vector"]).to(lm.device, lm.dtype)
-        return [transform(lm.module(self.params["site"]), lambda h: h + shift, side="output")]
+        shift = self.strength * self.tensors["vector"]
+        on_device = shift.to(lm.device, lm.dtype)
+        block = self.params["site"]
+        # The residual shift lands in the bias of the projection that writes the MLP output into
+        # the residual stream, where that is exact; the base checks it on a probe.
+        writer = Site(f"{block}.{lm.arch.mlp_site}", "output")
+        return [Edit(Site(block, "output"), lambda h: h + on_device, Affine(shift=shift),
+                     fold_at=writer)]  # fmt: skip
 
-    def _bake(self, lm: LanguageModel) -> None:
-        if self.strength == 0:
-            return
-        writer = lm.module(f"{self.params['site']}.{lm.arch.mlp_site}")
-        bias = getattr(writer, "bias", None)
-        if bias is None:
-            raise NotBakeableError(
-                f"steering adds a vector to the residual stream, and this {lm.arch.family} "
-                f"block's MLP output projection ('{lm.arch.mlp_site}') has no bias to fold it "
-                "into: apply it with a hook (`with intervention.applied(model):`)"
-            )
-        block = lm.module(self.params["site"])
-        batch = lm.encode([PROBE])
-        # the steering hook first, so the capture after it sees the steered output
-        with torch.inference_mode(), self.applied(lm), capture(block) as hooked:
-            lm.model(**batch.model_inputs())
-        before = bias.detach().clone()
-        with torch.no_grad():
-            bias.add_((self.strength * self.tensors["vector"]).to(bias.device, bias.dtype))
-        with torch.inference_mode(), capture(block) as baked:
-            lm.model(**batch.model_inputs())
-        if not torch.allclose(hooked[0], baked[0], atol=1e-4, rtol=1e-3):
-            with torch.no_grad():
-                bias.copy_(before)
-            raise NotBakeableError(
-                f"in this {lm.arch.family} block the MLP output is transformed (e.g. normalised) "
-                "before it reaches the residual stream, so a bias cannot carry the steering "
-                "vector: apply it with a hook"
-            )
+    def describe(self, lm: LanguageModel) -> str:
+        p = self.params
+        return (f"steer: layer {p['layer']}, |vector| {p['vector_norm']:.3g} (mean |h| "
+                f"{p['state_norm']:.3g}), strength {p['strength']:g}")  # fmt: skip

@@ -14,24 +14,21 @@ maps from toxic (source) to non-toxic (target) activations, T(a) = (1 - lam) a +
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager, ExitStack
-from typing import Any, Self
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Self
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..activations import collect_activations
-from ..data import LabelledTexts
-from ..errors import InputError, NotBakeableError
-from ..locate import resolve_sites
-from ..models import LanguageModel
-from .base import Intervention, register
-from .units import fold_all, site_modules, site_width, unit_hooks
-
-MODES = ("linear", "mean")
-SUPPORTS = ("source", "all")
+from ..errors import InputError
+from ..models import LanguageModel, resolve_sites, site_modules, site_width
+from ..settings import check_choices, setting
+from .base import FitInputs, Intervention, register
+from .edits import Edit, installed
+from .units import unit_edits
 
 
 def fit_transport(
@@ -46,7 +43,7 @@ def fit_transport(
     if mode == "mean":
         return np.ones(source.shape[1]), target.mean(0) - source.mean(0)
     if mode != "linear":
-        raise InputError(f"transport mode must be one of {MODES}, not '{mode}'")
+        raise InputError(f"transport mode must be one of linear, mean, not '{mode}'")
     n = quantiles or min(len(source), len(target))
     if len(source) == len(target) == n:
         a, b = np.sort(source, axis=0), np.sort(target, axis=0)
@@ -65,79 +62,89 @@ def affine(tensors: dict[str, torch.Tensor], strength: float) -> tuple[torch.Ten
     return 1.0 + strength * (tensors["w"] - 1.0), strength * tensors["b"]
 
 
-def transport_hooks(
+OUTSIDE_SUPPORT = (
+    "this transport acts only inside the toxic activations' range (support 'source'), which no "
+    "weight can express"
+)
+
+
+def transport_edits(
     lm: LanguageModel,
     sites: Sequence[str],
     widths: Sequence[int],
     tensors: dict[str, torch.Tensor],
     strength: float,
     support: str,
-) -> list[AbstractContextManager[Any]]:
+) -> list[Edit]:
     scale, shift = affine(tensors, strength)
     within = (tensors["lo"], tensors["hi"]) if support == "source" else None
-    return unit_hooks(lm, sites, widths, scale, shift, within)
+    return unit_edits(lm, sites, widths, scale, shift, within, why_not=OUTSIDE_SUPPORT)
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    sites: str | None = setting(None, "Module-name pattern (fnmatch); default: the MLP units.")
+    side: Literal["input", "output"] = setting("input", "Edit the sites' inputs or outputs.")
+    mode: Literal["linear", "mean"] = setting("linear", "mean: Mean-AcT (w = 1).")
+    strength: float = setting(1.0, "lambda: 0 leaves the model, 1 maps fully.")
+    support: Literal["source", "all"] = setting(
+        "source", "Map only inside the toxic activations' range, or everywhere."
+    )
+    causal: bool = setting(True, "Fit each layer with the earlier layers' maps applied.")
+    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
+    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @register
 class LinearAcT(Intervention):
+    """linear-act: per-unit affine transport from toxic to non-toxic activations."""
+
     method = "linear-act"
+    config_class = TransportConfig
+    needs = ("data",)
+    knobs = ("strength",)
 
     @classmethod
-    def fit(
-        cls,
-        lm: LanguageModel,
-        data: LabelledTexts | None = None,
-        *,
-        sites: str | None = None,
-        side: str = "input",
-        mode: str = "linear",
-        strength: float = 1.0,
-        support: str = "source",
-        causal: bool = True,
-        batch_size: int = 16,
-        max_length: int = 128,
-        progress: bool = True,
-        **_: Any,
+    def fit_inputs(
+        cls, lm: LanguageModel, config: TransportConfig, inputs: FitInputs, progress: bool
     ) -> Self:
-        if data is None:
-            raise InputError("Linear-AcT needs labelled texts (toxic and non-toxic)")
-        if mode not in MODES:
-            raise InputError(f"transport mode must be one of {MODES}, not '{mode}'")
-        if support not in SUPPORTS:
-            raise InputError(f"support must be one of {SUPPORTS}, not '{support}'")
+        data = inputs.data
+        assert data is not None  # the base checked `needs`
         data.require("Linear-AcT", per_class=2)
-        names = resolve_sites(lm, sites, side)
+        names = resolve_sites(lm, config.sites, config.side)
         widths = [site_width(lm, s) for s in names]
         toxic = data.labels.astype(bool)
         fitted: dict[str, list[torch.Tensor]] = {"w": [], "b": [], "lo": [], "hi": []}
 
         def collect(chosen: list[str]) -> dict[str, torch.Tensor]:
             return collect_activations(lm, data.texts, chosen, pooling="mean",
-                                       batch_size=batch_size, max_length=max_length,
+                                       batch_size=config.batch_size, max_length=config.max_length,
                                        progress=False)  # fmt: skip
 
         # Causal: one pass per site, with the maps fitted so far applied; otherwise one pass.
-        acts = {} if causal else collect(names)
+        acts = {} if config.causal else collect(names)
         for i, site in enumerate(tqdm(names, desc="transport", unit="site",
                                       disable=not progress)):  # fmt: skip
-            if causal:
+            if config.causal:
                 so_far = {k: torch.cat(v).float() for k, v in fitted.items()} if i else None
-                with ExitStack() as stack:
-                    if so_far is not None:
-                        for hook in transport_hooks(lm, names[:i], widths[:i], so_far, strength,
-                                                    support):  # fmt: skip
-                            stack.enter_context(hook)
+                earlier = [] if so_far is None else transport_edits(
+                    lm, names[:i], widths[:i], so_far, config.strength, config.support)
+                with installed(lm, earlier):
                     x = collect([site])[site].numpy()
             else:
                 x = acts[site].numpy()
-            w, b = fit_transport(x[toxic], x[~toxic], mode)
+            w, b = fit_transport(x[toxic], x[~toxic], config.mode)
             fitted["w"].append(torch.from_numpy(w))
             fitted["b"].append(torch.from_numpy(b))
             fitted["lo"].append(torch.from_numpy(x[toxic].min(0).astype(np.float64)))
             fitted["hi"].append(torch.from_numpy(x[toxic].max(0).astype(np.float64)))
         tensors = {k: torch.cat(v).float() for k, v in fitted.items()}
-        params = {"sites": names, "widths": widths, "mode": mode, "strength": float(strength),
-                  "support": support, "causal": causal}  # fmt: skip
+        params = {"sites": names, "widths": widths, "mode": config.mode,
+                  "strength": float(config.strength), "support": config.support,
+                  "causal": config.causal}  # fmt: skip
         meta = cls.new_meta(lm, params, site_modules(names), data_hashes={"data": data.hash()},
                             stats={"n_texts": len(data), "n_toxic": data.n_toxic})  # fmt: skip
         return cls(tensors, meta)
@@ -146,20 +153,14 @@ class LinearAcT(Intervention):
     def strength(self) -> float:
         return float(self.params["strength"])
 
-    def hooks(self, lm: LanguageModel) -> Iterable[AbstractContextManager[Any]]:
+    def edits(self, lm: LanguageModel) -> list[Edit]:
         if self.strength == 0:
             return []
-        return transport_hooks(lm, self.params["sites"], self.params["widths"], self.tensors,
+        return transport_edits(lm, self.params["sites"], self.params["widths"], self.tensors,
                                self.strength, self.params["support"])  # fmt: skip
 
-    def _bake(self, lm: LanguageModel) -> None:
-        if self.strength == 0:
-            return
-        if self.params["support"] != "all":
-            raise NotBakeableError(
-                "this transport acts only inside the toxic activations' range (support "
-                "'source'), which no weight can express: apply it with a hook, or fit with "
-                "--support all"
-            )
-        fold_all(lm, self.params["sites"], self.params["widths"],
-                 *affine(self.tensors, self.strength))  # fmt: skip
+    def describe(self, lm: LanguageModel) -> str:
+        p = self.params
+        how = "causal" if p["causal"] else "parallel"
+        return (f"linear-act ({p['mode']}, support {p['support']}, {how}): "
+                f"{len(self.tensors['w'])} units at {len(p['sites'])} sites")  # fmt: skip

@@ -1,9 +1,41 @@
-"""Locating toxicity: expert scores of neurons and their stability (RQ1), layer expertise (RQ2)."""
+"""Locating toxicity: expert scores of neurons and their stability (RQ1), layer expertise (RQ2).
 
-from .layers import LayerConfig, LayerScores, kmeans_expertise, locate_layers
-from .neurons import NeuronConfig, NeuronScores, locate_neurons, resolve_sites
-from .report import write_layer_report, write_neuron_report
-from .stats import auroc, average_precision
+Names are imported on first use, so `import eigenshift` does not load scikit-learn (the layer
+probes) or matplotlib (the reports) until a locate study runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "LayerConfig": "layers",
+    "LayerScores": "layers",
+    "kmeans_expertise": "layers",
+    "locate_layers": "layers",
+    "NeuronConfig": "neurons",
+    "NeuronScores": "neurons",
+    "locate_neurons": "neurons",
+    "neuron_scores_for": "neurons",
+    "write_layer_report": "report",
+    "write_neuron_report": "report",
+    "auroc": "stats",
+    "average_precision": "stats",
+}
+
+if TYPE_CHECKING:
+    from .layers import LayerConfig, LayerScores, kmeans_expertise, locate_layers
+    from .neurons import NeuronConfig, NeuronScores, locate_neurons, neuron_scores_for
+    from .report import write_layer_report, write_neuron_report
+    from .stats import auroc, average_precision
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
 
 __all__ = [
     "LayerConfig",
@@ -15,7 +47,7 @@ __all__ = [
     "kmeans_expertise",
     "locate_layers",
     "locate_neurons",
-    "resolve_sites",
+    "neuron_scores_for",
     "write_layer_report",
     "write_neuron_report",
 ]

@@ -12,12 +12,11 @@ Probe and units use the same folds, so the comparison is like with like.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -29,39 +28,39 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from ..activations import POOLINGS, collect_activations
+from ..activations import collect_activations
 from ..data import LabelledTexts
 from ..errors import DataError, InputError
 from ..io_utils import write_json_atomic
-from ..models import LanguageModel
-from .neurons import MIN_EXAMPLES, provenance, resolve_sites, token_lengths
+from ..models import LanguageModel, resolve_sites
+from ..settings import check_choices, setting
+from .neurons import MIN_EXAMPLES, provenance, token_lengths
 from .stats import auroc, length_bins, stratified_auroc
 
 log = logging.getLogger(__name__)
 
-REPRESENTATIONS = ("residual", "mlp")
 SILHOUETTE_SAMPLE = 5000  # silhouette is quadratic in texts; above this it is estimated
 
 
 @dataclass(frozen=True)
 class LayerConfig:
-    representation: str = "residual"  # block outputs; "mlp": the MLP hidden units of each block
-    pooling: str = "mean"
-    folds: int = 5
-    standardize: bool = False  # z-score units before k-means (the probe always standardises)
-    probe_c: float = 1.0
-    max_examples: int | None = 2000
-    seed: int = 0
-    batch_size: int = 16
-    max_length: int = 128
-    length_bins: int = 0  # > 0: also probe and k-means AUROC within token-count bins
+    representation: Literal["residual", "mlp"] = setting(
+        "residual", "residual: each block's output; mlp: each block's MLP hidden units.")
+    pooling: Literal["mean", "last", "max"] = setting("mean", "How a text's states are pooled.")
+    folds: int = setting(5, "Cross-validation folds of the probe and the single-unit scores.",
+                         minimum=2)  # fmt: skip
+    standardize: bool = setting(False, "z-score each unit before k-means (default: raw vectors, "
+                                       "as the paper).", flag="--standardize")  # fmt: skip
+    probe_c: float = setting(1.0, "Inverse L2 strength of the logistic-regression probe.")
+    max_examples: int | None = setting(2000, cli=False)  # recorded: set from the data's option
+    seed: int = setting(0, cli=False)  # the data's seed
+    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
+    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+    length_bins: int = setting(0, "Also score probe and k-means within N token-count bins "
+                                  "(0: off).", minimum=0)  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.representation not in REPRESENTATIONS:
-            raise InputError(f"representation must be one of {REPRESENTATIONS}, "
-                             f"not '{self.representation}'")  # fmt: skip
-        if self.pooling not in POOLINGS:
-            raise InputError(f"pooling must be one of {POOLINGS}, not '{self.pooling}'")
+        check_choices(self)
         if self.folds < 2:
             raise InputError(f"the probe needs at least 2 folds, got {self.folds}")
         if self.probe_c <= 0:
@@ -185,14 +184,6 @@ class LayerScores:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "layers.json", {"layers": self.rows, **self.meta})
         return out
-
-    @classmethod
-    def load(cls, folder: str | Path) -> LayerScores:
-        path = Path(folder) / "layers.json"
-        if not path.is_file():
-            raise InputError(f"{folder} holds no layers.json; run `eigenshift locate layers`")
-        meta = json.loads(path.read_text())
-        return cls(meta.pop("layers"), meta)
 
 
 def layer_sites(lm: LanguageModel, representation: str) -> list[str]:

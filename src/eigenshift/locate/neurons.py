@@ -6,11 +6,12 @@ score, and every bootstrap resample of it, is one vectorised call over all neuro
 
 from __future__ import annotations
 
-import fnmatch
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import safetensors.numpy
@@ -20,39 +21,32 @@ from ..activations import collect_activations
 from ..data import LabelledTexts
 from ..errors import InputError
 from ..io_utils import write_json_atomic
-from ..models import LanguageModel
+from ..models import LanguageModel, resolve_sites
+from ..settings import check_choices, setting
 from .stats import auroc, expert_scores, length_bins, stratified_auroc
 
 THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
+TENSORS_FILE, META_FILE = "neurons.safetensors", "neurons.json"
 MIN_EXAMPLES = 8
 
 
 @dataclass(frozen=True)
 class NeuronConfig:
-    sites: str | None = None  # fnmatch pattern over module names; default: every MLP site
-    side: str = "input"  # the MLP hidden units are the input of the down projection
-    pooling: str = "max"
-    max_examples: int | None = 2000
-    bootstrap: int = 20
-    seed: int = 0
-    batch_size: int = 16
-    max_length: int = 128
-    thresholds: tuple[float, ...] = THRESHOLDS
-    length_bins: int = 0  # > 0: also score each neuron against texts of similar length only
+    sites: str | None = setting(None, "Module-name pattern (fnmatch); default: the MLP units.")
+    side: Literal["input", "output"] = setting("input", "Score the sites' inputs or outputs.")
+    pooling: Literal["max", "mean"] = setting("max", "How a text's token values are pooled.")
+    max_examples: int | None = setting(2000, cli=False)  # recorded: set from the data's option
+    bootstrap: int = setting(20, "Bootstrap resamples for the stability of the expert sets.",
+                             minimum=0)  # fmt: skip
+    seed: int = setting(0, cli=False)  # the data's seed
+    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
+    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+    thresholds: tuple[float, ...] = setting(THRESHOLDS, cli=False)
+    length_bins: int = setting(0, "Also score against texts of similar length (N token-count "
+                                  "bins; 0: off).", minimum=0)  # fmt: skip
 
-
-def resolve_sites(lm: LanguageModel, pattern: str | None, side: str = "input") -> list[str]:
-    """Module names to score: the MLP sites by default, else every module matching the pattern."""
-    if pattern is None:
-        names = lm.arch.mlp_site_names()
-    else:
-        names = [n for n, _ in lm.model.named_modules() if n and fnmatch.fnmatch(n, pattern)]
-        if not names:
-            raise InputError(
-                f"site pattern '{pattern}' matches no module; e.g. "
-                f"'{lm.arch.blocks}.*.{lm.arch.mlp_site}' (see `eigenshift info`)"
-            )
-    return [f"{n}:input" if side == "input" else n for n in names]
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
@@ -70,24 +64,36 @@ class NeuronScores:
         return self.sites[s], int(index - (bounds[s - 1] if s else 0))
 
     def save(self, out: str | Path) -> Path:
+        """Write the scores atomically, beside whatever else the folder holds (the report)."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         tensors = {"auroc": self.auroc, "ap": self.ap}
         if self.auroc_length_matched is not None:
             tensors["auroc_length_matched"] = self.auroc_length_matched
-        safetensors.numpy.save_file({k: v.astype(np.float64) for k, v in tensors.items()},
-                                    out / "neurons.safetensors")  # fmt: skip
-        write_json_atomic(out / "neurons.json", {"sites": self.sites, "widths": self.widths,
-                                                  **self.meta})  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{TENSORS_FILE}.")
+        os.close(fd)
+        try:
+            safetensors.numpy.save_file({k: v.astype(np.float64) for k, v in tensors.items()},
+                                        tmp)  # fmt: skip
+            os.replace(tmp, out / TENSORS_FILE)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        # the JSON last: a folder whose JSON names these sites has their tensors
+        write_json_atomic(out / META_FILE, {"sites": self.sites, "widths": self.widths,
+                                             **self.meta})  # fmt: skip
         return out
+
+    @staticmethod
+    def is_folder(path: str | Path) -> bool:
+        return (Path(path) / META_FILE).is_file()
 
     @classmethod
     def load(cls, folder: str | Path) -> NeuronScores:
         folder = Path(folder)
-        if not (folder / "neurons.json").is_file():
-            raise InputError(f"{folder} holds no neurons.json; run `eigenshift locate neurons`")
-        meta = json.loads((folder / "neurons.json").read_text())
-        tensors = safetensors.numpy.load_file(folder / "neurons.safetensors")
+        if not cls.is_folder(folder):
+            raise InputError(f"{folder} holds no {META_FILE}; run `eigenshift locate neurons`")
+        meta = json.loads((folder / META_FILE).read_text())
+        tensors = safetensors.numpy.load_file(folder / TENSORS_FILE)
         sites, widths = meta.pop("sites"), meta.pop("widths")
         return cls(sites, widths, tensors["auroc"], tensors["ap"], meta,
                    tensors.get("auroc_length_matched"))  # fmt: skip
@@ -190,3 +196,23 @@ def locate_neurons(
             "jaccard": {str(t): jaccard(scores > t, scores2 > t) for t in config.thresholds},
         }
     return NeuronScores(sites, widths, scores, ap, meta, matched)
+
+
+def neuron_scores_for(
+    lm: LanguageModel,
+    data: LabelledTexts,
+    folder: Path,
+    *,
+    max_examples: int | None = None,
+    progress: bool = True,
+) -> NeuronScores:
+    """The scores of `lm` on `data` kept in `folder` when they match both, else freshly
+    computed (without bootstrap, as the AurA-family fits need) and saved there."""
+    if NeuronScores.is_folder(folder):
+        scores = NeuronScores.load(folder)
+        if scores.meta.get("data_hash") == data.hash() and scores.meta.get("model") == lm.name:
+            return scores
+    config = NeuronConfig(bootstrap=0, max_examples=max_examples or len(data))
+    scores = locate_neurons(lm, data, config, progress=progress)
+    scores.save(folder)
+    return scores

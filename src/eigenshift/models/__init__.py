@@ -2,7 +2,8 @@
 
 from .architecture import FAMILIES, Architecture, SiteOverrides, detect_architecture, get_module
 from .language_model import Batch, LanguageModel, positions_from_mask
-from .loading import EMBEDDED_MODELS, load_model, resolve_spec
+from .loading import EMBEDDED_MODELS, ModelOptions, load_model, resolve_spec
+from .sites import check_sites, resolve_sites, site_modules, site_width
 
 __all__ = [
     "EMBEDDED_MODELS",
@@ -10,10 +11,15 @@ __all__ = [
     "Architecture",
     "Batch",
     "LanguageModel",
+    "ModelOptions",
     "SiteOverrides",
+    "check_sites",
     "detect_architecture",
     "get_module",
     "load_model",
     "positions_from_mask",
+    "resolve_sites",
     "resolve_spec",
+    "site_modules",
+    "site_width",
 ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from torch import nn
 
 from ..errors import UnsupportedArchitectureError
+from ..settings import setting
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ FAMILIES: dict[str, Layout] = {
 class SiteOverrides:
     """Module names given by hand, for architectures we do not know (or to pick other sites)."""
 
-    unembedding: str | None = None
-    final_norm: str | None = None
-    blocks: str | None = None
-    mlp_site: str | None = None
+    unembedding: str | None = setting(None, "Module name of the output projection.")
+    blocks: str | None = setting(None, "Module name of the decoder block list.")
+    mlp_site: str | None = setting(None, "Module (in a block) whose input is the MLP.")
+    final_norm: str | None = setting(None, "Module name of the final norm.")
 
 
 @dataclass(frozen=True)

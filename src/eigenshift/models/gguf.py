@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..assets import cache_dir, sha256_file
 from ..errors import ModelLoadError
+from ..io_utils import atomic_folder
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +58,10 @@ def converted_folder(path: Path) -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-"))
-    try:
+    with atomic_folder(out) as tmp:  # replaces a folder an interrupted run left without a record
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "eigenshift-source.json").write_text(
             json.dumps({"gguf_file": str(path), "sha256": digest, "dequantized": True}, indent=1)
         )
-        if out.exists():  # a half-written folder from an interrupted run
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

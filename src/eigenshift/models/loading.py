@@ -6,6 +6,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -13,6 +14,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from ..assets import asset_file, gemma_gguf
 from ..errors import ModelLoadError, UnsupportedArchitectureError
+from ..settings import setting
 from .architecture import SiteOverrides
 from .gguf import converted_folder
 from .language_model import LanguageModel
@@ -26,6 +28,29 @@ EMBEDDED_MODELS = {
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DType = Literal["float32", "float16", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Everything that says which model to load and how: what `--model` and its friends set."""
+
+    model: str = setting(
+        "default",
+        f"Hub id, model folder, .gguf file, or one of: {', '.join(EMBEDDED_MODELS)}.",
+        short="-m",
+    )
+    dtype: DType = setting("float32", "Weight dtype.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
+    revision: str | None = setting(None, "Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = setting(False, "Run the model repo's own code.",
+                                      flag="--trust-remote-code")  # fmt: skip
+    sites: SiteOverrides = setting(SiteOverrides())
+
+    def load(self) -> LanguageModel:
+        return load_model(self.model, dtype=self.dtype, device=self.device,
+                          revision=self.revision, trust_remote_code=self.trust_remote_code,
+                          overrides=self.sites)  # fmt: skip
 
 
 @dataclass(frozen=True)

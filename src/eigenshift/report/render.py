@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..evaluation.plan import ORIGINAL
+from ..evaluation.run import RunFolder
 from ..io_utils import write_text_atomic
 from . import figures
 from .table import COLUMNS, LEGEND, markdown_table, table_rows
 
 
-def _load(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    metrics_file = run_dir / "metrics.json"
-    if not metrics_file.is_file():
-        raise InputError(
-            f"{run_dir} has no metrics.json; run `eigenshift evaluate --out {run_dir}`"
-        )
-    metrics = json.loads(metrics_file.read_text())
-    rows = []
-    cont = run_dir / "continuations.jsonl"
-    if cont.exists():
-        for line in cont.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return metrics, rows
+def _load(run: RunFolder) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    metrics = run.metrics()
+    return metrics, list(run.store().rows.values())
 
 
 def _pct(x: float) -> str:
@@ -44,7 +31,9 @@ def _ci(pair) -> str:
 def _findings(metrics: dict[str, Any]) -> list[str]:
     """Plain sentences on what differs from the original beyond noise, and what to distrust."""
     notes = []
-    for row in metrics["methods"][1:]:
+    for row in metrics["methods"]:
+        if row["method"] == ORIGINAL:
+            continue
         name, iv = row["method"], row["intervals"]
         for key, label, unit in (
             ("toxic_fraction", "toxic fraction", "percentage points"),
@@ -77,12 +66,11 @@ def _examples(rows: list[dict[str, Any]], methods: list[str], k: int = 3) -> lis
     return out
 
 
-def _directions(run_dir: Path) -> dict[str, Any] | None:
-    """The explained EigenShift directions, when the run folder holds them (explain.json)."""
-    path = run_dir / "explain.json"
-    if not path.exists():
+def _directions(run: RunFolder) -> dict[str, Any] | None:
+    """The explained EigenShift directions, when the run folder holds them."""
+    rows = run.explanation()
+    if rows is None:
         return None
-    rows = json.loads(path.read_text())
     header = ("rank", "direction", "singular value", "delta", "toxic side", "other side")
     body = [
         (str(r["rank"]), r["spectrum_position"], f"{r['singular_value']:.3f}",
@@ -94,23 +82,23 @@ def _directions(run_dir: Path) -> dict[str, Any] | None:
         "Tokens each dampened direction promotes (W v_i oriented by delta_i): the edit lowers "
         "the toxic-side logits. Singular vectors are defined up to sign; delta fixes it."
     )
-    markdown = [caption, "", "![delta spectrum](delta_spectrum.png)", "",
+    markdown = [caption, "", f"![delta spectrum]({RunFolder.SPECTRUM})", "",
                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
     markdown += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
     return {"header": header, "rows": body, "caption": caption, "markdown": markdown,
-            "figure": run_dir / "delta_spectrum.png"}  # fmt: skip
+            "figure": run.file(RunFolder.SPECTRUM)}  # fmt: skip
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
-    run_dir = Path(run_dir)
-    metrics, rows = _load(run_dir)
+    run = RunFolder(run_dir)
+    metrics, rows = _load(run)
     methods = [r["method"] for r in metrics["methods"]]
     scores = {m: [r["score"] for r in rows if r["method"] == m] for m in methods}
     figs = {
-        "tradeoff": figures.tradeoff(metrics, run_dir / "tradeoff.png"),
-        "bars": figures.bars(metrics, run_dir / "toxicity_bars.png"),
+        "tradeoff": figures.tradeoff(metrics, run.file(RunFolder.TRADEOFF)),
+        "bars": figures.bars(metrics, run.file(RunFolder.BARS)),
         "scores": figures.score_distribution(
-            scores, metrics["threshold"], run_dir / "score_distribution.png"
+            scores, metrics["threshold"], run.file(RunFolder.SCORES)
         ),
     }
     model = metrics.get("model", {})
@@ -145,7 +133,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     md += ["| " + " | ".join(r) + " |" for r in intervals]
     md += ["", "## Figures", ""]
     md += [f"![{k}]({p.name})" for k, p in figs.items()]
-    directions = _directions(run_dir)
+    directions = _directions(run)
     if directions:
         md += ["", "## EigenShift directions", "", *directions["markdown"]]
     md += ["", "## Most toxic continuations", ""]
@@ -153,7 +141,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         md += [f"### {name}", ""]
         md += [f"- {r['score']:.3f}: {r['prompt']} **|** {r['continuation']}" for r in items]
         md += [""]
-    md_path = run_dir / "report.md"
+    md_path = run.file(RunFolder.REPORT_MD)
     write_text_atomic(md_path, "\n".join(md))
 
     def img(path: Path) -> str:
@@ -204,6 +192,6 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         ]
         parts.append("</ul>")
     parts.append("</body></html>")
-    html_path = run_dir / "report.html"
+    html_path = run.file(RunFolder.REPORT_HTML)
     write_text_atomic(html_path, "\n".join(parts))
     return {"markdown": md_path, "html": html_path, **figs}

@@ -6,16 +6,10 @@ from pathlib import Path
 
 from ..errors import ScorerError
 from .attribution import Attribution, attribute_tokens, occlusion, token_pieces
-from .base import Scorer
+from .base import Scorer, vocabulary_of
 from .bilstm import BiLSTMScorer
 from .hf import HFClassifierScorer
 from .profanity import ProfanityScorer
-
-BUILTIN_SCORERS = {
-    "default": "Jigsaw BiLSTM, toxic label (toxic-comment-classifier)",
-    "bilstm": "Jigsaw BiLSTM, toxic label (toxic-comment-classifier)",
-    "profanity": "alt-profanity-check, TF-IDF + linear SVM",
-}
 
 
 def load_scorer(spec: str = "default", **kwargs) -> Scorer:
@@ -33,7 +27,6 @@ def load_scorer(spec: str = "default", **kwargs) -> Scorer:
 
 
 __all__ = [
-    "BUILTIN_SCORERS",
     "Attribution",
     "BiLSTMScorer",
     "HFClassifierScorer",
@@ -43,4 +36,5 @@ __all__ = [
     "load_scorer",
     "occlusion",
     "token_pieces",
+    "vocabulary_of",
 ]

@@ -9,7 +9,7 @@ as a pickle: we read it with an unpickler that admits only the classes such a fi
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -141,6 +141,12 @@ class BiLSTMNet(nn.Module):
         return net.eval()
 
 
+def jigsaw_vocabulary() -> Callable[[str], bool]:
+    """The BiLSTM's 20,000 common English words, read without loading its weights."""
+    path = asset_file("toxic_classifier", "model/tokenizer.pickle", "toxic-comment-classifier")
+    return KerasWordTokenizer(path).known
+
+
 class BiLSTMScorer:
     """Default scorer: the probability of the Jigsaw `toxic` label, another of the six, or `mean`
     (the mean of all six, which is what the package's own `predict` returns: far lower)."""
@@ -162,6 +168,7 @@ class BiLSTMScorer:
         self.label = label
         self.batch_size = batch_size
         self.name = "jigsaw-bilstm" if label == "toxic" else f"jigsaw-bilstm:{label}"
+        self.vocabulary = self.tokenizer.known  # the words it can read (Scorer.vocabulary)
 
     @torch.inference_mode()
     def scores_all(self, texts: Sequence[str]) -> np.ndarray:

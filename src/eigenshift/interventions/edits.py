@@ -1,0 +1,174 @@
+"""Edits as data: what a method does to a model, as (site, function, affine form).
+
+A method returns a list of `Edit`s; the base installs them all in one context (hooks that are
+always removed) and bakes every one that has an affine form through `fold`, the one place that
+writes weights. The affine form acting on a row vector a at a site is
+
+    a -> a * scale - (a @ right) @ left.T + shift
+
+(any part may be absent): a per-unit scale and shift (AurA, Det-0, Damp, Linear-AcT), a low-rank
+projection (EigenShift), or a shift alone (steering). Folding it into a linear layer is exact:
+on its input side W' = W diag(scale) - (W left) right^T and b' = b + W shift; on its output side
+W' = diag(scale) W - left (right^T W) and b' = the same map applied to b. A shift needs a bias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import NotBakeableError
+from ..hooks import Site, capture, transform
+from ..models import LanguageModel
+from ..models.architecture import is_conv1d
+
+PROBE = "The quick brown fox jumps over the lazy dog, and then it rests."
+
+
+@dataclass(frozen=True)
+class Affine:
+    """a -> a * scale - (a @ right) @ left.T + shift, on the last dimension."""
+
+    scale: torch.Tensor | None = None  # (n,)
+    shift: torch.Tensor | None = None  # (n,)
+    left: torch.Tensor | None = None  # (n, r)
+    right: torch.Tensor | None = None  # (n, r)
+
+    @property
+    def has_shift(self) -> bool:
+        return self.shift is not None and bool(torch.any(self.shift != 0))
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change at one site: `fn` is what the hook does; `affine` the same map as weights can
+    hold it (None: no weight can), folded at `fold_at` (default: the site itself). A fold at
+    another site is checked against the hook on a probe input and undone if they disagree."""
+
+    site: Site
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    affine: Affine | None = None
+    fold_at: Site | None = None
+    why_not: str = ""  # why no weight can hold the edit, when affine is None
+    hint: str = ""  # what to do instead, added to any refusal to bake
+
+    @property
+    def target(self) -> Site:
+        return self.fold_at or self.site
+
+
+@contextmanager
+def installed(lm: LanguageModel, edits: Sequence[Edit]) -> Iterator[None]:
+    """Every edit as a hook for the duration of the block; all removed on any exit."""
+    with ExitStack() as stack:
+        for edit in edits:
+            module = lm.module(edit.site.module)
+            stack.enter_context(transform(module, edit.fn, side=edit.site.side))
+        yield
+
+
+def _refuse(edit: Edit, reason: str) -> NotBakeableError:
+    hint = edit.hint or "apply it with a hook (`with intervention.applied(model):`)"
+    return NotBakeableError(f"{reason}: {hint}")
+
+
+def check_foldable(lm: LanguageModel, edits: Sequence[Edit], method: str) -> None:
+    """Refuse before anything is written, so a refusal never leaves a model half-baked."""
+    for edit in edits:
+        if edit.affine is None:
+            raise _refuse(edit, edit.why_not or f"'{method}' cannot be folded into plain weights")
+        target = edit.target
+        module = lm.module(target.module)
+        if not (isinstance(module, nn.Linear) or is_conv1d(module)):
+            raise _refuse(edit, f"'{target}' is not a linear layer")
+        if edit.affine.has_shift and getattr(module, "bias", None) is None:
+            raise _refuse(edit, f"the edit at '{edit.site}' adds a constant, and "
+                                f"'{target.module}' has no bias to fold it into")  # fmt: skip
+
+
+def _map_rows(affine: Affine, x: torch.Tensor, shift: bool) -> torch.Tensor:
+    """The affine map (optionally without its shift) on the rows of x, in x's dtype."""
+    out = x
+    if affine.scale is not None:
+        out = out * affine.scale.to(x)
+    if affine.left is not None and affine.right is not None:
+        out = out - (x @ affine.right.to(x)) @ affine.left.to(x).T
+    if shift and affine.shift is not None:
+        out = out + affine.shift.to(x)
+    return out
+
+
+def fold(lm: LanguageModel, site: Site, affine: Affine) -> None:
+    """Write the affine map at `site` into its module's weights, computed in float64."""
+    if site.module == lm.arch.unembedding:
+        lm.untie_unembedding()  # a tied weight is never edited in place
+    module = lm.module(site.module)
+    weight, bias = module.weight, getattr(module, "bias", None)
+    w = weight.detach().double()
+    w_oi = w.T if is_conv1d(module) else w  # (out, in); Conv1D stores the transpose
+    with torch.no_grad():
+        if site.side == "input":
+            # y = W A a + W shift, and the rows of W A are the transposed map of W's rows
+            transposed = replace(affine, left=affine.right, right=affine.left)
+            new_w = _map_rows(transposed, w_oi, shift=False)
+            new_b = None
+            if bias is not None:
+                new_b = bias.double()
+                if affine.has_shift:
+                    new_b = new_b + w_oi @ affine.shift.to(w_oi)  # type: ignore[union-attr]
+        else:
+            new_w = _map_rows(affine, w_oi.T, shift=False).T
+            new_b = None if bias is None else _map_rows(affine, bias.double(), shift=True)
+        weight.copy_((new_w.T if is_conv1d(module) else new_w).to(weight.dtype))
+        if bias is not None and new_b is not None:
+            bias.copy_(new_b.to(bias.dtype))
+
+
+def _probe_outputs(lm: LanguageModel, sites: Sequence[Site]) -> list[torch.Tensor]:
+    batch = lm.encode([PROBE])
+    with torch.inference_mode(), ExitStack() as stack:
+        records = [stack.enter_context(capture(lm.module(s.module), s.side)) for s in sites]
+        lm.model(**batch.model_inputs())
+    return [r[0] for r in records]
+
+
+def fold_all(
+    lm: LanguageModel,
+    edits: Sequence[Edit],
+    method: str,
+    hooked: Callable[[], AbstractContextManager[Any]],
+) -> None:
+    """Fold every edit, after checking all of them. An edit folded away from its own site (a
+    bias standing in for a residual shift) is verified on a probe against `hooked`, a context
+    that applies the hooks; on disagreement every weight written is put back."""
+    check_foldable(lm, edits, method)
+    moved = [e.site for e in edits if e.fold_at is not None and e.fold_at != e.site]
+    expected: list[torch.Tensor] = []
+    if moved:
+        with hooked():
+            expected = _probe_outputs(lm, moved)
+    saved = {}
+    for edit in edits:
+        module = lm.module(edit.target.module)
+        for name, param in module.named_parameters(recurse=False):
+            saved[(edit.target.module, name)] = param.detach().clone()
+    for edit in edits:
+        fold(lm, edit.target, edit.affine)  # type: ignore[arg-type]
+    if moved:
+        got = _probe_outputs(lm, moved)
+        if not all(torch.allclose(a, b, atol=1e-4, rtol=1e-3) for a, b in zip(expected, got,
+                                                                              strict=True)):
+            with torch.no_grad():
+                for (module_name, name), value in saved.items():
+                    getattr(lm.module(module_name), name).copy_(value)
+            raise NotBakeableError(
+                f"folding '{method}' into {', '.join(str(e.target) for e in edits)} does not "
+                f"reproduce the hook at {', '.join(map(str, moved))}: in this {lm.arch.family} "
+                "model the output is transformed (e.g. normalised) on the way, so a bias cannot "
+                "carry the edit: apply it with a hook"
+            )

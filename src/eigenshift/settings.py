@@ -1,0 +1,79 @@
+"""Config dataclasses carry their own help, bounds and choices, so the library and the generated
+command line share one source of names and defaults (`eigenshift.cli.options` reads them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from .errors import InputError
+
+T = TypeVar("T")
+
+
+def setting(
+    default: Any,
+    help: str = "",
+    *,
+    minimum: float | None = None,
+    flag: str | None = None,
+    short: str | None = None,
+    cli: bool = True,
+) -> Any:
+    """A config field with the help text the CLI shows; `flag` renames the option (a bool's
+    on/off pair, say `--greedy/--sample`), `short` adds a one-letter alias; `cli=False` keeps a
+    field off the command line."""
+    metadata = {"help": help, "minimum": minimum, "flag": flag, "short": short, "cli": cli}
+    if isinstance(default, list | dict | set):
+        raise TypeError("use a tuple or a nested config for a structured default")
+    if dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotation of every field (configs use `from __future__ import annotations`)."""
+    return typing.get_type_hints(cls)
+
+
+def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """(inner type, whether None is allowed) for `X | None`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def choices_of(annotation: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a `Literal[...]` field (optional or not), else None."""
+    inner, _ = unwrap_optional(annotation)
+    return typing.get_args(inner) if typing.get_origin(inner) is Literal else None
+
+
+def check_choices(config: Any) -> None:
+    """Every Literal field holds one of its values: one check for every config."""
+    for name, annotation in field_types(type(config)).items():
+        allowed = choices_of(annotation)
+        value = getattr(config, name)
+        if allowed is not None and value is not None and value not in allowed:
+            raise InputError(
+                f"{name} must be one of {', '.join(map(str, allowed))}, not '{value}'"
+            )
+
+
+def with_settings(config: T, changes: Mapping[str, Any], owner: str) -> T:
+    """`config` with `changes`; a name the config does not have is an error, never ignored."""
+    if not changes:
+        return config
+    known = [f.name for f in dataclasses.fields(config)]  # type: ignore[arg-type]
+    unknown = sorted(set(changes) - set(known))
+    if unknown:
+        raise InputError(
+            f"{owner} has no setting {', '.join(repr(u) for u in unknown)}; "
+            f"its settings are: {', '.join(known)}"
+        )
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
