@@ -36,6 +36,7 @@ demo-quick: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy
 
 test: lint
 	EIGENSHIFT_TEST_CACHE=$(TEST_CACHE) $(PY) -m pytest -q

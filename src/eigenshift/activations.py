@@ -63,7 +63,7 @@ def iter_activations(
 
 
 def _capture_pooled(
-    lm: LanguageModel, modules: list[tuple[str, nn.Module, str]], batch: Batch, pooling: str
+    lm: LanguageModel, modules: Sequence[tuple[str, nn.Module, str]], batch: Batch, pooling: str
 ) -> dict[str, torch.Tensor]:
     """One forward pass; each site is pooled inside its hook, so no per-token tensor is kept."""
     pooled: dict[str, torch.Tensor] = {}

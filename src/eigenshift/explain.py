@@ -17,10 +17,11 @@ from .evaluation.run import RunFolder
 from .interventions import EigenShift
 from .io_utils import write_text_atomic
 from .models import LanguageModel
+from .models.architecture import weight_of
 
 
 def explain(lm: LanguageModel, intervention: EigenShift, top: int = 12) -> list[dict[str, Any]]:
-    weight = lm.unembedding.weight.detach()
+    weight = weight_of(lm.unembedding).detach()
     v_k = intervention.tensors["v_k"].to(weight.device, weight.dtype)
     indices = intervention.tensors["indices"].tolist()
     deltas = intervention.tensors["deltas"]

@@ -203,7 +203,7 @@ def _generate_batch(
                 prompt_index=prompt_ids[p],
                 sample_index=s,
                 prompt=prompts[p],
-                text=lm.tokenizer.decode(ids, skip_special_tokens=True),
+                text=str(lm.tokenizer.decode(ids, skip_special_tokens=True)),
                 token_ids=ids,
                 hidden=hidden[r, :n].clone() if hidden is not None else None,
             )

@@ -82,7 +82,7 @@ def grid_name(recipe: str, k: int, alpha: float) -> str:
 
 
 def eigenshift_fits(
-    lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[str], *, progress: bool = True
+    lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[Recipe], *, progress: bool = True
 ) -> dict[str, EigenShiftFit]:
     """One fit per recipe; one generation pass serves them all (the states are shared)."""
     fits: dict[str, EigenShiftFit] = {}

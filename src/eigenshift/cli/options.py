@@ -140,4 +140,4 @@ def build(
         return dataclasses.replace(current, **changes)
 
     made = make(cls, base, "")
-    return dataclasses.replace(made, **fixed) if fixed else made  # type: ignore[no-any-return]
+    return dataclasses.replace(made, **fixed) if fixed else made

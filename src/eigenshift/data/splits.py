@@ -11,7 +11,7 @@ def stratified_subsample(labels: np.ndarray, size: int, seed: int = 0) -> np.nda
     if size >= n:
         return np.arange(n)
     rng = np.random.default_rng(seed)
-    picked = []
+    picked: list[np.ndarray] = []
     classes = np.unique(labels)
     for k, cls in enumerate(classes):
         members = np.flatnonzero(labels == cls)

@@ -116,10 +116,11 @@ def signature(intervention: Intervention | None) -> str:
 def method_names(interventions: Mapping[str, Intervention] | Sequence[Intervention]) -> Methods:
     """The original first, then each intervention under its given name (or its method name,
     numbered when it repeats)."""
+    items: list[tuple[str, Intervention]] = []
     if isinstance(interventions, Mapping):
         items = list(interventions.items())
     else:
-        items, seen = [], {}
+        seen: dict[str, int] = {}
         for iv in interventions:
             seen[iv.method] = seen.get(iv.method, 0) + 1
             name = iv.method if seen[iv.method] == 1 else f"{iv.method}-{seen[iv.method]}"

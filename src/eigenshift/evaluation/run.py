@@ -77,8 +77,8 @@ class RunFolder:
             raise InputError(
                 f"{self.path} has no {self.METRICS}; run `eigenshift evaluate --out {self.path}`"
             )
-        return metrics  # type: ignore[no-any-return]
+        return metrics
 
     def explanation(self) -> list[dict[str, Any]] | None:
         """EigenShift's explained directions, when `write_explanation` wrote them here."""
-        return self.read_json(self.EXPLAIN)  # type: ignore[no-any-return]
+        return self.read_json(self.EXPLAIN)

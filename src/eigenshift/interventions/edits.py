@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import NotBakeableError
 from ..hooks import Site, capture, transform
 from ..models import LanguageModel
-from ..models.architecture import is_conv1d
+from ..models.architecture import is_conv1d, weight_of
 
 PROBE = "The quick brown fox jumps over the lazy dog, and then it rests."
 
@@ -108,7 +108,7 @@ def fold(lm: LanguageModel, site: Site, affine: Affine) -> None:
     if site.module == lm.arch.unembedding:
         lm.untie_unembedding()  # a tied weight is never edited in place
     module = lm.module(site.module)
-    weight, bias = module.weight, getattr(module, "bias", None)
+    weight, bias = weight_of(module), getattr(module, "bias", None)
     w = weight.detach().double()
     w_oi = w.T if is_conv1d(module) else w  # (out, in); Conv1D stores the transpose
     with torch.no_grad():

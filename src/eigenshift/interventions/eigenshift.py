@@ -25,9 +25,10 @@ import torch
 from ..data import load_prompts
 from ..decomposition import right_singular
 from ..errors import InputError
-from ..generation import SamplingConfig, generate
+from ..generation import Generation, SamplingConfig, generate
 from ..hooks import Site
 from ..models import LanguageModel
+from ..models.architecture import weight_of
 from ..scoring import Scorer, attribute_tokens, load_scorer
 from ..settings import check_choices, setting
 from .base import ArtifactMeta, FitInputs, Intervention, register
@@ -111,6 +112,11 @@ def fit_prompt_indices(config: EigenShiftConfig) -> tuple[list[int], list[str], 
     return chosen, texts, prompts.hash()
 
 
+def hidden_of(gen: Generation) -> torch.Tensor:
+    assert gen.hidden is not None  # generated with capture_hidden
+    return gen.hidden
+
+
 def collect_states(
     lm: LanguageModel,
     prompts: list[str],
@@ -130,7 +136,8 @@ def collect_states(
     candidates = [(i, a.top) for i, a in zip(toxic_idx, attributions, strict=True) if a.top >= 0]
     d = lm.arch.hidden_size
     toxic = (
-        torch.stack([gens[i].hidden[j] for i, j in candidates]) if candidates else torch.zeros(0, d)
+        torch.stack([hidden_of(gens[i])[j] for i, j in candidates]) if candidates
+        else torch.zeros(0, d)
     )
     emitted = torch.tensor([gens[i].token_ids[j] for i, j in candidates], dtype=torch.long)
     if len(candidates):
@@ -141,7 +148,7 @@ def collect_states(
     else:
         keep = torch.zeros(0, dtype=torch.bool)
     kept = [c for c, k in zip(candidates, keep.tolist(), strict=True) if k]
-    clean_states = [gens[i].hidden for i in clean_idx]
+    clean_states = [hidden_of(gens[i]) for i in clean_idx]
     clean_pos = [torch.arange(len(gens[i].token_ids)) for i in clean_idx]
     return FitStates(
         toxic=toxic[keep].double(),
@@ -157,7 +164,7 @@ def collect_states(
             "clean_states_first": len(clean_idx),
             "clean_states_all": int(sum(len(p) for p in clean_pos)),
         },
-        toxic_tokens=[lm.tokenizer.decode([gens[i].token_ids[j]]) for i, j in kept],
+        toxic_tokens=[str(lm.tokenizer.decode([gens[i].token_ids[j]])) for i, j in kept],
     )
 
 
@@ -260,7 +267,7 @@ class EigenShift(Intervention):
                 "toxic prompts, another --scorer, or a lower --threshold"
             )
         t1 = time.perf_counter()
-        s, v = right_singular(lm.unembedding.weight)
+        s, v = right_singular(weight_of(lm.unembedding))
         s, v = s.cpu(), v.cpu()
         t2 = time.perf_counter()
         w = clean_weights(states, config.choice("contrast"))

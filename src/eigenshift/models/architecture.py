@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
 from torch import nn
 
 from ..errors import UnsupportedArchitectureError
@@ -107,12 +108,24 @@ def linear_width(module: nn.Module, side: str = "input") -> int | None:
     if isinstance(module, nn.Linear):
         return module.in_features if side == "input" else module.out_features
     if is_conv1d(module):
-        return int(module.weight.shape[0 if side == "input" else 1])
+        return int(weight_of(module).shape[0 if side == "input" else 1])
     return None
 
 
+def weight_of(module: nn.Module) -> torch.Tensor:
+    """A module's `weight` as the tensor it is (nn.Module attributes type as Tensor | Module)."""
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
+
+
+def _call(model: nn.Module, method: str) -> nn.Module | None:
+    fn = getattr(model, method, None)
+    return fn() if callable(fn) else None
+
+
 def _unembedding_name(model: nn.Module) -> str | None:
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head = _call(model, "get_output_embeddings")
     if head is None:
         return None
     for name, module in model.named_modules():
@@ -122,11 +135,11 @@ def _unembedding_name(model: nn.Module) -> str | None:
 
 
 def _is_tied(model: nn.Module, head: nn.Module) -> bool:
-    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    inputs = _call(model, "get_input_embeddings")
     weight = getattr(head, "weight", None)
     if inputs is None or weight is None:
         return False
-    return weight.data_ptr() == inputs.weight.data_ptr()
+    return bool(weight.data_ptr() == weight_of(inputs).data_ptr())
 
 
 def detect_architecture(model: nn.Module, overrides: SiteOverrides | None = None) -> Architecture:

@@ -10,7 +10,13 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .architecture import Architecture, SiteOverrides, detect_architecture, get_module
+from .architecture import (
+    Architecture,
+    SiteOverrides,
+    detect_architecture,
+    get_module,
+    weight_of,
+)
 
 
 @dataclass
@@ -61,15 +67,16 @@ class LanguageModel:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         model.eval()
         arch = detect_architecture(model, overrides)
-        return cls(model, tokenizer, arch, name or getattr(model.config, "_name_or_path", "model"))
+        return cls(model, tokenizer, arch,
+                   name or str(getattr(model.config, "_name_or_path", "model")))  # fmt: skip
 
     @property
     def device(self) -> torch.device:
-        return self.unembedding.weight.device
+        return weight_of(self.unembedding).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unembedding.weight.dtype
+        return weight_of(self.unembedding).dtype
 
     def module(self, name: str) -> nn.Module:
         return get_module(self.model, name)
@@ -116,7 +123,7 @@ class LanguageModel:
         if not self.arch.tied:
             return
         head = self.unembedding
-        head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+        head.weight = nn.Parameter(weight_of(head).detach().clone(), requires_grad=False)
         self.model.config.tie_word_embeddings = False
         text_config = getattr(self.model.config, "text_config", None)
         if text_config is not None:

@@ -149,7 +149,7 @@ def load_model(
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to oddly
     lm = LanguageModel.wrap(model, tokenizer, name=resolved.name, overrides=overrides)
     lm.source = EMBEDDED_MODELS.get(resolved.name, location)
     log.info("loaded %s (%s, %s)", spec, lm.arch.family, lm.source)

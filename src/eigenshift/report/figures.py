@@ -64,7 +64,7 @@ def bars(metrics: dict[str, Any], path: Path) -> Path:
 def score_distribution(scores: dict[str, list[float]], threshold: float, path: Path) -> Path:
     """Histogram of continuation scores per method (log count: the toxic tail is small)."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     for name, values in scores.items():
         ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=name)
     ax.axvline(threshold, color="grey", linestyle="--", linewidth=1)

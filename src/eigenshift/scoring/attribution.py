@@ -17,9 +17,10 @@ from .base import Scorer
 
 def token_pieces(tokenizer: PreTrainedTokenizerBase, token_ids: Sequence[int]) -> list[str]:
     """The text each token adds, from prefix decodes, so pieces join to the decoded whole."""
-    pieces, previous = [], ""
+    pieces: list[str] = []
+    previous = ""
     for n in range(1, len(token_ids) + 1):
-        text = tokenizer.decode(list(token_ids[:n]), skip_special_tokens=True)
+        text = str(tokenizer.decode(list(token_ids[:n]), skip_special_tokens=True))
         pieces.append(text[len(previous) :] if text.startswith(previous) else text)
         previous = text
     return pieces

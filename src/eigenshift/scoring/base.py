@@ -25,7 +25,7 @@ def vocabulary_of(scorer: Scorer) -> Callable[[str], bool]:
     English words as a stand-in wordlist."""
     known = getattr(scorer, "vocabulary", None)
     if known is not None:
-        return known  # type: ignore[no-any-return]
+        return known
     from .bilstm import jigsaw_vocabulary
 
     return jigsaw_vocabulary()

@@ -28,6 +28,12 @@ MAXLEN = 100
 class _KerasTokenizerState:
     """Stands in for keras' Tokenizer: receives its pickled attributes and nothing else."""
 
+    word_index: dict[str, int]
+    num_words: int | None
+    lower: bool
+    split: str
+    filters: str
+
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
 
