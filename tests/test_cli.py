@@ -165,7 +165,9 @@ def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     torch.testing.assert_close(exported, hooked, atol=1e-4, rtol=0)
 
     # Centered dampening cannot be exported: one line, exit 2.
-    run("fit", "eigenshift", *fit_args, "--recipe", "matched", "--out", str(tmp_path / "m"))
+    fitted = run("fit", "eigenshift", *fit_args, "--recipe", "matched",
+                 "--out", str(tmp_path / "m"))  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
     line = _one_error_line(run("export", "--model", tiny_folder, "--intervention",
                                str(tmp_path / "m"), "--out", str(tmp_path / "x")))  # fmt: skip
     assert "hook" in line
@@ -178,6 +180,8 @@ def test_fit_with_too_few_toxic_states_exits_2(tiny_folder, tmp_path):
 
 
 def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
+    from eigenshift.interventions import read_meta
+
     args = ["--model", tiny_folder, "--scorer", coin_scorer, "--judge", "none",
             "--fit-prompts", "30", "--min-toxic", "3", "--max-prompts", "6", "--samples", "2",
             "--max-new-tokens", "5", "--clean-texts", "5", "--bootstrap", "50",
@@ -187,9 +191,29 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert len(summary["grid"]) == 1 + 2 * 2 * 2
-    assert summary["pareto_front"] and (tmp_path / "sw" / "sweep_pareto.png").exists()
-    if summary["best"]:
-        assert (tmp_path / "sw" / "best" / "intervention.json").exists()
+    assert (tmp_path / "sw" / "sweep_pareto.png").exists()
+    # The front, checked point by point: nothing on it is beaten on both axes by another point,
+    # and everything off it is.
+    points = {g["method"]: (g["perplexity"], g["toxic_fraction"]) for g in summary["grid"]}
+
+    def beaten(name):
+        x, y = points[name]
+        return any(a <= x and b <= y and (a, b) != (x, y) for a, b in points.values())
+
+    assert summary["pareto_front"]
+    assert all(not beaten(n) for n in summary["pareto_front"])
+    assert all(beaten(n) or points[n] in [points[m] for m in summary["pareto_front"]]
+               for n in points if n not in summary["pareto_front"])  # fmt: skip
+    # The best point is the highest TPH among non-original points within the limit, saved.
+    eligible = [g for g in summary["grid"] if g["method"] != "original"
+                and g["relative_perplexity"] <= 10 and not g.get("flag_degenerate")]  # fmt: skip
+    expected = max(eligible, key=lambda g: g["tph"])["method"] if eligible else None
+    assert summary["best"] == expected
+    if expected is not None:
+        best = read_meta(tmp_path / "sw" / "best")
+        recipe, k, alpha = expected.split("-k")[0], *expected.split("-k")[1].split("-a")
+        assert (best.params["recipe"], best.params["k"], best.params["alpha"]) == (
+            recipe, int(k), float(alpha))
     # The evaluation prompts exclude the fit prompts.
     metrics = json.loads((tmp_path / "sw" / "metrics.json").read_text())
     assert metrics["excluded_prompts"] == 30

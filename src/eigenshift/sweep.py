@@ -17,7 +17,6 @@ from .interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Interven
 from .interventions.eigenshift import RECIPES, Recipe
 from .models import LanguageModel
 from .report import write_report
-from .report.figures import plt
 from .settings import setting
 
 
@@ -157,6 +156,8 @@ def run_sweep(
 
 
 def _plot(rows, front, best, path: Path) -> None:
+    from .report.figures import plt  # matplotlib loads only when a figure is drawn
+
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for r in rows:
         marker = "s" if r["method"] == ORIGINAL else "o"

@@ -1,4 +1,4 @@
-"""Options several command groups share: the model, labelled data, the output folder."""
+"""Options several command groups share: the model, the output folder, the results table."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ from typing import Any, TypeVar
 
 import click
 
-from ..models import LanguageModel, ModelOptions
-from .options import build, config_options
+from ..models import ModelOptions
+from .options import config_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-model_options = config_options(ModelOptions)
-
-
-def load(kwargs: dict[str, Any]) -> LanguageModel:
-    """The model the --model options name (popped from the command's arguments)."""
-    return build(ModelOptions, kwargs).load()
+model_options = config_options(ModelOptions, into="model")
 
 
 def out_option(help: str = "Output folder.", required: bool = True) -> Callable[[F], F]:

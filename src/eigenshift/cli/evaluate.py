@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 
+from ..demo import DemoConfig
 from ..evaluation.plan import EvalConfig
 from ..evaluation.run import RunFolder
 from ..generation import SamplingConfig
 from ..interventions.eigenshift import EigenShiftConfig
-from .common import load, model_options, out_option, print_results
-from .options import build, config_options
+from ..models import ModelOptions
+from ..sweep import SweepConfig
+from .common import model_options, out_option, print_results
+from .options import config_options
 
 # The sweep's EigenShift fits share the evaluation's prompts, scorer and threshold; their own
 # generation settings come as --fit-... options.
@@ -26,16 +29,17 @@ FIT_SAMPLING = EigenShiftConfig().sampling
 @click.option("--intervention", "interventions", multiple=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="An intervention folder; repeat for several (each compared with the original).")
-@config_options(EvalConfig)
+@config_options(EvalConfig, into="config")
 @out_option("Run folder; rerunning with the same settings resumes it.")
-def evaluate(interventions: tuple[Path, ...], out: Path, **kwargs: Any) -> None:
+def evaluate(
+    model: ModelOptions, interventions: tuple[Path, ...], config: EvalConfig, out: Path
+) -> None:
     """Toxicity and fluency of the original model and each intervention, on the same prompts."""
     from ..evaluation import evaluate as run_evaluation
     from ..interventions import load_interventions
     from ..report import write_report
 
-    config = build(EvalConfig, kwargs)
-    lm = load(kwargs)
+    lm = model.load()
     metrics = run_evaluation(lm, load_interventions(interventions, lm), config, out)
     print_results(metrics, write_report(out))
 
@@ -50,34 +54,32 @@ def report(run_dir: Path) -> None:
     click.echo(f"report: {paths['html']} (and {paths['markdown'].name})")
 
 
-def _sweep_options(fn: Any) -> Any:
-    from ..sweep import SweepConfig
-
-    fn = config_options(SweepConfig)(fn)
-    fn = config_options(SamplingConfig, prefix="fit_", defaults=FIT_SAMPLING)(fn)
-    return config_options(EigenShiftConfig, only=FIT_IN_SWEEP)(fn)
-
-
 @click.command()
 @model_options
-@config_options(EvalConfig)
-@_sweep_options
+@config_options(EvalConfig, into="evaluation")
+@config_options(SweepConfig, into="settings")
+@config_options(EigenShiftConfig, into="fit", only=FIT_IN_SWEEP)
+@config_options(SamplingConfig, into="fit_sampling", prefix="fit_", defaults=FIT_SAMPLING)
 @click.option("--with", "others", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A fitted intervention folder to add to the sweep; repeat for several.")
 @out_option()
-def sweep(others: tuple[Path, ...], out: Path, **kwargs: Any) -> None:
+def sweep(
+    model: ModelOptions,
+    evaluation: EvalConfig,
+    settings: SweepConfig,
+    fit: EigenShiftConfig,
+    fit_sampling: SamplingConfig,
+    others: tuple[Path, ...],
+    out: Path,
+) -> None:
     """Evaluate operating points (EigenShift's k x alpha grid, other methods' strengths) on the
     same prompts; draw the trade-off; name the best point."""
     from ..interventions import load_interventions
     from ..report import format_table
-    from ..sweep import SweepConfig, run_sweep, sweep_grid
+    from ..sweep import run_sweep, sweep_grid
 
-    evaluation = build(EvalConfig, kwargs)
-    settings = build(SweepConfig, kwargs)
-    sampling = build(SamplingConfig, kwargs, prefix="fit_", defaults=FIT_SAMPLING)
-    fit = build(EigenShiftConfig, kwargs, only=FIT_IN_SWEEP, sampling=sampling,
-                **{k: getattr(evaluation, k) for k in SHARED})  # fmt: skip
-    lm = load(kwargs)
+    fit = replace(fit, sampling=fit_sampling, **{k: getattr(evaluation, k) for k in SHARED})
+    lm = model.load()
     grid = sweep_grid(lm, settings, fit, load_interventions(others, lm))
     summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit)
     run = RunFolder(out)
@@ -87,20 +89,14 @@ def sweep(others: tuple[Path, ...], out: Path, **kwargs: Any) -> None:
                f"{run.file(RunFolder.PARETO)}")  # fmt: skip
 
 
-def _demo_options(fn: Any) -> Any:
-    from ..demo import DemoConfig
-
-    return config_options(DemoConfig)(fn)
-
-
 @click.command()
-@_demo_options
-def demo(**kwargs: Any) -> None:
+@config_options(DemoConfig, into="config")
+def demo(config: DemoConfig) -> None:
     """The main job on the embedded defaults: fit EigenShift and the baselines, evaluate them
     against the original on other prompts, explain EigenShift's directions, write the report."""
-    from ..demo import DemoConfig, run_demo
+    from ..demo import run_demo
 
-    metrics, paths = run_demo(build(DemoConfig, kwargs))
+    metrics, paths = run_demo(config)
     print_results(metrics, paths)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from .common import load, model_options, out_option
+from ..models import ModelOptions
+from .common import model_options, out_option
 
 
 @click.command()
@@ -30,12 +30,12 @@ def explain(intervention_dir: Path, model: str | None, top: int, out: Path | Non
 @click.option("--intervention", "intervention_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
 @out_option("The exported model folder.")
-def export(intervention_dir: Path, out: Path, **kwargs: Any) -> None:
+def export(model: ModelOptions, intervention_dir: Path, out: Path) -> None:
     """The model with the edit baked in, as a plain transformers folder (no eigenshift needed)."""
     from ..export import export_model
     from ..interventions import load_intervention
 
-    lm = load(kwargs)
+    lm = model.load()
     folder = export_model(lm, load_intervention(intervention_dir, lm), out)
     click.echo(f"exported to {folder}: AutoModelForCausalLM.from_pretrained('{folder}') loads it")
 

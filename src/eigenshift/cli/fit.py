@@ -10,8 +10,9 @@ import click
 
 from ..data import LabelledSource
 from ..interventions import REGISTRY, Intervention
-from .common import load, model_options, out_option
-from .options import build, config_options
+from ..models import ModelOptions
+from .common import model_options, out_option
+from .options import config_options
 
 NEURON_DATA = ("text_column", "label_column", "layout", "max_examples", "seed")
 
@@ -21,56 +22,40 @@ def fit() -> None:
     """Fit an intervention and save it as a folder (intervention.safetensors + .json)."""
 
 
-def _inputs(method: type[Intervention], kwargs: dict[str, Any], out: Path, lm: Any) -> dict:
-    """The inputs `method` needs, read from the options its command was given."""
-    inputs: dict[str, Any] = {}
-    if "data" in method.needs:
-        inputs["data"] = build(LabelledSource, kwargs).load()
-    if "neurons" in method.needs:
-        from ..locate.neurons import NeuronScores, neuron_scores_for
-
-        spec = kwargs.pop("neurons")
-        source = build(LabelledSource, kwargs, only=NEURON_DATA)
-        if NeuronScores.is_folder(spec):
-            inputs["neurons"] = NeuronScores.load(spec)
-        else:  # labelled data: score the neurons first, and keep the scores beside the fit
-            where = out.with_name(f"{out.name}-neurons")
-            inputs["neurons"] = neuron_scores_for(lm, source.load(spec), where,
-                                                  max_examples=source.max_examples)  # fmt: skip
-            click.echo(f"neuron scores saved to {where}")
-    return inputs
-
-
 def _command(method: type[Intervention]) -> click.Command:
-    def run(out: Path, **kwargs: Any) -> None:
-        config = build(method.config_class, kwargs)
-        data_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _input_names(method)}
-        lm = load(kwargs)
-        edit = method.fit(lm, config, **_inputs(method, data_kwargs, out, lm))
+    def run(
+        model: ModelOptions,
+        config: Any,
+        out: Path,
+        data: LabelledSource | None = None,
+        neurons: str | None = None,
+        neuron_data: LabelledSource | None = None,
+    ) -> None:
+        lm = model.load()
+        inputs: dict[str, Any] = {}
+        if data is not None:
+            inputs["data"] = data.load()
+        if neurons is not None and neuron_data is not None:
+            from ..locate.neurons import neuron_scores_from
+
+            kept = out.with_name(f"{out.name}-neurons")  # scores computed here are kept
+            inputs["neurons"] = neuron_scores_from(lm, neurons, neuron_data, kept)
+        edit = method.fit(lm, config, **inputs)
         edit.save(out)
         click.echo(edit.describe(lm))
         click.echo(f"saved to {out}")
 
-    summary = (method.__doc__ or method.method).strip().splitlines()[0]
     command = out_option()(run)
-    command = config_options(method.config_class)(command)
+    command = config_options(method.config_class, into="config")(command)
     if "data" in method.needs:
-        command = config_options(LabelledSource)(command)
+        command = config_options(LabelledSource, into="data")(command)
     if "neurons" in method.needs:
-        command = config_options(LabelledSource, only=NEURON_DATA)(command)
+        command = config_options(LabelledSource, into="neuron_data", only=NEURON_DATA)(command)
         command = click.option("--neurons", required=True, help="A `locate neurons` folder, or "
                                "labelled data to score neurons on first.")(command)  # fmt: skip
     command = model_options(command)
+    summary = (method.__doc__ or method.method).strip().splitlines()[0]
     return click.command(method.method, help=summary.split(": ", 1)[-1])(command)
-
-
-def _input_names(method: type[Intervention]) -> set[str]:
-    names = set()
-    if "data" in method.needs:
-        names |= {"data", *NEURON_DATA}
-    if "neurons" in method.needs:
-        names |= {"neurons", *NEURON_DATA}
-    return names
 
 
 for _method in REGISTRY.values():

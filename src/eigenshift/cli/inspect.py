@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
-from .common import load, model_options
+from ..models import ModelOptions
+from .common import model_options
 
 
 @click.command()
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def info(as_json: bool, **kwargs: Any) -> None:
+def info(model: ModelOptions, as_json: bool) -> None:
     """Architecture, sizes, whether the unembedding is tied, and the sites found."""
-    lm = load(kwargs)
+    lm = model.load()
     desc = lm.describe()
     if as_json:
         click.echo(json.dumps(desc, indent=2))

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import click
 
 from ..data import LabelledSource
-from .common import load, model_options, out_option
-from .options import build, config_options
+from ..locate.configs import LayerConfig, NeuronConfig
+from ..models import ModelOptions
+from .common import model_options, out_option
+from .options import config_options
 
-FROM_DATA = ("max_examples", "seed")  # study settings the data options set
+C = TypeVar("C", NeuronConfig, LayerConfig)
+
+
+def _from_data(config: C, source: LabelledSource) -> C:
+    """The study records the subsample its data options drew."""
+    return replace(config, max_examples=source.max_examples, seed=source.seed)
 
 
 @click.group()
@@ -19,33 +27,21 @@ def locate() -> None:
     """Where the model represents toxicity: neuron experts and their stability, layer expertise."""
 
 
-def _neuron_options(fn: Any) -> Any:
-    from ..locate.neurons import NeuronConfig
-
-    return config_options(NeuronConfig)(fn)
-
-
-def _layer_options(fn: Any) -> Any:
-    from ..locate.layers import LayerConfig
-
-    return config_options(LayerConfig)(fn)
-
-
 @locate.command("neurons")
 @model_options
-@config_options(LabelledSource)
+@config_options(LabelledSource, into="source")
 @click.option("--data2", default=None, help="A second labelled set, for cross-data stability.")
-@_neuron_options
+@config_options(NeuronConfig, into="config")
 @out_option()
-def neurons(data2: str | None, out: Path, **kwargs: Any) -> None:
+def neurons(
+    model: ModelOptions, source: LabelledSource, data2: str | None, config: NeuronConfig, out: Path
+) -> None:
     """Per-neuron AUROC and AP, shares above thresholds, bootstrap and cross-data stability."""
-    from ..locate import NeuronConfig, locate_neurons, write_neuron_report
+    from ..locate import locate_neurons, write_neuron_report
 
-    source = build(LabelledSource, kwargs)
-    config = build(NeuronConfig, kwargs, **{k: getattr(source, k) for k in FROM_DATA})
     first = source.load()
     second = source.load(data2) if data2 else None
-    scores = locate_neurons(load(kwargs), first, config, data2=second)
+    scores = locate_neurons(model.load(), first, _from_data(config, source), data2=second)
     scores.save(out)
     report = write_neuron_report(scores, out)
     click.echo(report.read_text())
@@ -54,16 +50,14 @@ def neurons(data2: str | None, out: Path, **kwargs: Any) -> None:
 
 @locate.command("layers")
 @model_options
-@config_options(LabelledSource)
-@_layer_options
+@config_options(LabelledSource, into="source")
+@config_options(LayerConfig, into="config")
 @out_option()
-def layers(out: Path, **kwargs: Any) -> None:
+def layers(model: ModelOptions, source: LabelledSource, config: LayerConfig, out: Path) -> None:
     """Per layer: k-means AUROC and silhouette, probe AUROC, best and mean single-unit AUROC."""
-    from ..locate import LayerConfig, locate_layers, write_layer_report
+    from ..locate import locate_layers, write_layer_report
 
-    source = build(LabelledSource, kwargs)
-    config = build(LayerConfig, kwargs, **{k: getattr(source, k) for k in FROM_DATA})
-    scores = locate_layers(load(kwargs), source.load(), config)
+    scores = locate_layers(model.load(), source.load(), _from_data(config, source))
     scores.save(out)
     report = write_layer_report(scores, out)
     click.echo(report.read_text())

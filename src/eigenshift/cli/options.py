@@ -1,10 +1,11 @@
 """Click options generated from the library's config dataclasses: one source of names, defaults,
 choices, bounds and help. `config_options(Cls)` decorates a command with an option per field
-(nested configs flattened), and `build(Cls, kwargs)` takes those values back out as a `Cls`."""
+(nested configs flattened), and hands the command one `Cls` built from their values."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ import click
 from ..settings import choices_of, field_types, unwrap_optional
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 
 class ConfigOption(click.Option):
@@ -95,37 +95,35 @@ def _option(root: type, item: Field) -> Callable[[F], F]:
 def config_options(
     cls: type,
     *,
+    into: str,
     prefix: str = "",
     only: tuple[str, ...] | None = None,
     exclude: tuple[str, ...] = (),
     defaults: Any = None,
 ) -> Callable[[F], F]:
     """Decorate a command with an option per field of `cls` (defaults from `defaults`, else
-    `cls()`); `prefix` names a second copy (the sweep's `--fit-...` sampling, say)."""
-    items = _fields(cls, defaults if defaults is not None else cls(), prefix, only, exclude)
+    `cls()`); the command receives them as one `cls` instance, the argument named `into`.
+    `prefix` names a second copy (the sweep's `--fit-...` sampling, say)."""
+    base = defaults if defaults is not None else cls()
+    items = _fields(cls, base, prefix, only, exclude)
 
     def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs[into] = _build(cls, base, items, kwargs)
+            return fn(*args, **kwargs)
+
+        command = wrapper
         for item in reversed(items):
-            fn = _option(cls, item)(fn)
-        return fn
+            command = _option(cls, item)(command)
+        return command  # type: ignore[return-value]
 
     return decorate
 
 
-def build(
-    cls: type[T],
-    kwargs: dict[str, Any],
-    *,
-    prefix: str = "",
-    only: tuple[str, ...] | None = None,
-    exclude: tuple[str, ...] = (),
-    defaults: Any = None,
-    **fixed: Any,
-) -> T:
+def _build(cls: type, base: Any, items: list[Field], kwargs: dict[str, Any]) -> Any:
     """The config the command line asked for: its options popped from `kwargs`, fields left off
-    the command line at their defaults, `fixed` fields as given."""
-    base = defaults if defaults is not None else cls()
-    items = _fields(cls, base, prefix, only, exclude)
+    the command line at their defaults."""
     values: dict[str, dict[str, Any]] = {}
     for item in items:
         head, _, name = item.path.rpartition(".")
@@ -139,5 +137,4 @@ def build(
                 changes[f.name] = make(types[f.name], getattr(current, f.name), f"{path}{f.name}.")
         return dataclasses.replace(current, **changes)
 
-    made = make(cls, base, "")
-    return dataclasses.replace(made, **fixed) if fixed else made
+    return make(cls, base, "")

@@ -10,14 +10,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
-    "LayerConfig": "layers",
+    "LayerConfig": "configs",
     "LayerScores": "layers",
     "kmeans_expertise": "layers",
     "locate_layers": "layers",
-    "NeuronConfig": "neurons",
+    "NeuronConfig": "configs",
     "NeuronScores": "neurons",
     "locate_neurons": "neurons",
     "neuron_scores_for": "neurons",
+    "neuron_scores_from": "neurons",
     "write_layer_report": "report",
     "write_neuron_report": "report",
     "auroc": "stats",
@@ -25,8 +26,9 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
-    from .layers import LayerConfig, LayerScores, kmeans_expertise, locate_layers
-    from .neurons import NeuronConfig, NeuronScores, locate_neurons, neuron_scores_for
+    from .configs import LayerConfig, NeuronConfig
+    from .layers import LayerScores, kmeans_expertise, locate_layers
+    from .neurons import NeuronScores, locate_neurons, neuron_scores_for, neuron_scores_from
     from .report import write_layer_report, write_neuron_report
     from .stats import auroc, average_precision
 
@@ -48,6 +50,7 @@ __all__ = [
     "locate_layers",
     "locate_neurons",
     "neuron_scores_for",
+    "neuron_scores_from",
     "write_layer_report",
     "write_neuron_report",
 ]

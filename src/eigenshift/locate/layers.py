@@ -16,7 +16,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -33,38 +33,13 @@ from ..data import LabelledTexts
 from ..errors import DataError, InputError
 from ..io_utils import write_json_atomic
 from ..models import LanguageModel, resolve_sites
-from ..settings import check_choices, setting
+from .configs import LayerConfig
 from .neurons import MIN_EXAMPLES, provenance, token_lengths
 from .stats import auroc, length_bins, stratified_auroc
 
 log = logging.getLogger(__name__)
 
 SILHOUETTE_SAMPLE = 5000  # silhouette is quadratic in texts; above this it is estimated
-
-
-@dataclass(frozen=True)
-class LayerConfig:
-    representation: Literal["residual", "mlp"] = setting(
-        "residual", "residual: each block's output; mlp: each block's MLP hidden units.")
-    pooling: Literal["mean", "last", "max"] = setting("mean", "How a text's states are pooled.")
-    folds: int = setting(5, "Cross-validation folds of the probe and the single-unit scores.",
-                         minimum=2)  # fmt: skip
-    standardize: bool = setting(False, "z-score each unit before k-means (default: raw vectors, "
-                                       "as the paper).", flag="--standardize")  # fmt: skip
-    probe_c: float = setting(1.0, "Inverse L2 strength of the logistic-regression probe.")
-    max_examples: int | None = setting(2000, cli=False)  # recorded: set from the data's option
-    seed: int = setting(0, cli=False)  # the data's seed
-    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
-    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
-    length_bins: int = setting(0, "Also score probe and k-means within N token-count bins "
-                                  "(0: off).", minimum=0)  # fmt: skip
-
-    def __post_init__(self) -> None:
-        check_choices(self)
-        if self.folds < 2:
-            raise InputError(f"the probe needs at least 2 folds, got {self.folds}")
-        if self.probe_c <= 0:
-            raise InputError(f"probe C must be positive, got {self.probe_c}")
 
 
 def kmeans_expertise(

@@ -7,46 +7,28 @@ score, and every bootstrap resample of it, is one vectorised call over all neuro
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import safetensors.numpy
 import torch
 
 from ..activations import collect_activations
-from ..data import LabelledTexts
+from ..data import LabelledSource, LabelledTexts
 from ..errors import InputError
 from ..io_utils import write_json_atomic
 from ..models import LanguageModel, resolve_sites
-from ..settings import check_choices, setting
+from .configs import NeuronConfig
 from .stats import auroc, expert_scores, length_bins, stratified_auroc
 
-THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
 TENSORS_FILE, META_FILE = "neurons.safetensors", "neurons.json"
+log = logging.getLogger(__name__)
 MIN_EXAMPLES = 8
-
-
-@dataclass(frozen=True)
-class NeuronConfig:
-    sites: str | None = setting(None, "Module-name pattern (fnmatch); default: the MLP units.")
-    side: Literal["input", "output"] = setting("input", "Score the sites' inputs or outputs.")
-    pooling: Literal["max", "mean"] = setting("max", "How a text's token values are pooled.")
-    max_examples: int | None = setting(2000, cli=False)  # recorded: set from the data's option
-    bootstrap: int = setting(20, "Bootstrap resamples for the stability of the expert sets.",
-                             minimum=0)  # fmt: skip
-    seed: int = setting(0, cli=False)  # the data's seed
-    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
-    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
-    thresholds: tuple[float, ...] = setting(THRESHOLDS, cli=False)
-    length_bins: int = setting(0, "Also score against texts of similar length (N token-count "
-                                  "bins; 0: off).", minimum=0)  # fmt: skip
-
-    def __post_init__(self) -> None:
-        check_choices(self)
 
 
 @dataclass
@@ -215,4 +197,17 @@ def neuron_scores_for(
     config = NeuronConfig(bootstrap=0, max_examples=max_examples or len(data))
     scores = locate_neurons(lm, data, config, progress=progress)
     scores.save(folder)
+    return scores
+
+
+def neuron_scores_from(
+    lm: LanguageModel, spec: str, source: LabelledSource, folder: Path, *, progress: bool = True
+) -> NeuronScores:
+    """`spec` is a `locate neurons` folder (read as is) or labelled data, read as `source` says,
+    whose scores are computed once and kept in `folder`."""
+    if NeuronScores.is_folder(spec):
+        return NeuronScores.load(spec)
+    scores = neuron_scores_for(lm, source.load(spec), folder, max_examples=source.max_examples,
+                               progress=progress)  # fmt: skip
+    log.info("neuron scores saved to %s", folder)
     return scores

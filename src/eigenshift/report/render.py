@@ -11,7 +11,6 @@ from typing import Any
 from ..evaluation.plan import ORIGINAL
 from ..evaluation.run import RunFolder
 from ..io_utils import write_text_atomic
-from . import figures
 from .table import COLUMNS, LEGEND, markdown_table, table_rows
 
 
@@ -90,6 +89,8 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
+    from . import figures  # matplotlib loads only when a report is drawn
+
     run = RunFolder(run_dir)
     metrics, rows = _load(run)
     methods = [r["method"] for r in metrics["methods"]]
