@@ -38,6 +38,7 @@ def neurons(
 ) -> None:
     """Per-neuron AUROC and AP, shares above thresholds, bootstrap and cross-data stability."""
     from ..locate import locate_neurons, write_neuron_report
+    from ..locate.neurons import META_FILE, TENSORS_FILE
 
     first = source.load()
     second = source.load(data2) if data2 else None
@@ -45,7 +46,7 @@ def neurons(
     scores.save(out)
     report = write_neuron_report(scores, out)
     click.echo(report.read_text())
-    click.echo(f"written to {out}/neurons.safetensors, neurons.json and {report.name}")
+    click.echo(f"written to {out}/{TENSORS_FILE}, {META_FILE} and {report.name}")
 
 
 @locate.command("layers")
@@ -56,12 +57,13 @@ def neurons(
 def layers(model: ModelOptions, source: LabelledSource, config: LayerConfig, out: Path) -> None:
     """Per layer: k-means AUROC and silhouette, probe AUROC, best and mean single-unit AUROC."""
     from ..locate import locate_layers, write_layer_report
+    from ..locate.layers import LAYERS_FILE
 
     scores = locate_layers(model.load(), source.load(), _from_data(config, source))
     scores.save(out)
     report = write_layer_report(scores, out)
     click.echo(report.read_text())
-    click.echo(f"written to {out}/layers.json, layers.png and {report.name}")
+    click.echo(f"written to {out}/{LAYERS_FILE} and {report.name} (with its figure)")
 
 
 COMMANDS = [locate]

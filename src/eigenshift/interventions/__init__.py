@@ -1,4 +1,11 @@
-"""Interventions on one shared base; methods register themselves by name."""
+"""Interventions on one shared base; methods register themselves by name.
+
+Every module of this package is imported here, so a new method is one new module: its
+`@register` runs, and `fit METHOD`, `load_intervention` and the sweep find it by name.
+"""
+
+import importlib
+import pkgutil
 
 from .base import (
     META_FILE,
@@ -51,3 +58,6 @@ __all__ = [
     "read_meta",
     "register",
 ]
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

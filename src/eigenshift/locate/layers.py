@@ -39,6 +39,7 @@ from .stats import auroc, length_bins, stratified_auroc
 
 log = logging.getLogger(__name__)
 
+LAYERS_FILE = "layers.json"
 SILHOUETTE_SAMPLE = 5000  # silhouette is quadratic in texts; above this it is estimated
 
 
@@ -157,7 +158,7 @@ class LayerScores:
     def save(self, out: str | Path) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "layers.json", {"layers": self.rows, **self.meta})
+        write_json_atomic(out / LAYERS_FILE, {"layers": self.rows, **self.meta})
         return out
 
 
