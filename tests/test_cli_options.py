@@ -42,6 +42,7 @@ def _expected(config, prefix="", only=None):
 
 COMMANDS = {
     ("info",): [ModelOptions()],
+    ("data",): [(LabelledSource(max_examples=None), "", ("text_column", "label_column", "layout"))],
     ("evaluate",): [ModelOptions(), EvalConfig()],
     ("sweep",): [ModelOptions(), EvalConfig(), SweepConfig(),
                  (EigenShiftConfig(), "", FIT_IN_SWEEP),

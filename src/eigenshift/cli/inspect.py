@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from ..data import LabelledSource
 from ..models import ModelOptions
 from .common import model_options
+from .options import config_options
 
 
 @click.command()
@@ -52,31 +54,26 @@ def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
 @click.command()
 @click.argument("kind", type=click.Choice(["prompts", "labelled", "clean"]))
 @click.argument("spec", default="default")
-@click.option("--text-column", default=None, help="Column holding the text (or the prompt).")
-@click.option("--label-column", default=None, help="Column holding the label (labelled data).")
-@click.option("--layout", default=None,
-              help="Known layout: jigsaw, civil_comments, toxicn, insults.")
-def data(
-    kind: str, spec: str, text_column: str | None, label_column: str | None, layout: str | None
-) -> None:
-    """Check that a data file or HF dataset loads, and summarise it."""
-    from ..data import load_clean_texts, load_labelled, load_prompts
+@config_options(LabelledSource, into="source", only=("text_column", "label_column", "layout"),
+                defaults=LabelledSource(max_examples=None))  # fmt: skip
+def data(kind: str, spec: str, source: LabelledSource) -> None:
+    """Check that a data file or HF dataset loads, and summarise it (--text-column also names
+    the prompt or clean-text column)."""
+    from ..data import load_clean_texts, load_prompts
 
     if kind == "prompts":
-        prompts = load_prompts(spec, column=text_column)
+        prompts = load_prompts(spec, column=source.text_column)
         scored = [p.toxicity for p in prompts.prompts if p.toxicity is not None]
         extra = f", prompt toxicity recorded for {len(scored)}" if scored else ""
         click.echo(f"{len(prompts)} prompts from {prompts.source}{extra}")
     elif kind == "labelled":
-        labelled = load_labelled(
-            spec, text_column=text_column, label_column=label_column, layout=layout
-        )
+        labelled = source.load(spec)
         click.echo(
             f"{len(labelled)} texts from {labelled.source}: {labelled.n_toxic} toxic, "
             f"{len(labelled) - labelled.n_toxic} non-toxic"
         )
     else:
-        clean = load_clean_texts(spec, column=text_column)
+        clean = load_clean_texts(spec, column=source.text_column)
         click.echo(f"{len(clean)} clean texts from {clean.source}")
 
 
