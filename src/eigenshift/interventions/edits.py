@@ -152,8 +152,9 @@ def fold_all(
     if moved:
         with hooked():
             expected = _probe_outputs(lm, moved)
+    # Only a fold that needs checking keeps a copy to put back (the unembedding is large).
     saved = {}
-    for edit in edits:
+    for edit in edits if moved else ():
         module = lm.module(edit.target.module)
         for name, param in module.named_parameters(recurse=False):
             saved[(edit.target.module, name)] = param.detach().clone()
