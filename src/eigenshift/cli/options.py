@@ -19,14 +19,6 @@ from ..settings import choices_of, field_types, unwrap_optional
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ConfigOption(click.Option):
-    """An option that knows the config field it sets (the CLI-vs-library test reads this)."""
-
-    def __init__(self, *args: Any, source: tuple[type, str, Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.source = source  # (root config class, dotted field path, the library's default)
-
-
 @dataclass(frozen=True)
 class Field:
     path: str  # dotted, from the root config
@@ -55,7 +47,7 @@ def _fields(
     return out
 
 
-def _option(root: type, item: Field) -> Callable[[F], F]:
+def _option(item: Field) -> Callable[[F], F]:
     meta = item.field.metadata
     dashed = "--" + item.dest.replace("_", "-")
     inner, _ = unwrap_optional(item.annotation)
@@ -88,8 +80,7 @@ def _option(root: type, item: Field) -> Callable[[F], F]:
     if meta.get("short"):
         names.append(meta["short"])
     kwargs["show_default"] = item.default is not None and item.default != ()
-    source = (root, item.path, item.default)
-    return click.option(*names, item.dest, cls=ConfigOption, source=source, **kwargs)
+    return click.option(*names, item.dest, **kwargs)
 
 
 def config_options(
@@ -115,7 +106,7 @@ def config_options(
 
         command = wrapper
         for item in reversed(items):
-            command = _option(cls, item)(command)
+            command = _option(item)(command)
         return command  # type: ignore[return-value]
 
     return decorate
