@@ -305,3 +305,20 @@ def test_sweep_over_baselines_and_strengths(tiny_folder, coin_scorer, tmp_path):
     assert metrics[1]["toxic_fraction"] == metrics[0]["toxic_fraction"]  # strength 0 = original
     assert metrics[1]["perplexity"] == metrics[0]["perplexity"]
     assert "--k and --alpha together" in run("sweep", *base, "--k", "2", "--out", "x").output
+
+
+def test_out_folders_not_written_by_eigenshift_are_never_replaced(tiny_folder, tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "keep.txt").write_text("x")
+    line = _one_error_line(run("fit", "identity", "--model", tiny_folder, "--out", str(mine)))
+    assert "not a folder eigenshift wrote" in line
+    assert (mine / "keep.txt").read_text() == "x" and (mine / "sub").is_dir()
+    result = run("fit", "identity", "--model", tiny_folder, "--scale", "0.5",
+                 "--out", str(tmp_path / "edit"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    again = run("fit", "identity", "--model", tiny_folder, "--out", str(tmp_path / "edit"))
+    assert again.exit_code == 0, again.output  # our own artifact is replaced
+    line = _one_error_line(run("export", "--model", tiny_folder, "--intervention",
+                               str(tmp_path / "edit"), "--out", str(mine)))  # fmt: skip
+    assert "not a folder eigenshift wrote" in line and (mine / "keep.txt").exists()

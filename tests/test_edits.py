@@ -106,3 +106,14 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "b.txt").write_text("second")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    refused = pytest.raises(InputError, match="not a folder eigenshift wrote")
+    with refused, atomic_folder(theirs, marker="ours.json") as tmp:
+        (tmp / "ours.json").write_text("{}")
+    assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    with atomic_folder(tmp_path / "empty", marker="ours.json") as tmp:  # empty: fine to use
+        (tmp / "ours.json").write_text("{}")
+    assert (tmp_path / "empty" / "ours.json").exists()

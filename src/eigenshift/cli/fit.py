@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from ..data import LabelledSource
-from ..interventions import REGISTRY, Intervention
+from ..interventions import META_FILE, REGISTRY, Intervention
+from ..io_utils import check_replaceable
 from ..models import ModelOptions
 from .common import model_options, out_option
 from .options import config_options
@@ -31,6 +32,7 @@ def _command(method: type[Intervention]) -> click.Command:
         neurons: str | None = None,
         neuron_data: LabelledSource | None = None,
     ) -> None:
+        check_replaceable(out, META_FILE)  # before the work, not after it
         lm = model.load()
         inputs: dict[str, Any] = {}
         if data is not None:

@@ -194,7 +194,7 @@ class Intervention(ABC):
 
     def save(self, directory: str | Path) -> Path:
         """Write atomically: a crash leaves the old folder or the new one, never half of one."""
-        with atomic_folder(Path(directory)) as tmp:
+        with atomic_folder(Path(directory), marker=META_FILE) as tmp:
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.tensors.items()}
             safetensors.torch.save_file(
                 tensors, tmp / TENSORS_FILE, metadata={"method": self.method}
