@@ -55,13 +55,20 @@ def choices_of(annotation: Any) -> tuple[Any, ...] | None:
 
 
 def check_choices(config: Any) -> None:
-    """Every Literal field holds one of its values: one check for every config."""
+    """Every Literal field holds one of its values, and every item of a `tuple[Literal, ...]`
+    field: one check for every config."""
     for name, annotation in field_types(type(config)).items():
-        allowed = choices_of(annotation)
         value = getattr(config, name)
-        if allowed is not None and value is not None and value not in allowed:
+        inner, _ = unwrap_optional(annotation)
+        if typing.get_origin(inner) is tuple:  # tuple[X, ...]: check each item as an X
+            allowed, values = choices_of(typing.get_args(inner)[0]), tuple(value or ())
+        else:
+            allowed, values = choices_of(annotation), (() if value is None else (value,))
+        bad = [v for v in values if allowed is not None and v not in allowed]
+        if bad:
             raise InputError(
-                f"{name} must be one of {', '.join(map(str, allowed))}, not '{value}'"
+                f"{name} must be one of {', '.join(map(str, allowed or ()))}, not "
+                f"{', '.join(repr(b) for b in bad)}"
             )
 
 

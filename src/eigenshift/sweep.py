@@ -14,10 +14,10 @@ from typing import Any
 from .errors import InputError
 from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
 from .interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
-from .interventions.eigenshift import RECIPES, Recipe
+from .interventions.eigenshift import Recipe
 from .models import LanguageModel
 from .report import write_report
-from .settings import setting
+from .settings import check_choices, setting
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,7 @@ class SweepConfig:
     def __post_init__(self) -> None:
         if bool(self.ks) != bool(self.alphas):
             raise InputError("give --k and --alpha together (or neither, to sweep --with only)")
-        unknown = sorted(set(self.recipes) - set(RECIPES))
-        if unknown:
-            raise InputError(f"recipe must be one of {', '.join(RECIPES)}, not "
-                             f"{', '.join(unknown)}")  # fmt: skip
+        check_choices(self)
 
 
 def sweep_grid(
