@@ -22,6 +22,7 @@ from .fluency import degenerate_reason
 from .perplexity import perplexities, sequence_nll
 from .plan import Plan
 from .run import RunFolder
+from .store import ContinuationStore
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,11 @@ def _rows(
     ]
 
 
-def collect_continuations(lm: LanguageModel, plan: Plan, timer: Timer, progress: bool) -> None:
-    """Generate what the store lacks for every method, on the same prompts and row seeds."""
+def collect_continuations(
+    lm: LanguageModel, plan: Plan, timer: Timer, progress: bool
+) -> ContinuationStore:
+    """Generate what the store lacks for every method, on the same prompts and row seeds; the
+    store, complete, is returned for the summary (read from disk once)."""
     config, store = plan.config, plan.run.store()
     samples = config.sampling.samples
     scorer = load_scorer(config.scorer)
@@ -102,6 +106,7 @@ def collect_continuations(lm: LanguageModel, plan: Plan, timer: Timer, progress:
             timer.add(name, time.perf_counter() - t0)
             bar.update(len(chunk))
         bar.close()
+    return store
 
 
 def collect_perplexity(

@@ -35,9 +35,9 @@ def evaluate(
     run = RunFolder(out)
     todo = plan(lm, interventions, config or EvalConfig(), run)
     timer = Timer(run)
-    collect_continuations(lm, todo, timer, progress)
+    store = collect_continuations(lm, todo, timer, progress)
     ppl = collect_perplexity(lm, todo, timer, progress)
-    metrics = summarise(run.store(), todo.methods, todo.prompt_ids, ppl, timer.seconds,
+    metrics = summarise(store, todo.methods, todo.prompt_ids, ppl, timer.seconds,
                         todo.config)  # fmt: skip
     config_record = {k: v for k, v in asdict(todo.config).items() if k != "exclude_prompt_indices"}
     metrics.update({
