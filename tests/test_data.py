@@ -100,7 +100,7 @@ def test_labelled_errors(tmp_path):
     with pytest.raises(DataError, match="neither a number"):
         load_labelled(str(tmp_path / "bad.csv"))
     (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(DataError, match="cannot parse"):
+    with pytest.raises(DataError, match=r"bad.jsonl:1: not valid JSON"):
         load_prompts(str(tmp_path / "bad.jsonl"))
     with pytest.raises(DataError, match="neither a 'prompt' nor a 'text'"):
         load_prompts(str(tmp_path / "cols.csv"))

@@ -94,7 +94,7 @@ def test_bad_artifacts_are_refused(tmp_path):
     with pytest.raises(ArtifactError, match="not an intervention folder"):
         load_intervention(tmp_path)
     (tmp_path / "intervention.json").write_text("{broken")
-    with pytest.raises(ArtifactError, match="not a valid"):
+    with pytest.raises(ArtifactError, match="not valid JSON"):
         load_intervention(tmp_path)
     lm = make_lm("llama")
     folder = ScaleUnembeddingInput.fit(lm).save(tmp_path / "x")
@@ -126,6 +126,9 @@ class HookOnly(Intervention):
     @classmethod
     def fit_inputs(cls, lm, config, inputs, progress):
         return cls({}, cls.new_meta(lm, {}, [lm.arch.unembedding]))
+
+    def shapes(self, lm):
+        return {}
 
     def edits(self, lm):
         return [Edit(Site(lm.arch.unembedding, "input"), lambda h: h)]

@@ -143,5 +143,5 @@ def test_locate_layers_bad_input():
         locate_layers(lm, _data(1), progress=False)
     with pytest.raises(InputError, match="representation must be one of"):
         LayerConfig(representation="attention")
-    with pytest.raises(InputError, match="at least 2 folds"):
+    with pytest.raises(InputError, match="folds must be >= 2"):
         LayerConfig(folds=1)

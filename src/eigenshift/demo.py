@@ -14,7 +14,7 @@ from typing import Any
 
 from .data import load_labelled
 from .errors import ArtifactError
-from .evaluation import EvalConfig, evaluate
+from .evaluation import EvalConfig, RunFolder, evaluate
 from .explain import write_explanation
 from .generation import SamplingConfig
 from .interventions import (
@@ -111,6 +111,13 @@ def run_demo(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """`evaluation` replaces the demo's own evaluation settings (DEMO, or QUICK with quick)."""
     config = config or DemoConfig()
+    with RunFolder(config.out).lock():
+        return _demo(config, evaluation)
+
+
+def _demo(
+    config: DemoConfig, evaluation: EvalConfig | None
+) -> tuple[dict[str, Any], dict[str, Path]]:
     out = Path(config.out)
     lm = load_model(config.model)
     intervention = fitted(lm, QUICK_FIT if config.quick else FIT, out / "eigenshift")

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .interventions import Intervention
-from .io_utils import atomic_folder, check_replaceable
+from .io_utils import atomic_folder, prepare_out
 from .models import LanguageModel
 
 EXPORT_FILE = "eigenshift-export.json"
@@ -18,7 +18,7 @@ def export_model(lm: LanguageModel, intervention: Intervention, out: str | Path)
     """Bake `intervention` into `lm` (in place: load a fresh model for other work) and save it.
     A tied unembedding is untied first, so the input embeddings are saved unchanged."""
     out = Path(out)
-    check_replaceable(out, EXPORT_FILE)
+    prepare_out(out, EXPORT_FILE)
     intervention.bake(lm)
     with atomic_folder(out, marker=EXPORT_FILE) as tmp:
         lm.model.save_pretrained(tmp)

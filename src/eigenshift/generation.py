@@ -20,7 +20,7 @@ from .errors import InputError
 from .hooks import capture
 from .models import LanguageModel
 from .models.language_model import accepts_logits_to_keep
-from .settings import setting
+from .settings import check_settings, setting
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +29,26 @@ log = logging.getLogger(__name__)
 class SamplingConfig:
     max_new_tokens: int = setting(20, "Tokens generated per continuation.", minimum=1)
     samples: int = setting(1, "Continuations per prompt.", minimum=1)
-    top_p: float = setting(0.95, "Nucleus sampling: the smallest token set holding this mass.")
-    temperature: float = setting(1.0, "Softmax temperature of sampling.")
+    top_p: float = setting(0.95, "Nucleus sampling: sample from the smallest set of likeliest "
+                                 "tokens holding this share of the probability (1: all).",
+                           maximum=1)  # fmt: skip
+    temperature: float = setting(1.0, "Softmax temperature of sampling (below 1: sharper).")
     greedy: bool = setting(False, "Argmax decoding instead of sampling.", flag="--greedy/--sample")
-    seed: int = setting(0, "Seed of every (prompt, sample) row's own random stream.")
+    seed: int = setting(0, "Seed of the random stream each (prompt, sample) row draws from.")
     batch_size: int = setting(32, "Rows generated at once (results do not depend on it).",
                               minimum=1)  # fmt: skip
     # Exact top-p looks among this many most likely tokens first (method.md section 7) and sorts
     # the whole vocabulary only for rows whose top candidates hold less than top_p of the mass.
-    candidates: int = setting(1024, cli=False)
+    candidates: int = setting(1024, minimum=1, cli=False)
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.samples < 1:
-            raise InputError(f"samples must be >= 1, got {self.samples}")
+        check_settings(self)
         if not 0.0 < self.top_p <= 1.0:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.temperature <= 0.0:
             raise InputError(
                 f"temperature must be > 0 (use greedy for argmax), got {self.temperature}"
             )
-        if self.batch_size < 1 or self.candidates < 1:
-            raise InputError("batch_size and candidates must be >= 1")
 
 
 @dataclass

@@ -1,10 +1,13 @@
-"""Atomic writes of files and folders: a crash leaves the previous one or the new one, never a
-torn one."""
+"""Files and folders we write and read: atomic writes (a crash leaves the previous version or the
+new one, never a torn one), the one check of an output folder before work, the clean-up of what
+a killed run left behind, and the one reader of JSON and JSONL that turns a malformed file into
+one line naming the file and line."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -15,12 +18,29 @@ from typing import Any
 from .errors import InputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp and mkdtemp create owner-only files; what we write gets the user's usual permissions.
+FILE_MODE, FOLDER_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
+# `.NAME.tmp-PID-XXXX` and `.NAME.old-PID-XXXX`: what an atomic write holds while it runs.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[^/]*$")
+
+
+def _prefix(name: str, kind: str = "tmp") -> str:
+    return f".{name}.{kind}-{os.getpid()}-"
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path.name))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -35,9 +55,66 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+@contextmanager
+def temporary_file(folder: Path, name: str) -> Iterator[Path]:
+    """A path beside `folder / name` to write into and then `os.replace`; removed on failure,
+    and named so that `clean_leftovers` removes it after a crash."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(name))
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        if Path(tmp).exists():
+            os.chmod(tmp, FILE_MODE)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def clean_leftovers(folder: Path, name: str | None = None) -> None:
+    """Remove the temporaries that runs killed mid-write left in `folder` (only ours, only those
+    whose process is gone; with `name`, only those of that file or folder). An old copy whose
+    target is missing (killed between the two renames of `atomic_folder`) is put back instead."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        match = _LEFTOVER.match(entry.name)
+        if not match or (name is not None and match["name"] != name):
+            continue
+        if int(match["pid"]) == os.getpid() or _alive(int(match["pid"])):
+            continue
+        target, kept = folder / match["name"], entry / match["name"]
+        if match["kind"] == "old" and not target.exists() and kept.exists():
+            os.replace(kept, target)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` if needed and prove a file can be written there, before any work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with temporary_file(folder, "write-check"):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"cannot write to {folder}: {exc.strerror or exc}; give an output folder you can "
+            "write to"
+        ) from None
+
+
 def check_replaceable(target: Path, marker: str) -> None:
-    """Refuse to replace an existing, non-empty folder that lacks our `marker` file (call it
-    before long work, so a refusal costs nothing)."""
+    """Refuse to replace an existing, non-empty folder that lacks our `marker` file."""
     if target.exists() and not target.is_dir():
         raise InputError(f"{target} is a file; give a folder to write into")
     if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
@@ -47,22 +124,44 @@ def check_replaceable(target: Path, marker: str) -> None:
         )
 
 
+def prepare_out(target: Path, marker: str | None = None) -> Path:
+    """The one check of an output folder, made before any work: with `marker`, `target` will be
+    replaced as a whole, so it must be new, empty or one of ours (holding `marker`) and its
+    parent writable; without, files are written into `target`, which must be writable. What a
+    killed earlier run left beside it is cleaned up."""
+    target = Path(target)
+    if marker is not None:
+        check_replaceable(target, marker)
+        check_writable(target.parent)
+        clean_leftovers(target.parent, target.name)
+    else:
+        if target.exists() and not target.is_dir():
+            raise InputError(f"{target} is a file; give a folder to write into")
+        check_writable(target)
+        clean_leftovers(target)
+    return target
+
+
 @contextmanager
 def atomic_folder(target: Path, marker: str | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; on success it takes `target`'s place in one
     rename (the old folder is moved aside first and removed after), so a crash leaves the old
-    folder or the new one, never half of one; on failure the temporary folder is removed.
+    folder or the new one, never half of one; on failure the temporary folder is removed, and
+    one a killed run left is removed by the next write of the same target.
 
     With `marker` (a file name our folders of this kind hold), an existing non-empty `target`
     without it is refused before anything is written: we replace only what we wrote."""
     if marker is not None:
-        check_replaceable(target, marker)
+        prepare_out(target, marker)
+    else:
+        clean_leftovers(target.parent, target.name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_prefix(target.name)))
+    os.chmod(tmp, FOLDER_MODE)
     try:
         yield tmp
         if target.exists():
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=_prefix(target.name, "old")))
             os.replace(target, old / target.name)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -70,3 +169,59 @@ def atomic_folder(target: Path, marker: str | None = None) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- reading ------------------------------------------------------------------------------------
+def read_text(path: Path, what: str = "") -> str:
+    """A text file's content; a missing, unreadable or non-UTF-8 file is one InputError."""
+    label = f"{what}: " if what else ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise InputError(f"{label}{path}:{line}: not UTF-8 text (byte {exc.start}); give a "
+                         "UTF-8 text file") from None  # fmt: skip
+    except OSError as exc:
+        raise InputError(f"{label}cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_json(path: Path, what: str = "") -> Any:
+    """A JSON file's content; malformed JSON is one InputError naming the file and line."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        label = f"{what}: " if what else ""
+        raise InputError(f"{label}{path}:{exc.lineno}: not valid JSON ({exc.msg}, column "
+                         f"{exc.colno})") from None  # fmt: skip
+
+
+def read_jsonl(
+    path: Path, what: str = "", *, torn_tail: bool = False
+) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+    """(line number, record) of every non-blank line, and whether a torn last line was dropped.
+
+    Every line must be a JSON object; the error names the file and line. With `torn_tail`, an
+    unterminated last line that does not parse (what a crash mid-append leaves) is dropped
+    instead: only the last line can be torn, so a bad line before it is still an error."""
+    text = read_text(path, what)
+    label = f"{what}: " if what else ""
+    lines = text.split("\n")
+    rows: list[tuple[int, dict[str, Any]]] = []
+    torn = False
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if torn_tail and number == len(lines):  # the last line, with no newline after it
+                torn = True
+                break
+            raise InputError(f"{label}{path}:{number}: not valid JSON ({exc.msg}, column "
+                             f"{exc.colno})") from None  # fmt: skip
+        if not isinstance(row, dict):
+            raise InputError(f"{label}{path}:{number}: each line must be a JSON object "
+                             f"({{...}}), not {type(row).__name__}")  # fmt: skip
+        rows.append((number, row))
+    return rows, torn

@@ -4,6 +4,7 @@ command line share one source of names and defaults (`eigenshift.cli.options` re
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -19,14 +20,16 @@ def setting(
     help: str = "",
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
     flag: str | None = None,
     short: str | None = None,
     cli: bool = True,
 ) -> Any:
-    """A config field with the help text the CLI shows; `flag` renames the option (a bool's
-    on/off pair, say `--greedy/--sample`), `short` adds a one-letter alias; `cli=False` keeps a
-    field off the command line."""
-    metadata = {"help": help, "minimum": minimum, "flag": flag, "short": short, "cli": cli}
+    """A config field with the help text the CLI shows and the bounds `check_settings` enforces;
+    `flag` renames the option (a bool's on/off pair, say `--greedy/--sample`), `short` adds a
+    one-letter alias; `cli=False` keeps a field off the command line."""
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag,
+                "short": short, "cli": cli}  # fmt: skip
     if isinstance(default, list | dict | set):
         raise TypeError("use a tuple or a nested config for a structured default")
     if dataclasses.is_dataclass(default):
@@ -70,6 +73,25 @@ def check_choices(config: Any) -> None:
                 f"{name} must be one of {', '.join(map(str, allowed or ()))}, not "
                 f"{', '.join(repr(b) for b in bad)}"
             )
+
+
+def check_settings(config: Any) -> None:
+    """The one check every config runs when it is made, before any work: Literal fields hold one
+    of their values, and every number (each item of a tuple of numbers too) is finite and within
+    the field's bounds. A config's own `__post_init__` adds only what relates two fields."""
+    check_choices(config)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            if not math.isfinite(item):
+                raise InputError(f"{f.name} must be a finite number, got {item}")
+            low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
+            if low is not None and item < low:
+                raise InputError(f"{f.name} must be >= {low:g}, got {item:g}")
+            if high is not None and item > high:
+                raise InputError(f"{f.name} must be <= {high:g}, got {item:g}")
 
 
 def with_settings(config: T, changes: Mapping[str, Any], owner: str) -> T:

@@ -13,30 +13,31 @@ from typing import Any
 
 from .errors import InputError
 from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
-from .interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
+from .interventions import REGISTRY, EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
 from .interventions.eigenshift import Recipe
 from .models import LanguageModel
 from .report import write_report
-from .settings import check_choices, setting
+from .settings import check_settings, setting
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     ks: tuple[int, ...] = setting((), "EigenShift k values (with --alpha; leave both out to "
                                       "sweep only --with).", flag="--k", minimum=0)  # fmt: skip
-    alphas: tuple[float, ...] = setting((), "EigenShift alpha values.", flag="--alpha")
+    alphas: tuple[float, ...] = setting((), "EigenShift alpha values (at most 1).",
+                                        flag="--alpha", maximum=1)  # fmt: skip
     recipes: tuple[Recipe, ...] = setting(("matched",), "EigenShift recipes, each fitted once.",
                                        flag="--recipe")  # fmt: skip
     strengths: tuple[float, ...] = setting((), "Strengths for the --with folders of methods "
                                                "that have one (steer, linear-act).",
                                            flag="--strength")  # fmt: skip
     ppl_limit: float = setting(0.10, "Largest relative perplexity rise the chosen operating "
-                                     "point may have.")  # fmt: skip
+                                     "point may have.", minimum=0)  # fmt: skip
 
     def __post_init__(self) -> None:
         if bool(self.ks) != bool(self.alphas):
             raise InputError("give --k and --alpha together (or neither, to sweep --with only)")
-        check_choices(self)
+        check_settings(self)
 
 
 def sweep_grid(
@@ -51,6 +52,12 @@ def sweep_grid(
     intervention at each of the strengths (when it has that knob)."""
     if not config.ks and not others:
         raise InputError("nothing to sweep: give --k and --alpha, or --with FOLDER")
+    if config.strengths and not any("strength" in i.knobs for i in others.values()):
+        with_strength = sorted(m for m, c in REGISTRY.items() if "strength" in c.knobs)
+        raise InputError(
+            f"--strength applies to methods with a strength ({', '.join(with_strength)}), and "
+            "no --with folder holds one: drop --strength or add such a folder"
+        )
     grid: dict[str, Intervention] = {}
     if config.ks:
         fits = eigenshift_fits(lm, fit, config.recipes, progress=progress)
@@ -116,7 +123,18 @@ def run_sweep(
     ppl_limit: float = 0.10,
     progress: bool = True,
 ) -> dict[str, Any]:
-    run = RunFolder(out)
+    with RunFolder(out).lock() as run:
+        return _sweep(lm, grid, eval_config, run, ppl_limit, progress)
+
+
+def _sweep(
+    lm: LanguageModel,
+    grid: Mapping[str, Intervention],
+    eval_config: EvalConfig,
+    run: RunFolder,
+    ppl_limit: float,
+    progress: bool,
+) -> dict[str, Any]:
     metrics = evaluate(lm, grid, eval_config, run.path, progress=progress)  # excludes fit prompts
     rows = metrics["methods"]
     points = [(r["perplexity"], r["toxic_fraction"]) for r in rows]

@@ -14,7 +14,8 @@ from ..version import __version__
 
 
 class Group(click.Group):
-    """Our own errors become one line on stderr and exit code 2, never a traceback."""
+    """Every refusal is one line on stderr and exit code 2: our own errors and click's usage
+    errors alike, never a traceback or a usage block."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -22,6 +23,21 @@ class Group(click.Group):
         except EigenshiftError as exc:
             click.echo(f"eigenshift: error: {exc}", err=True)
             ctx.exit(2)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            hint = " (see --help)" if isinstance(exc, click.UsageError) else ""
+            message = " ".join(exc.format_message().split())
+            click.echo(f"eigenshift: error: {message}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("eigenshift: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=Group)

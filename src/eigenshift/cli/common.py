@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ..errors import EigenshiftError
+from ..io_utils import prepare_out
 from ..models import ModelOptions
 from .options import config_options
 
@@ -16,9 +18,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 model_options = config_options(ModelOptions, into="model")
 
 
-def out_option(help: str = "Output folder.", required: bool = True) -> Callable[[F], F]:
+def out_option(
+    help: str = "Output folder.", required: bool = True, *, marker: str | None = None,
+    check: bool = True,
+) -> Callable[[F], F]:
+    """`--out`, checked before any work (`io_utils.prepare_out`): with `marker`, a folder the
+    command replaces as a whole (new, empty or one of ours); else one it writes files into.
+    `check=False` leaves the check to the command (a run folder, which it locks)."""
+
+    def prepare(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        if value is not None and check:
+            try:
+                prepare_out(value, marker)
+            except EigenshiftError as exc:
+                raise click.BadParameter(str(exc), ctx, param) from None
+        return value
+
     return click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                        required=required, help=help)  # fmt: skip
+                        required=required, help=help, callback=prepare)  # fmt: skip
 
 
 def print_results(metrics: dict[str, Any], paths: dict[str, Path]) -> None:

@@ -30,7 +30,7 @@ FIT_SAMPLING = EigenShiftConfig().sampling
               type=click.Path(file_okay=False, path_type=Path),
               help="An intervention folder; repeat for several (each compared with the original).")
 @config_options(EvalConfig, into="config")
-@out_option("Run folder; rerunning with the same settings resumes it.")
+@out_option("Run folder; rerunning with the same settings resumes it.", check=False)
 def evaluate(
     model: ModelOptions, interventions: tuple[Path, ...], config: EvalConfig, out: Path
 ) -> None:
@@ -39,9 +39,10 @@ def evaluate(
     from ..interventions import load_interventions
     from ..report import write_report
 
-    lm = model.load()
-    metrics = run_evaluation(lm, load_interventions(interventions, lm), config, out)
-    print_results(metrics, write_report(out))
+    with RunFolder(out).lock():  # checked and held before the model loads
+        lm = model.load()
+        metrics = run_evaluation(lm, load_interventions(interventions, lm), config, out)
+        print_results(metrics, write_report(out))
 
 
 @click.command()
@@ -62,7 +63,7 @@ def report(run_dir: Path) -> None:
 @config_options(SamplingConfig, into="fit_sampling", prefix="fit_", defaults=FIT_SAMPLING)
 @click.option("--with", "others", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A fitted intervention folder to add to the sweep; repeat for several.")
-@out_option()
+@out_option("Run folder; rerunning with the same settings resumes it.", check=False)
 def sweep(
     model: ModelOptions,
     evaluation: EvalConfig,
@@ -79,10 +80,10 @@ def sweep(
     from ..sweep import run_sweep, sweep_grid
 
     fit = replace(fit, sampling=fit_sampling, **{k: getattr(evaluation, k) for k in SHARED})
-    lm = model.load()
-    grid = sweep_grid(lm, settings, fit, load_interventions(others, lm))
-    summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit)
-    run = RunFolder(out)
+    with RunFolder(out).lock() as run:  # checked and held before the model loads
+        lm = model.load()
+        grid = sweep_grid(lm, settings, fit, load_interventions(others, lm))
+        summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit)
     click.echo(format_table(run.metrics()))
     click.echo(f"best: {summary['best']} ({summary['best_reason']})")
     click.echo(f"report: {run.file(RunFolder.REPORT_HTML)}; trade-off: "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..export import EXPORT_FILE
 from ..models import ModelOptions
 from .common import model_options, out_option
 
@@ -29,7 +30,7 @@ def explain(intervention_dir: Path, model: str | None, top: int, out: Path | Non
 @model_options
 @click.option("--intervention", "intervention_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
-@out_option("The exported model folder.")
+@out_option("The exported model folder.", marker=EXPORT_FILE)
 def export(model: ModelOptions, intervention_dir: Path, out: Path) -> None:
     """The model with the edit baked in, as a plain transformers folder (no eigenshift needed)."""
     from ..export import export_model

@@ -10,7 +10,6 @@ import click
 
 from ..data import LabelledSource
 from ..interventions import META_FILE, REGISTRY, Intervention
-from ..io_utils import check_replaceable
 from ..models import ModelOptions
 from .common import model_options, out_option
 from .options import config_options
@@ -32,7 +31,6 @@ def _command(method: type[Intervention]) -> click.Command:
         neurons: str | None = None,
         neuron_data: LabelledSource | None = None,
     ) -> None:
-        check_replaceable(out, META_FILE)  # before the work, not after it
         lm = model.load()
         inputs: dict[str, Any] = {}
         if data is not None:
@@ -47,7 +45,7 @@ def _command(method: type[Intervention]) -> click.Command:
         click.echo(edit.describe(lm))
         click.echo(f"saved to {out}")
 
-    command = out_option()(run)
+    command = out_option(marker=META_FILE)(run)
     command = config_options(method.config_class, into="config")(command)
     if "data" in method.needs:
         command = config_options(LabelledSource, into="data")(command)

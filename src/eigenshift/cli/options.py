@@ -65,13 +65,14 @@ def _option(item: Field) -> Callable[[F], F]:
         multiple = typing.get_origin(inner) is tuple
         base = typing.get_args(inner)[0] if multiple else inner
         choices = choices_of(base)
-        minimum = meta.get("minimum")
+        low, high = meta.get("minimum"), meta.get("maximum")
+        bounded = low is not None or high is not None
         if choices is not None:
             kwargs["type"] = click.Choice([str(c) for c in choices])
         elif base is int:
-            kwargs["type"] = click.IntRange(min=minimum) if minimum is not None else int
+            kwargs["type"] = click.IntRange(low, high) if bounded else int
         elif base is float:
-            kwargs["type"] = click.FloatRange(min=minimum) if minimum is not None else float
+            kwargs["type"] = click.FloatRange(low, high) if bounded else float
         elif base is Path:
             kwargs["type"] = click.Path(file_okay=False, path_type=Path)
         if multiple:

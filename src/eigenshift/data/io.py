@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
+import io
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, InputError
+from ..io_utils import read_json, read_jsonl, read_text
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.\[\]%:-]+)?$")
 Row = dict[str, Any]
@@ -37,13 +38,17 @@ def _read_file(path: Path, what: str) -> list[Row]:
     try:
         if suffix in (".csv", ".tsv"):
             csv.field_size_limit(sys.maxsize)
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+            with io.StringIO(read_text(path, what).removeprefix("\ufeff"), newline="") as handle:
+                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                try:
+                    return list(reader)
+                except csv.Error as exc:
+                    raise DataError(f"{what}: {path}:{reader.line_num}: {exc}") from None
         if suffix in (".jsonl", ".ndjson"):
-            with path.open(encoding="utf-8") as handle:
-                return [json.loads(line) for line in handle if line.strip()]
+            rows, _ = read_jsonl(path, what)
+            return [row for _, row in rows]
         if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path, what)
             if isinstance(data, dict):  # {"data": [...]} or column-oriented {"text": [...]}
                 lists = [v for v in data.values() if isinstance(v, list)]
                 if len(lists) == 1 and all(isinstance(r, dict) for r in lists[0]):
@@ -55,9 +60,13 @@ def _read_file(path: Path, what: str) -> list[Row]:
                 return [r if isinstance(r, dict) else {"text": r} for r in data]
             raise DataError(f"{what}: {path} is JSON but not a list of records")
         if suffix in (".txt", ".text", ""):
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_text(path, what).splitlines()
             return [{"text": line} for line in lines if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+    except DataError:
+        raise
+    except InputError as exc:  # from the shared readers: already names the file and line
+        raise DataError(str(exc)) from None
+    except (csv.Error, ValueError) as exc:
         raise DataError(f"{what}: cannot parse {path}: {exc}") from exc
     raise DataError(f"{what}: unsupported file type '{suffix}' ({path}); use .csv, .jsonl or .txt")
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..assets import asset_file
 from ..errors import DataError
-from ..settings import setting
+from ..settings import check_settings, setting
 from .io import Row, content_hash, pick_column, read_rows
 from .splits import stratified_subsample
 
@@ -162,6 +162,9 @@ class LabelledSource:
     max_examples: int | None = setting(2000, "A stratified, seeded subsample of this size.",
                                        minimum=1)  # fmt: skip
     seed: int = setting(0, "Seed of the subsample (and of the study's resamples).")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def load(self, spec: str | None = None) -> LabelledTexts:
         """These texts (or, with `spec`, another source read the same way)."""

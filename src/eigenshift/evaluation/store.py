@@ -1,7 +1,9 @@
 """An append-only JSONL of continuations that survives interruption.
 
 Rows are appended a chunk at a time and fsynced, so after a crash at most the chunk in flight is
-lost; a torn last line is dropped when the file is reopened.
+lost: a torn last line is dropped when the file is reopened. Anything else that is not a complete
+row (a bad line before the last, a row without its fields) is refused with its line number, never
+silently dropped with what follows it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..io_utils import write_jsonl_atomic
+from ..errors import InputError
+from ..io_utils import read_jsonl, write_jsonl_atomic
 
 Key = tuple[str, int, int]  # method, prompt_index, sample_index
+# Every field a row holds, with the types it may have: what the summary and the report read.
+FIELDS: dict[str, tuple[type, ...]] = {
+    "method": (str,), "prompt_index": (int,), "sample_index": (int,), "prompt": (str,),
+    "continuation": (str,), "token_ids": (list,), "score": (float, int),
+    "judge_score": (float, int, type(None)), "continuation_nll": (float, int, type(None)),
+    "degenerate": (str, type(None)),
+}  # fmt: skip
 
 
 class ContinuationStore:
@@ -25,18 +35,17 @@ class ContinuationStore:
             self._load()
 
     def _load(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        good, torn = [], False
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                torn = True  # only a crash mid-write leaves one; everything after it is suspect
-                break
-            good.append(row)
+        rows, torn = read_jsonl(self.path, "continuations", torn_tail=True)
+        for number, row in rows:
+            problem = check_row(row)
+            if problem:
+                raise InputError(
+                    f"{self.path}:{number}: not a continuation row ({problem}); delete that "
+                    "line to regenerate it, or use a new --out folder"
+                )
             self.rows[self.key(row)] = row
-        if torn:
-            write_jsonl_atomic(self.path, good)
+        if torn:  # a crash mid-append: keep every complete row
+            write_jsonl_atomic(self.path, [row for _, row in rows])
 
     @staticmethod
     def key(row: dict[str, Any]) -> Key:
@@ -57,3 +66,13 @@ class ContinuationStore:
 
     def for_method(self, method: str) -> list[dict[str, Any]]:
         return [r for k, r in self.rows.items() if k[0] == method]
+
+
+def check_row(row: dict[str, Any]) -> str:
+    """What is wrong with a stored row, or '' when nothing is."""
+    for name, kinds in FIELDS.items():
+        if name not in row:
+            return f"no '{name}'"
+        if not isinstance(row[name], kinds) or isinstance(row[name], bool):
+            return f"'{name}' is {type(row[name]).__name__}"
+    return ""

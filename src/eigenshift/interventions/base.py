@@ -4,11 +4,16 @@ An artifact is a folder with `intervention.safetensors` (tensors) and `intervent
 (method, parameters, the model and a hash of each weight the edit depends on, data hashes, seed,
 versions). Loading onto a model whose weights hash differently is refused: an edit fitted on one
 model is meaningless on another, and applying it twice (after a bake) is a silent error.
+
+`Intervention.load` is the one checked reader of every method's artifacts: the JSON's fields and
+their types, a hash for every module the edit touches, the tensors the method declares (names,
+floating dtypes, finite values, shapes against the model) and knob values in their range. A
+damaged or hand-edited artifact is one `ArtifactError`, never a crash inside generation.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,7 +27,7 @@ import torch
 import transformers
 
 from ..errors import ArtifactError, InputError
-from ..io_utils import atomic_folder, write_json_atomic
+from ..io_utils import atomic_folder, read_json, write_json_atomic
 from ..models import LanguageModel
 from ..settings import with_settings
 from ..version import __version__
@@ -68,6 +73,16 @@ class ArtifactMeta:
     format_version: int = FORMAT_VERSION
 
 
+# The type of each field of intervention.json; the first four are required.
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "method": (str,), "params": (dict,), "model": (str,), "weight_hashes": (dict,),
+    "data_hashes": (dict,), "seed": (int, type(None)), "stats": (dict,), "versions": (dict,),
+    "created": (str,), "format_version": (int,),
+}  # fmt: skip
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+Shapes = dict[str, tuple[int | None, ...]]  # tensor name -> shape (None: any length)
+
+
 @dataclass(frozen=True)
 class FitInputs:
     """What a method fits on besides its config; `needs` says which it requires."""
@@ -92,6 +107,7 @@ class Intervention(ABC):
     config_class: ClassVar[type[Any]]
     needs: ClassVar[tuple[str, ...]] = ()  # keys of NEEDS; prompts come from a config field
     knobs: ClassVar[tuple[str, ...]] = ()  # params an artifact may change without a refit
+    index_tensors: ClassVar[tuple[str, ...]] = ()  # integer tensors; every other is floating
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
         if meta.method != self.method:
@@ -103,6 +119,51 @@ class Intervention(ABC):
     def params(self) -> dict[str, Any]:
         return self.meta.params
 
+    @abstractmethod
+    def shapes(self, lm: LanguageModel | None) -> Shapes:
+        """The tensors this artifact must hold and their shapes (with `lm`, against that model;
+        it may also check the parameters the edits read, raising ArtifactError)."""
+
+    def param(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        """A parameter the edits read, checked: a hand-edited artifact fails here, not later."""
+        value = self.params.get(name)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ArtifactError(f"this '{self.method}' artifact's parameter '{name}' is "
+                                f"{value!r}; fit it again")  # fmt: skip
+        return value
+
+    def check(self, lm: LanguageModel | None = None) -> None:
+        """The tensors and parameters are what the method writes (against `lm`, when given)."""
+        try:
+            shapes = self.shapes(lm)
+            knobs = {k: self.params[k] for k in self.knobs if k in self.params}
+            with_settings(self.config_class(), knobs, f"'{self.method}'")
+        except ArtifactError:
+            raise
+        except (InputError, KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ArtifactError(f"this '{self.method}' artifact's parameters are damaged ({exc}); "
+                                "fit it again") from None  # fmt: skip
+        if set(shapes) != set(self.tensors):
+            raise ArtifactError(
+                f"a '{self.method}' artifact holds the tensors {', '.join(sorted(shapes))}, not "
+                f"{', '.join(sorted(self.tensors)) or 'none'}: fit it again"
+            )
+        for name, shape in shapes.items():
+            tensor = self.tensors[name]
+            fits = len(shape) == tensor.dim() and all(
+                want is None or want == got for want, got in zip(shape, tensor.shape, strict=True))
+            integer = name in self.index_tensors
+            if tensor.is_floating_point() == integer or not fits:
+                wanted = "x".join("n" if s is None else str(s) for s in shape)
+                kind = "integer" if integer else "floating point"
+                raise ArtifactError(
+                    f"'{self.method}' tensor '{name}' must be {kind} of shape {wanted}, not "
+                    f"{tensor.dtype} {tuple(tensor.shape)}: fit it again"
+                )
+            if not bool(torch.isfinite(tensor).all()):
+                raise ArtifactError(f"'{self.method}' tensor '{name}' holds NaN or infinite "
+                                    "values: fit it again")  # fmt: skip
+
     def with_params(self, **changes: Any) -> Self:
         """The same fitted tensors under other knob values (a strength, say): no refit."""
         unknown = sorted(set(changes) - set(self.knobs))
@@ -110,6 +171,7 @@ class Intervention(ABC):
             can = ", ".join(self.knobs) or "nothing"
             raise InputError(f"'{self.method}' can change {can} without refitting, not "
                              f"{', '.join(unknown)}")  # fmt: skip
+        with_settings(self.config_class(), changes, f"'{self.method}'")  # the same checks as a fit
         return type(self)(dict(self.tensors), replace(self.meta, params={**self.params, **changes}))
 
     # -- fitting -------------------------------------------------------------------------------
@@ -164,6 +226,8 @@ class Intervention(ABC):
         return ArtifactMeta(cls.method, params, lm.name, hashes, **kwargs)
 
     def check_compatible(self, lm: LanguageModel) -> None:
+        """Refuse to touch `lm` unless it is the model the edit was fitted on, and the edit's
+        tensors fit it."""
         for module, expected in self.meta.weight_hashes.items():
             try:
                 actual = lm.weight_hash(module)
@@ -179,18 +243,29 @@ class Intervention(ABC):
                     f"{expected[:12]}): fit it again on this model (a model the edit was already "
                     "baked into is refused too)"
                 )
+        self.check(lm)
+
+    def checked_edits(self, lm: LanguageModel) -> list[Edit]:
+        """The edits, each at a module whose weights the artifact's hashes vouch for."""
+        self.check_compatible(lm)
+        edits = self.edits(lm)
+        unhashed = sorted({e.site.module for e in edits} - set(self.meta.weight_hashes))
+        if unhashed:
+            raise ArtifactError(
+                f"this '{self.method}' artifact edits {', '.join(unhashed)} but records no hash "
+                "of its weights, so it cannot be checked against the model: fit it again"
+            )
+        return edits
 
     @contextmanager
     def applied(self, lm: LanguageModel) -> Iterator[LanguageModel]:
         """Apply the edit for the duration of the block; the model is restored on any exit."""
-        self.check_compatible(lm)
-        with installed(lm, self.edits(lm)):
+        with installed(lm, self.checked_edits(lm)):
             yield lm
 
     def bake(self, lm: LanguageModel) -> None:
         """Fold the edit into `lm`'s weights (untying a tied unembedding first, where needed)."""
-        self.check_compatible(lm)
-        fold_all(lm, self.edits(lm), self.method, lambda: self.applied(lm))
+        fold_all(lm, self.checked_edits(lm), self.method, lambda: self.applied(lm))
 
     def save(self, directory: str | Path) -> Path:
         """Write atomically: a crash leaves the old folder or the new one, never half of one."""
@@ -219,10 +294,14 @@ class Intervention(ABC):
         try:
             tensors = safetensors.torch.load_file(Path(directory) / TENSORS_FILE)
         except (OSError, safetensors.SafetensorError) as exc:
-            raise ArtifactError(f"{directory}: cannot read {TENSORS_FILE}: {exc}") from exc
+            raise ArtifactError(f"{directory}: cannot read {TENSORS_FILE}: {exc}") from None
         intervention = method_cls(tensors, meta)
-        if lm is not None:
-            intervention.check_compatible(lm)
+        try:
+            intervention.check()
+            if lm is not None:
+                intervention.check_compatible(lm)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{directory}: {exc}") from None
         return intervention
 
 
@@ -234,10 +313,24 @@ def read_meta(directory: str | Path) -> ArtifactMeta:
             "give a folder written by `eigenshift fit` or Intervention.save"
         )
     try:
-        raw = json.loads(path.read_text())
-        meta = ArtifactMeta(**raw)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ArtifactError(f"{path} is not a valid intervention description: {exc}") from exc
+        raw = read_json(path, "intervention")
+    except InputError as exc:
+        raise ArtifactError(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"{path} is not an intervention description (not a JSON object)")
+    problems = [f"unknown field '{k}'" for k in raw if k not in META_TYPES]
+    problems += [f"no '{k}'" for k in list(META_TYPES)[:4] if k not in raw]
+    problems += [f"'{k}' is {type(v).__name__}" for k, v in raw.items() if k in META_TYPES
+                 and (not isinstance(v, META_TYPES[k]) or isinstance(v, bool))]  # fmt: skip
+    hashes = raw.get("weight_hashes")
+    if isinstance(hashes, dict) and not (hashes and all(
+            isinstance(v, str) and _HASH.match(v) for v in hashes.values())):  # fmt: skip
+        problems.append("'weight_hashes' must name every module the edit depends on, each with "
+                        "its sha256")  # fmt: skip
+    if problems:
+        raise ArtifactError(f"{path} is not a valid intervention description "
+                            f"({'; '.join(problems)}): fit it again")  # fmt: skip
+    meta = ArtifactMeta(**raw)
     if meta.format_version > FORMAT_VERSION:
         raise ArtifactError(
             f"{path} has format {meta.format_version}; this eigenshift reads up to "

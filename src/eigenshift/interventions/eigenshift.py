@@ -30,8 +30,8 @@ from ..hooks import Site
 from ..models import LanguageModel
 from ..models.architecture import weight_of
 from ..scoring import Scorer, attribute_tokens, load_scorer
-from ..settings import check_choices, setting
-from .base import ArtifactMeta, FitInputs, Intervention, register
+from ..settings import check_settings, setting
+from .base import ArtifactMeta, FitInputs, Intervention, Shapes, register
 from .edits import Affine, Edit
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,12 @@ class EigenShiftConfig:
     prompt_seed: int = setting(0, "Seed of the prompt shuffle.")
     k: int | None = setting(None, f"Directions to dampen (default {DEFAULT_K}, measured on the "
                                   "default model).", minimum=0)  # fmt: skip
-    k_fraction: float | None = setting(None, "Directions to dampen, as a share of d.")
+    k_fraction: float | None = setting(None, "Directions to dampen, as a share of d.",
+                                       minimum=0, maximum=1)  # fmt: skip
     # Defaults measured on the default model (docs/results.md, "EigenShift"): the paper's own
     # recipe (k = 25% of d, alpha = 0) was tuned on a 7B model and breaks a 135M one.
     alpha: float = setting(-0.5, "Kept share of each selected direction (1 = unchanged, "
-                                 "0 = removed).")  # fmt: skip
+                                 "0 = removed).", maximum=1)  # fmt: skip
     recipe: Recipe = setting("matched", "Presets of contrast, score and dampening.")
     contrast: Literal["first", "matched"] | None = setting(
         None, "Clean states from the first token (paper) or matched positions.")
@@ -67,28 +68,24 @@ class EigenShiftConfig:
         None, "Shrink towards zero (bakeable) or towards the clean mean (hook).")
     sampling: SamplingConfig = setting(SamplingConfig(greedy=True))
     scorer: str = setting("default", "Scorer of the fit generations.")
-    threshold: float = setting(0.5, "A continuation is toxic when its score is at least this.")
+    threshold: float = setting(0.5, "A continuation is toxic when its score is at least this.",
+                               minimum=0, maximum=1)  # fmt: skip
     min_toxic: int = setting(10, "Fewest toxic states a fit accepts.", minimum=1)
 
     def __post_init__(self) -> None:
-        check_choices(self)
+        check_settings(self)
         if self.k is not None and self.k_fraction is not None:
             raise InputError("give k or k_fraction, not both")
-        if self.k is not None and self.k < 0:
-            raise InputError(f"k must be >= 0, got {self.k}")
-        if self.k_fraction is not None and not 0 <= self.k_fraction <= 1:
-            raise InputError(f"k_fraction must be in [0, 1], got {self.k_fraction}")
-        if not self.alpha <= 1:
-            raise InputError(f"alpha must be <= 1 (1 = no change), got {self.alpha}")
-        if self.fit_prompts < 1 or self.min_toxic < 1:
-            raise InputError("fit_prompts and min_toxic must be >= 1")
 
     def choice(self, name: str) -> str:
         return getattr(self, name) or RECIPES[self.recipe][name]
 
     def n_directions(self, d: int) -> int:
         if self.k is not None:
-            return min(self.k, d)
+            if self.k > d:
+                raise InputError(f"k must be <= {d}, the width of this model's unembedding "
+                                 f"input, got {self.k}")  # fmt: skip
+            return self.k
         if self.k_fraction is not None:
             return round(self.k_fraction * d)
         return min(DEFAULT_K, d)
@@ -231,6 +228,7 @@ class EigenShift(Intervention):
     method = "eigenshift"
     config_class = EigenShiftConfig
     knobs = ("alpha",)
+    index_tensors = ("indices",)
 
     @classmethod
     def fit_inputs(
@@ -319,6 +317,12 @@ class EigenShift(Intervention):
     def centered(self) -> bool:
         """Dampening towards the clean mean (hook only) rather than towards zero."""
         return self.params["dampen"] == "centered"
+
+    def shapes(self, lm: LanguageModel | None) -> Shapes:
+        self.param("dampen", str)
+        d = lm.arch.hidden_size if lm else None
+        vectors = {name: (d,) for name in ("singular_values", "deltas", "scores", "clean_mean")}
+        return {"v_k": (d, None), "indices": (None,), **vectors}
 
     def is_identity(self) -> bool:
         return self.k == 0 or self.alpha == 1.0

@@ -18,10 +18,10 @@ import torch
 
 from ..errors import InputError
 from ..models import LanguageModel, check_sites, site_modules
-from ..settings import check_choices, setting
-from .base import FitInputs, Intervention, register
+from ..settings import check_settings, setting
+from .base import FitInputs, Intervention, Shapes, register
 from .edits import Edit
-from .units import unit_edits
+from .units import unit_count, unit_edits
 
 if TYPE_CHECKING:
     from ..locate.neurons import NeuronScores
@@ -62,14 +62,13 @@ def top_k_factors(auroc: np.ndarray, k: int, alpha: float) -> np.ndarray:
 class ExpertConfig:
     k: int | None = setting(None, "Units to edit (default: AurA every unit above 0.5, else the "
                                   "top 1%).", minimum=0)  # fmt: skip
-    k_fraction: float | None = setting(None, "k as a share of all scored units.")
+    k_fraction: float | None = setting(None, "k as a share of all scored units.", minimum=0,
+                                       maximum=1)  # fmt: skip
     alpha: float | None = setting(None, "Damp's factor (default 0.5); AurA and Det-0 take none.")
     score: Score = setting("auroc", "Which neuron score ranks the units.")
 
     def __post_init__(self) -> None:
-        check_choices(self)
-        if self.k is not None and self.k < 0:
-            raise InputError(f"k must be >= 0, got {self.k}")
+        check_settings(self)
         if self.k is not None and self.k_fraction is not None:
             raise InputError("give k or a k fraction, not both")
         if self.k_fraction is not None and not 0 < self.k_fraction <= 1:
@@ -119,6 +118,9 @@ class ExpertScaling(Intervention):
         data_hashes = {"neurons": neurons.meta["data_hash"]} if "data_hash" in neurons.meta else {}
         meta = cls.new_meta(lm, params, site_modules(neurons.sites), data_hashes=data_hashes)
         return cls({"factors": torch.from_numpy(factors).float()}, meta)
+
+    def shapes(self, lm: LanguageModel | None) -> Shapes:
+        return {"factors": (unit_count(self, lm),)}
 
     def edits(self, lm: LanguageModel) -> list[Edit]:
         widths = [int(w) for w in self.params["widths"]]

@@ -12,8 +12,8 @@ import torch
 from ..errors import InputError
 from ..hooks import Site
 from ..models import LanguageModel
-from ..settings import setting
-from .base import FitInputs, Intervention, register
+from ..settings import check_settings, setting
+from .base import FitInputs, Intervention, Shapes, register
 from .edits import Affine, Edit
 
 
@@ -22,6 +22,7 @@ class IdentityConfig:
     scale: float = setting(1.0, "Factor on every coordinate of the unembedding input (1: none).")
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if not self.scale > 0:
             raise InputError(f"scale must be > 0, got {self.scale}")
 
@@ -45,6 +46,9 @@ class ScaleUnembeddingInput(Intervention):
         d = lm.arch.hidden_size
         meta = cls.new_meta(lm, {"hidden_size": d}, [lm.arch.unembedding])
         return cls({"scale": scale.detach().float().reshape(d).clone()}, meta)
+
+    def shapes(self, lm: LanguageModel | None) -> Shapes:
+        return {"scale": (lm.arch.hidden_size if lm else self.param("hidden_size", int),)}
 
     def edits(self, lm: LanguageModel) -> list[Edit]:
         scale = self.tensors["scale"]

@@ -19,8 +19,8 @@ from ..activations import collect_activations
 from ..errors import InputError
 from ..hooks import Site
 from ..models import LanguageModel
-from ..settings import setting
-from .base import FitInputs, Intervention, register
+from ..settings import check_settings, setting
+from .base import FitInputs, Intervention, Shapes, register
 from .edits import Affine, Edit
 
 DEFAULT_DEPTH = 0.6  # RQ2: decoders' expertise peaks at relative depth 0.6-0.8
@@ -42,6 +42,9 @@ class SteeringConfig:
     strength: float = setting(1.0, "Multiple of (mean clean - mean toxic) added.")
     batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
     max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @register
@@ -78,6 +81,10 @@ class MeanDifferenceSteering(Intervention):
         meta = cls.new_meta(lm, params, [site], data_hashes={"data": data.hash()},
                             stats={"n_texts": len(data), "n_toxic": data.n_toxic})  # fmt: skip
         return cls({"vector": vector}, meta)
+
+    def shapes(self, lm: LanguageModel | None) -> Shapes:
+        self.param("site", str)
+        return {"vector": (lm.arch.hidden_size if lm else None,)}
 
     @property
     def strength(self) -> float:

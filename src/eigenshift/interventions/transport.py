@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 from ..activations import collect_activations
 from ..errors import InputError
 from ..models import LanguageModel, resolve_sites, site_modules, site_width
-from ..settings import check_choices, setting
-from .base import FitInputs, Intervention, register
+from ..settings import check_settings, setting
+from .base import FitInputs, Intervention, Shapes, register
 from .edits import Edit, installed
-from .units import unit_edits
+from .units import unit_count, unit_edits
 
 
 def fit_transport(
@@ -95,7 +95,7 @@ class TransportConfig:
     max_length: int = setting(128, "Tokens kept per text.", minimum=1)
 
     def __post_init__(self) -> None:
-        check_choices(self)
+        check_settings(self)
 
 
 @register
@@ -148,6 +148,11 @@ class LinearAcT(Intervention):
         meta = cls.new_meta(lm, params, site_modules(names), data_hashes={"data": data.hash()},
                             stats={"n_texts": len(data), "n_toxic": data.n_toxic})  # fmt: skip
         return cls(tensors, meta)
+
+    def shapes(self, lm: LanguageModel | None) -> Shapes:
+        self.param("support", str)
+        n = unit_count(self, lm)
+        return {name: (n,) for name in ("w", "b", "lo", "hi")}
 
     @property
     def strength(self) -> float:

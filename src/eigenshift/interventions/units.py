@@ -11,9 +11,28 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import ArtifactError, InputError
 from ..hooks import Site
 from ..models import LanguageModel
+from ..models.sites import check_sites
+from .base import Intervention
 from .edits import Affine, Edit
+
+
+def unit_count(intervention: Intervention, lm: LanguageModel | None) -> int:
+    """Units over all sites of a per-unit artifact, its site list checked (against `lm`'s sites
+    when given: scores or maps from another model would edit the wrong units)."""
+    sites, widths = intervention.param("sites", list), intervention.param("widths", list)
+    if not (len(sites) == len(widths) and all(isinstance(s, str) for s in sites)
+            and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)):
+        raise ArtifactError(f"this '{intervention.method}' artifact's sites and widths do not "
+                            "match: fit it again")  # fmt: skip
+    if lm is not None:
+        try:
+            check_sites(lm, sites, widths)
+        except InputError as exc:
+            raise ArtifactError(str(exc)) from None
+    return sum(widths)
 
 
 def split(values: torch.Tensor, widths: Sequence[int]) -> list[torch.Tensor]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import InputError
-from ..settings import check_choices, setting
+from ..settings import check_settings, setting
 
 THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
 
@@ -23,12 +23,12 @@ class NeuronConfig:
     seed: int = setting(0, cli=False)  # the data's seed
     batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
     max_length: int = setting(128, "Tokens kept per text.", minimum=1)
-    thresholds: tuple[float, ...] = setting(THRESHOLDS, cli=False)
+    thresholds: tuple[float, ...] = setting(THRESHOLDS, minimum=0, maximum=1, cli=False)
     length_bins: int = setting(0, "Also score against texts of similar length (N token-count "
                                   "bins; 0: off).", minimum=0)  # fmt: skip
 
     def __post_init__(self) -> None:
-        check_choices(self)
+        check_settings(self)
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class LayerConfig:
                          minimum=2)  # fmt: skip
     standardize: bool = setting(False, "z-score each unit before k-means (default: raw vectors, "
                                        "as the paper).", flag="--standardize")  # fmt: skip
-    probe_c: float = setting(1.0, "Inverse L2 strength of the logistic-regression probe.")
+    probe_c: float = setting(1.0, "Inverse L2 strength of the logistic-regression probe (> 0).",
+                             minimum=0)  # fmt: skip
     max_examples: int | None = setting(2000, cli=False)  # recorded: set from the data's option
     seed: int = setting(0, cli=False)  # the data's seed
     batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
@@ -49,8 +50,6 @@ class LayerConfig:
                                   "(0: off).", minimum=0)  # fmt: skip
 
     def __post_init__(self) -> None:
-        check_choices(self)
-        if self.folds < 2:
-            raise InputError(f"the probe needs at least 2 folds, got {self.folds}")
+        check_settings(self)
         if self.probe_c <= 0:
             raise InputError(f"probe C must be positive, got {self.probe_c}")

@@ -6,10 +6,8 @@ score, and every bootstrap resample of it, is one vectorised call over all neuro
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +15,12 @@ from typing import Any
 import numpy as np
 import safetensors.numpy
 import torch
+from safetensors import SafetensorError
 
 from ..activations import collect_activations
 from ..data import LabelledSource, LabelledTexts
 from ..errors import InputError
-from ..io_utils import write_json_atomic
+from ..io_utils import read_json, temporary_file, write_json_atomic
 from ..models import LanguageModel, resolve_sites
 from .configs import NeuronConfig
 from .stats import auroc, expert_scores, length_bins, stratified_auroc
@@ -52,14 +51,10 @@ class NeuronScores:
         if self.auroc_length_matched is not None:
             tensors["auroc_length_matched"] = self.auroc_length_matched
         out.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{TENSORS_FILE}.")
-        os.close(fd)
-        try:
+        with temporary_file(out, TENSORS_FILE) as tmp:
             safetensors.numpy.save_file({k: v.astype(np.float64) for k, v in tensors.items()},
                                         tmp)  # fmt: skip
             os.replace(tmp, out / TENSORS_FILE)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         # the JSON last: a folder whose JSON names these sites has their tensors
         write_json_atomic(out / META_FILE, {"sites": self.sites, "widths": self.widths,
                                              **self.meta})  # fmt: skip
@@ -74,9 +69,28 @@ class NeuronScores:
         folder = Path(folder)
         if not cls.is_folder(folder):
             raise InputError(f"{folder} holds no {META_FILE}; run `eigenshift locate neurons`")
-        meta = json.loads((folder / META_FILE).read_text())
-        tensors = safetensors.numpy.load_file(folder / TENSORS_FILE)
-        sites, widths = meta.pop("sites"), meta.pop("widths")
+        meta = read_json(folder / META_FILE, "neuron scores")
+        meta = meta if isinstance(meta, dict) else {}
+        sites, widths = meta.pop("sites", None), meta.pop("widths", None)
+        if not (isinstance(sites, list) and all(isinstance(s, str) for s in sites)
+                and isinstance(widths, list) and len(widths) == len(sites)
+                and all(isinstance(w, int) and w > 0 for w in widths)):  # fmt: skip
+            raise InputError(f"{folder / META_FILE} is not a neuron-scores record (it needs "
+                             "'sites' and one positive 'widths' entry per site): run `eigenshift "
+                             "locate neurons` again")  # fmt: skip
+        try:
+            tensors = safetensors.numpy.load_file(folder / TENSORS_FILE)
+        except (OSError, SafetensorError) as exc:
+            raise InputError(f"{folder}: cannot read {TENSORS_FILE}: {exc}") from None
+        n = sum(widths)
+        for name in ("auroc", "ap", "auroc_length_matched"):
+            array = tensors.get(name)
+            if array is None and name != "auroc_length_matched":
+                raise InputError(f"{folder / TENSORS_FILE} lacks '{name}': run `eigenshift "
+                                 "locate neurons` again")  # fmt: skip
+            if array is not None and (array.shape != (n,) or array.dtype.kind != "f"):
+                raise InputError(f"{folder / TENSORS_FILE}: '{name}' must hold {n} floats "
+                                 f"(one per unit), not {array.dtype} {array.shape}")  # fmt: skip
         return cls(sites, widths, tensors["auroc"], tensors["ap"], meta,
                    tensors.get("auroc_length_matched"))  # fmt: skip
 

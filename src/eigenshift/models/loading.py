@@ -14,7 +14,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from ..assets import asset_file, gemma_gguf
 from ..errors import ModelLoadError, UnsupportedArchitectureError
-from ..settings import setting
+from ..settings import check_settings, setting
 from .architecture import SiteOverrides
 from .gguf import converted_folder
 from .language_model import LanguageModel
@@ -46,6 +46,9 @@ class ModelOptions:
     trust_remote_code: bool = setting(False, "Run the model repo's own code.",
                                       flag="--trust-remote-code")  # fmt: skip
     sites: SiteOverrides = setting(SiteOverrides())
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def load(self) -> LanguageModel:
         return load_model(self.model, dtype=self.dtype, device=self.device,
@@ -111,6 +114,12 @@ def load_model(
         raise ModelLoadError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ModelLoadError(
+            f"unknown device '{device}': give cpu, cuda, cuda:N, mps or auto"
+        ) from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device '{device}' asked for, but torch sees no CUDA device")
     resolved = resolve_spec(spec)

@@ -89,9 +89,17 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """report.md and report.html (with figures) of an evaluation folder; the folder is locked
+    while they are written, so a report never reads a run that is still writing."""
+    run = RunFolder(run_dir)
+    run.metrics()  # not an evaluation folder: say so before anything else
+    with run.lock():
+        return _write_report(run)
+
+
+def _write_report(run: RunFolder) -> dict[str, Path]:
     from . import figures  # matplotlib loads only when a report is drawn
 
-    run = RunFolder(run_dir)
     metrics, rows = _load(run)
     methods = [r["method"] for r in metrics["methods"]]
     scores = {m: [r["score"] for r in rows if r["method"] == m] for m in methods}
