@@ -62,8 +62,18 @@ for _name, _method in REGISTRY.items():
 def _command(path):
     command = cli
     for part in path:
-        command = command.commands[part]
+        command = command.get_command(click.Context(command), part)
     return command
+
+
+def test_the_listed_short_helps_are_the_commands_own():
+    """`eigenshift --help` lists commands without importing them: from texts that must agree
+    with each command's docstring."""
+    from eigenshift.cli import COMMANDS
+
+    for name, (_, listed) in COMMANDS.items():
+        own = _command((name,)).get_short_help_str(limit=500)
+        assert own.startswith(listed.rstrip(".")), (name, listed, own)
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=" ".join)

@@ -92,19 +92,35 @@ def test_top_p_with_candidates_equals_full_sort():
     logits = torch.randn(64, 5000) * 3
     logits[:8] *= 0.01  # near-flat rows: the top candidates hold less than p, forcing the fallback
     probs = torch.softmax(logits, -1)
-    u = torch.rand(64)
-    fast = sample_top_p(probs, u, 0.9, candidates=50)
-    full = sample_top_p(probs, u, 0.9, candidates=5000)
+    noise = torch.empty(64, 5000).exponential_()
+    fast = sample_top_p(probs, noise, 0.9, candidates=50)
+    full = sample_top_p(probs, noise, 0.9, candidates=5000)
     assert torch.equal(fast, full)
 
 
 def test_top_p_samples_only_from_the_nucleus():
-    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).repeat(2000, 1)
-    u = torch.rand(2000, generator=torch.Generator().manual_seed(0))
-    tokens = sample_top_p(probs, u, 0.8, candidates=2)
-    counts = torch.bincount(tokens, minlength=4).float() / 2000
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).repeat(4000, 1)
+    noise = torch.empty(4000, 4).exponential_(generator=torch.Generator().manual_seed(0))
+    tokens = sample_top_p(probs, noise, 0.8, candidates=2)
+    counts = torch.bincount(tokens, minlength=4).float() / 4000
     assert counts[2] == 0 and counts[3] == 0  # 0.5 + 0.3 reaches p: the nucleus is {0, 1}
-    assert abs(counts[0] - 0.5 / 0.8) < 0.04
+    assert abs(counts[0] - 0.5 / 0.8) < 0.03
+    everything = torch.bincount(sample_top_p(probs, noise, 1.0), minlength=4).float() / 4000
+    torch.testing.assert_close(everything, probs[0], atol=0.03, rtol=0)  # top_p 1: plain sampling
+
+
+def test_tiny_rounding_moves_the_race_far_less_than_an_inverse_cdf():
+    """Why sampling is a race: a rounding-sized perturbation of flat distributions (the long
+    tails a top-p of 0.95 keeps) moves inverse-CDF draws, and race draws almost never."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2048, 5000, generator=g) * 0.5
+    probs = torch.softmax(logits, -1)
+    nudged = torch.softmax(logits + 1e-4 * torch.randn(2048, 5000, generator=g), -1)
+    noise = torch.empty(2048, 5000).exponential_(generator=g)
+    raced = int((sample_top_p(probs, noise, 0.95) != sample_top_p(nudged, noise, 0.95)).sum())
+    u = torch.rand(2048, 1, generator=g)
+    inverse = int(((probs.cumsum(-1) < u).sum(-1) != (nudged.cumsum(-1) < u).sum(-1)).sum())
+    assert raced <= 1 and inverse >= 5
 
 
 def test_sampling_config_is_validated():

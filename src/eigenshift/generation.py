@@ -1,25 +1,36 @@
 """Batched sampling that is deterministic per (seed, prompt, sample), whatever the batch size.
 
-Each row draws its random numbers from its own generator, so a continuation does not depend on
+Each row draws its random numbers from its own generator, so its random stream never depends on
 which other rows shared its batch; that is what lets evaluations resume and lets batched runs be
 checked against one-by-one runs. The lm_head input that emitted each token is captured in the
 same pass, for EigenShift's fit.
+
+What batching can change is the model's arithmetic: padding and batch shape change the order of
+float sums, so float32 logits differ by about 1e-5 between batch sizes (float64: about 1e-14).
+Sampling is therefore an exponential race (argmax of p_i / E_i over the nucleus, with E_i ~ Exp(1)
+per token from the row's stream), which is exact nucleus sampling whose outcome moves only when
+the two best ratios lie within that rounding of each other; inverse-CDF sampling moves whenever
+rounding, summed over thousands of tail tokens, crosses its one uniform draw. The guarantee:
+identical continuations for every batch size in float64, and in lower precision up to such
+near-ties (docs/results.md measures how rare they are).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 from .errors import InputError
 from .hooks import capture
 from .models import LanguageModel
-from .models.language_model import accepts_logits_to_keep
+from .models.language_model import accepts_logits_to_keep, cache_argument
 from .settings import check_settings, setting
 
 log = logging.getLogger(__name__)
@@ -28,6 +39,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SamplingConfig:
     max_new_tokens: int = setting(20, "Tokens generated per continuation.", minimum=1)
+    max_prompt_tokens: int = setting(512, "Longer prompts keep only their last this many "
+                                          "tokens (within the model's context).",
+                                     minimum=1)  # fmt: skip
     samples: int = setting(1, "Continuations per prompt.", minimum=1)
     top_p: float = setting(0.95, "Nucleus sampling: sample from the smallest set of likeliest "
                                  "tokens holding this share of the probability (1: all).",
@@ -65,22 +79,23 @@ def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
     return int(np.random.SeedSequence([seed, prompt_index, sample_index]).generate_state(1)[0])
 
 
-def _nucleus(vals: torch.Tensor, idx: torch.Tensor, u: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Sample from sorted probabilities, restricted to the smallest prefix with mass >= p."""
+def _nucleus(
+    vals: torch.Tensor, idx: torch.Tensor, noise: torch.Tensor, top_p: float
+) -> torch.Tensor:
+    """The race among sorted probabilities, restricted to the smallest prefix with mass >= p:
+    argmax p_i / E_i picks token i with probability p_i / (mass of the prefix)."""
     cum = vals.cumsum(-1)
     keep = (cum - vals) < top_p  # the token that crosses p is kept; the first always is
-    kept = vals * keep
-    c = kept.cumsum(-1)
-    target = u * c[:, -1]
-    choice = (c < target.unsqueeze(-1)).sum(-1).clamp(max=vals.shape[-1] - 1)
-    choice = torch.minimum(choice, keep.sum(-1) - 1)
-    return idx.gather(1, choice.unsqueeze(-1)).squeeze(-1)
+    race = noise.gather(1, idx).clamp_min(torch.finfo(noise.dtype).tiny)
+    ratio = torch.where(keep, vals / race, torch.full_like(vals, -1.0))
+    return idx.gather(1, ratio.argmax(-1, keepdim=True)).squeeze(-1)
 
 
 def sample_top_p(
-    probs: torch.Tensor, u: torch.Tensor, top_p: float, candidates: int = 1024
+    probs: torch.Tensor, noise: torch.Tensor, top_p: float, candidates: int = 1024
 ) -> torch.Tensor:
-    """Exact nucleus sampling without sorting the whole vocabulary for most rows.
+    """Exact nucleus sampling without sorting the whole vocabulary for most rows; `noise` holds
+    one Exp(1) draw per row and token.
 
     The nucleus is a prefix of the sorted distribution, so if the top `candidates` tokens already
     hold top_p of the mass the nucleus lies inside them; other rows fall back to a full sort.
@@ -91,11 +106,50 @@ def sample_top_p(
     enough = vals.sum(-1) >= top_p
     if enough.any():
         rows = enough.nonzero().squeeze(-1)
-        out[rows] = _nucleus(vals[rows], idx[rows], u[rows], top_p)
+        out[rows] = _nucleus(vals[rows], idx[rows], noise[rows], top_p)
     if (~enough).any():
         rows = (~enough).nonzero().squeeze(-1)
         full_vals, full_idx = probs[rows].sort(dim=-1, descending=True)
-        out[rows] = _nucleus(full_vals, full_idx, u[rows], top_p)
+        out[rows] = _nucleus(full_vals, full_idx, noise[rows], top_p)
+    return out
+
+
+def race_noise(generators: Sequence[torch.Generator], vocab: int) -> torch.Tensor:
+    """One Exp(1) draw per token for each row, each row from its own stream."""
+    return torch.stack([torch.empty(vocab).exponential_(generator=g) for g in generators])
+
+
+# A token of a byte-level BPE rarely spans more characters than this: a prompt is first cut to
+# its last limit x this many characters, so a huge one is never tokenized whole.
+CHARS_PER_TOKEN_BOUND = 32
+
+
+def prompt_limit(lm: LanguageModel, config: SamplingConfig) -> int:
+    """Prompt tokens a row may hold: the setting, within the model's context."""
+    context = lm.context_length
+    if context is None:
+        return config.max_prompt_tokens
+    room = context - config.max_new_tokens - 8  # a margin: re-tokenizing may add a few
+    if room < 1:
+        raise InputError(f"max_new_tokens {config.max_new_tokens} leaves no room for a prompt in "
+                         f"this model's context of {context} tokens; generate fewer")  # fmt: skip
+    return min(config.max_prompt_tokens, room)
+
+
+def shorten(lm: LanguageModel, prompts: Sequence[str], limit: int) -> list[str]:
+    """Each prompt, or the text of its last `limit` tokens when it is longer (a continuation
+    depends on the end of its prompt); the shortened text is what every later step uses."""
+    out, cut = [], 0
+    for prompt in prompts:
+        text = prompt[-limit * CHARS_PER_TOKEN_BOUND :]
+        ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) > limit or len(text) < len(prompt):
+            text = str(lm.tokenizer.decode(ids[-limit:], skip_special_tokens=True))
+            cut += 1
+        out.append(text)
+    if cut:
+        log.warning("%d prompt(s) longer than %d tokens keep only their last %d tokens", cut,
+                    limit, limit)  # fmt: skip
     return out
 
 
@@ -114,6 +168,7 @@ def generate(
     prompt_ids: Sequence[int] | None = None,
     capture_hidden: bool = False,
     progress: bool = True,
+    advance: Callable[[int], None] | None = None,
 ) -> list[Generation]:
     """`config.samples` continuations of every prompt, in (prompt, sample) order.
 
@@ -124,6 +179,7 @@ def generate(
     prompt_ids = list(range(len(prompts))) if prompt_ids is None else list(prompt_ids)
     if len(prompt_ids) != len(prompts):
         raise InputError("prompt_ids must have one entry per prompt")
+    prompts = shorten(lm, prompts, prompt_limit(lm, config))
     rows = [(p, s) for p in range(len(prompts)) for s in range(config.samples)]
     results: list[Generation] = []
     bar = tqdm(total=len(rows), desc="generate", unit="seq", disable=not progress)
@@ -131,6 +187,8 @@ def generate(
         chunk = rows[start : start + config.batch_size]
         results.extend(_generate_batch(lm, prompts, prompt_ids, chunk, config, capture_hidden))
         bar.update(len(chunk))
+        if advance is not None:  # a caller's own progress bar, moved after every batch
+            advance(len(chunk))
     bar.close()
     return results
 
@@ -150,7 +208,9 @@ def _generate_batch(
     gens = [torch.Generator().manual_seed(row_seed(config.seed, prompt_ids[p], s)) for p, s in rows]
     eos = torch.tensor(sorted(_eos_ids(lm)), device=device)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    extra = {"logits_to_keep": 1} if accepts_logits_to_keep(lm) else {}
+    extra: dict[str, Any] = {"logits_to_keep": 1} if accepts_logits_to_keep(lm) else {}
+    # One cache object, filled in place step by step (what transformers' own generate does).
+    extra[cache_argument(lm)] = DynamicCache(config=lm.model.config)
 
     tokens = torch.full((b, config.max_new_tokens), pad, dtype=torch.long, device=device)
     lengths = torch.full((b,), config.max_new_tokens, dtype=torch.long, device=device)
@@ -158,7 +218,6 @@ def _generate_batch(
     hidden = torch.zeros(b, config.max_new_tokens, lm.arch.hidden_size) if capture_hidden else None
 
     input_ids, mask, positions = batch.input_ids, batch.attention_mask, batch.position_ids
-    past = None
     with capture(lm.unembedding, "input") as seen:
         for step in range(config.max_new_tokens):
             seen.clear()
@@ -166,7 +225,6 @@ def _generate_batch(
                 input_ids=input_ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=past,
                 use_cache=True,
                 **extra,
             )
@@ -175,8 +233,8 @@ def _generate_batch(
                 nxt = logits.argmax(-1)
             else:
                 probs = torch.softmax(logits / config.temperature, dim=-1)
-                u = torch.stack([torch.rand((), generator=g) for g in gens]).to(device)
-                nxt = sample_top_p(probs, u, config.top_p, config.candidates)
+                noise = race_noise(gens, probs.shape[-1]).to(device)
+                nxt = sample_top_p(probs, noise, config.top_p, config.candidates)
             nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
             tokens[:, step] = nxt
             if hidden is not None:
@@ -186,7 +244,6 @@ def _generate_batch(
             finished |= hit_eos
             if bool(finished.all()):
                 break
-            past = out.past_key_values
             input_ids = nxt.unsqueeze(-1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
             positions = positions[:, -1:] + 1

@@ -80,8 +80,10 @@ def check_settings(config: Any) -> None:
     of their values, and every number (each item of a tuple of numbers too) is finite and within
     the field's bounds. A config's own `__post_init__` adds only what relates two fields."""
     check_choices(config)
+    types_ = field_types(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        _check_type(f.name, value, types_[f.name])
         for item in value if isinstance(value, tuple) else (value,):
             if isinstance(item, bool) or not isinstance(item, int | float):
                 continue
@@ -92,6 +94,22 @@ def check_settings(config: Any) -> None:
                 raise InputError(f"{f.name} must be >= {low:g}, got {item:g}")
             if high is not None and item > high:
                 raise InputError(f"{f.name} must be <= {high:g}, got {item:g}")
+
+
+_KINDS: dict[Any, tuple[type, ...]] = {float: (int, float), int: (int,), str: (str,),
+                                       bool: (bool,)}  # fmt: skip
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    """A number, string or flag of the field's type (a library caller can pass anything)."""
+    inner, optional = unwrap_optional(annotation)
+    if value is None and optional:
+        return
+    kinds = _KINDS.get(inner)
+    if kinds is not None and (not isinstance(value, kinds) or
+                              (isinstance(value, bool) and inner is not bool)):  # fmt: skip
+        raise InputError(f"{name} must be {'a number' if inner is float else inner.__name__}, "
+                         f"not {value!r}")  # fmt: skip
 
 
 def with_settings(config: T, changes: Mapping[str, Any], owner: str) -> T:

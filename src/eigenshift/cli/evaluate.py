@@ -101,4 +101,3 @@ def demo(config: DemoConfig) -> None:
     print_results(metrics, paths)
 
 
-COMMANDS = [evaluate, report, sweep, demo]

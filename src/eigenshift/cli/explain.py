@@ -41,4 +41,3 @@ def export(model: ModelOptions, intervention_dir: Path, out: Path) -> None:
     click.echo(f"exported to {folder}: AutoModelForCausalLM.from_pretrained('{folder}') loads it")
 
 
-COMMANDS = [explain, export]

@@ -61,4 +61,3 @@ def _command(method: type[Intervention]) -> click.Command:
 for _method in REGISTRY.values():
     fit.add_command(_command(_method))
 
-COMMANDS = [fit]

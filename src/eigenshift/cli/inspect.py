@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..data import LabelledSource
+from ..errors import InputError
 from ..models import ModelOptions
 from .common import model_options
 from .options import config_options
@@ -38,13 +39,17 @@ def info(model: ModelOptions, as_json: bool) -> None:
               "id/folder.")
 def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
     """Toxicity probability of each text, one per line: score<TAB>text."""
+    from ..io_utils import read_text
     from ..scoring import load_scorer
 
     items = list(texts)
     if file is not None:
         if not file.is_file():
             raise click.BadParameter(f"file not found: {file}", param_hint="--file")
-        items += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in read_text(file, "--file").splitlines() if line.strip()]
+        if not lines:
+            raise InputError(f"--file {file} holds no text (one text per line is scored)")
+        items += lines
     if not items:
         raise click.UsageError("give texts to score, or --file")
     for text, value in zip(items, load_scorer(scorer).score(items), strict=True):
@@ -77,4 +82,3 @@ def data(kind: str, spec: str, source: LabelledSource) -> None:
         click.echo(f"{len(clean)} clean texts from {clean.source}")
 
 
-COMMANDS = [info, score, data]

@@ -66,4 +66,3 @@ def layers(model: ModelOptions, source: LabelledSource, config: LayerConfig, out
     click.echo(f"written to {out}/{LAYERS_FILE} and {report.name} (with its figure)")
 
 
-COMMANDS = [locate]

@@ -18,7 +18,23 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.\[\]%:-]+)?$")
 Row = dict[str, Any]
 
 
-def read_rows(spec: str, what: str) -> tuple[list[Row], str]:
+class Rows(list[Row]):
+    """Rows, each with where it came from ("file:line"), for errors that point at the line."""
+
+    def __init__(self, rows: Iterable[Row], origin: str, lines: Sequence[int] | None = None,
+                 unit: str = "line") -> None:  # fmt: skip
+        super().__init__(rows)
+        self.origin, self.unit = origin, unit
+        self.lines = list(lines) if lines is not None else list(range(1, len(self) + 1))
+
+    def where(self, index: int) -> str:
+        number = self.lines[index] if index < len(self.lines) else index + 1
+        if self.unit == "line":
+            return f"{self.origin}:{number}"
+        return f"{self.origin} {self.unit} {number}"
+
+
+def read_rows(spec: str, what: str) -> tuple[Rows, str]:
     """Rows of a local file or an HF dataset (`org/name[:split]`), and a name for the source."""
     path = Path(spec).expanduser()
     if path.is_file():
@@ -30,38 +46,46 @@ def read_rows(spec: str, what: str) -> tuple[list[Row], str]:
             f"{what}: file not found: {spec} (give a .csv/.jsonl/.json/.txt file, a Hugging Face "
             "dataset id such as org/name[:split], or 'default')"
         )
-    return _read_hub(spec.removeprefix("hf:"), what), spec
+    return Rows(_read_hub(spec.removeprefix("hf:"), what), spec, unit="row"), spec
 
 
-def _read_file(path: Path, what: str) -> list[Row]:
+def _read_file(path: Path, what: str) -> Rows:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
             csv.field_size_limit(sys.maxsize)
             with io.StringIO(read_text(path, what).removeprefix("\ufeff"), newline="") as handle:
                 reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                rows, lines = [], []
                 try:
-                    return list(reader)
+                    for row in reader:
+                        rows.append(row)
+                        lines.append(reader.line_num)
+                    return Rows(rows, str(path), lines)
                 except csv.Error as exc:
                     raise DataError(f"{what}: {path}:{reader.line_num}: {exc}") from None
         if suffix in (".jsonl", ".ndjson"):
-            rows, _ = read_jsonl(path, what)
-            return [row for _, row in rows]
+            numbered, _ = read_jsonl(path, what)
+            return Rows((row for _, row in numbered), str(path), [n for n, _ in numbered])
         if suffix == ".json":
             data = read_json(path, what)
             if isinstance(data, dict):  # {"data": [...]} or column-oriented {"text": [...]}
                 lists = [v for v in data.values() if isinstance(v, list)]
                 if len(lists) == 1 and all(isinstance(r, dict) for r in lists[0]):
-                    return lists[0]
+                    return Rows(lists[0], str(path), unit="record")
                 if lists and all(isinstance(v, list) for v in data.values()):
                     columns = zip(*data.values(), strict=True)
-                    return [dict(zip(data, vals, strict=True)) for vals in columns]
+                    records = [dict(zip(data, vals, strict=True)) for vals in columns]
+                    return Rows(records, str(path), unit="record")
             if isinstance(data, list):
-                return [r if isinstance(r, dict) else {"text": r} for r in data]
+                records = [r if isinstance(r, dict) else {"text": r} for r in data]
+                return Rows(records, str(path), unit="record")
             raise DataError(f"{what}: {path} is JSON but not a list of records")
         if suffix in (".txt", ".text", ""):
-            lines = read_text(path, what).splitlines()
-            return [{"text": line} for line in lines if line.strip()]
+            texts = [(n, line) for n, line in enumerate(read_text(path, what).splitlines(), 1)
+                     if line.strip()]  # fmt: skip
+            return Rows(({"text": line} for _, line in texts), str(path),
+                        [n for n, _ in texts])  # fmt: skip
     except DataError:
         raise
     except InputError as exc:  # from the shared readers: already names the file and line

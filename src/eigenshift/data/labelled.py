@@ -4,6 +4,7 @@ and insults layouts; `default` is the insults data shipped in the `insults` pack
 from __future__ import annotations
 
 import codecs
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,7 +13,7 @@ import numpy as np
 from ..assets import asset_file
 from ..errors import DataError
 from ..settings import check_settings, setting
-from .io import Row, content_hash, pick_column, read_rows
+from .io import Rows, content_hash, pick_column, read_rows
 from .splits import stratified_subsample
 
 Layout = Literal["jigsaw", "civil_comments", "toxicn", "insults"]
@@ -61,17 +62,18 @@ class LabelledTexts:
 def _label(value: object, threshold: float, where: str) -> int:
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int | float):
-        return int(float(value) >= threshold)
     text = str(value).strip().lower()
     if text in _TRUE:
         return 1
     if text in _FALSE:
         return 0
     try:
-        return int(float(text) >= threshold)
+        number = float(value) if isinstance(value, int | float) else float(text)
     except ValueError:
         raise DataError(f"{where}: label '{value}' is neither a number nor true/false") from None
+    if not math.isfinite(number):
+        raise DataError(f"{where}: label '{value}' is not a finite number; fix or drop that row")
+    return int(number >= threshold)
 
 
 def _insult_text(raw: str) -> str:
@@ -93,11 +95,11 @@ def _insult_text(raw: str) -> str:
         return text
 
 
-def _default_rows() -> tuple[list[Row], str]:
-    rows: list[Row] = []
-    for name in ("train.csv", "test_with_solutions.csv"):
-        part, _ = read_rows(str(asset_file("insults", f"data/Inputs/{name}")), "labelled data")
-        rows.extend(part)
+def _default_rows() -> tuple[Rows, str]:
+    parts = [read_rows(str(asset_file("insults", f"data/Inputs/{name}")), "labelled data")[0]
+             for name in ("train.csv", "test_with_solutions.csv")]  # fmt: skip
+    rows = Rows([r for part in parts for r in part], "insults",
+                [n for part in parts for n in part.lines], unit="row")  # fmt: skip
     return rows, "insults (Kaggle Detecting Insults, train + test_with_solutions)"
 
 
@@ -135,7 +137,7 @@ def load_labelled(
         text = _insult_text(str(text)) if layout == "insults" else str(text)
         if text.strip():
             texts.append(text)
-            labels.append(_label(value, threshold, f"{what} ({source}) row {n + 1}"))
+            labels.append(_label(value, threshold, f"{what}: {rows.where(n)}"))
     data = LabelledTexts(texts, np.asarray(labels, dtype=np.int64), source)
     if len(data) == 0:
         raise DataError(f"{what}: {source} has no rows with both a text and a label")

@@ -94,17 +94,17 @@ def collect_continuations(
         todo = [k for k, pid in enumerate(plan.prompt_ids) if not store.has(name, pid, samples)]
         if todo:
             log.info("%s: %d of %d prompts to generate", name, len(todo), len(plan.prompt_ids))
-        bar = tqdm(total=len(todo), desc=f"evaluate {name}", unit="prompt", disable=not progress)
+        bar = tqdm(total=len(todo) * samples, desc=f"evaluate {name}", unit="continuation",
+                   disable=not progress)  # moved after every generated batch  # fmt: skip
         for start in range(0, len(todo), config.chunk_prompts):
             chunk = todo[start : start + config.chunk_prompts]
             t0 = time.perf_counter()
             with _applied(lm, iv):
                 gens = generate(lm, [plan.prompt_texts[k] for k in chunk], config.sampling,
                                 prompt_ids=[plan.prompt_ids[k] for k in chunk],
-                                progress=False)  # fmt: skip
+                                progress=False, advance=bar.update)  # fmt: skip
             store.append(_rows(lm, name, gens, scorer, judge, known, config.ppl_batch_size))
             timer.add(name, time.perf_counter() - t0)
-            bar.update(len(chunk))
         bar.close()
     return store
 

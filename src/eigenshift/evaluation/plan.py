@@ -24,7 +24,8 @@ ORIGINAL = "original"
 # and one-by-one generation agree).
 RESUME_KEYS = ("prompts", "max_prompts", "prompt_seed", "scorer", "judge", "clean_text",
                "clean_texts", "ppl_max_length")  # fmt: skip
-RESUME_SAMPLING = ("samples", "max_new_tokens", "top_p", "temperature", "greedy", "seed")
+RESUME_SAMPLING = ("samples", "max_new_tokens", "max_prompt_tokens", "top_p", "temperature",
+                   "greedy", "seed")  # fmt: skip
 
 
 @dataclass(frozen=True)

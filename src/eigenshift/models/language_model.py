@@ -40,6 +40,13 @@ def accepts_logits_to_keep(lm: LanguageModel) -> bool:
     return "logits_to_keep" in inspect.signature(lm.model.forward).parameters
 
 
+def cache_argument(lm: LanguageModel) -> str:
+    """The forward argument that takes the KV cache: `cache` in current transformers (where
+    `past_key_values` is deprecated), `past_key_values` before."""
+    parameters = inspect.signature(lm.model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     """Position 0 at each row's first real token, so left padding never shifts positions."""
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -77,6 +84,17 @@ class LanguageModel:
     @property
     def dtype(self) -> torch.dtype:
         return weight_of(self.unembedding).dtype
+
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model was trained on, where its config says (None: it does not)."""
+        config = self.model.config
+        config = getattr(config, "text_config", None) or config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
 
     def module(self, name: str) -> nn.Module:
         return get_module(self.model, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ from .table import COLUMNS, LEGEND, markdown_table, table_rows
 def _load(run: RunFolder) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     metrics = run.metrics()
     return metrics, list(run.store().rows.values())
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]|#])")
+
+
+def md_text(text: str) -> str:
+    """Text from data (prompts, continuations, tokens) as inert markdown: no HTML, no markup,
+    one line; a report must show what the model wrote, not run it."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
 
 
 def _pct(x: float) -> str:
@@ -83,7 +93,7 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
     )
     markdown = [caption, "", f"![delta spectrum]({RunFolder.SPECTRUM})", "",
                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
-    markdown += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
+    markdown += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in body]
     return {"header": header, "rows": body, "caption": caption, "markdown": markdown,
             "figure": run.file(RunFolder.SPECTRUM)}  # fmt: skip
 
@@ -147,8 +157,9 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
         md += ["", "## EigenShift directions", "", *directions["markdown"]]
     md += ["", "## Most toxic continuations", ""]
     for name, items in examples:
-        md += [f"### {name}", ""]
-        md += [f"- {r['score']:.3f}: {r['prompt']} **|** {r['continuation']}" for r in items]
+        md += [f"### {md_text(name)}", ""]
+        md += [f"- {r['score']:.3f}: {md_text(r['prompt'])} **\\|** {md_text(r['continuation'])}"
+               for r in items]  # fmt: skip
         md += [""]
     md_path = run.file(RunFolder.REPORT_MD)
     write_text_atomic(md_path, "\n".join(md))

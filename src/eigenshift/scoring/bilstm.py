@@ -70,10 +70,22 @@ class KerasWordTokenizer:
         try:
             with path.open("rb") as handle:
                 state = RestrictedUnpickler(handle).load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as exc:
-            raise ScorerError(f"cannot read the BiLSTM tokenizer {path}: {exc}") from exc
-        if not isinstance(state, _KerasTokenizerState) or not hasattr(state, "word_index"):
-            raise ScorerError(f"{path} does not hold a Keras Tokenizer")
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError,
+                IndexError, KeyError, MemoryError, OSError) as exc:  # fmt: skip
+            raise ScorerError(f"cannot read the BiLSTM tokenizer {path}: {exc}") from None
+        expected: dict[str, type | tuple[type, ...]] = {
+            "word_index": dict, "num_words": (int, type(None)), "lower": bool,
+            "split": str, "filters": str,
+        }  # fmt: skip
+        wrong = [] if isinstance(state, _KerasTokenizerState) else ["not a Keras Tokenizer"]
+        wrong += [f"'{k}' is missing or not {getattr(t, '__name__', 'int or None')}"
+                  for k, t in expected.items()
+                  if not wrong and not isinstance(getattr(state, k, None), t)]  # fmt: skip
+        if not wrong and not (state.split and all(isinstance(w, str) and isinstance(i, int)
+                                                  for w, i in state.word_index.items())):
+            wrong.append("its word index or split is malformed")  # fmt: skip
+        if wrong:
+            raise ScorerError(f"{path} does not hold a usable Keras Tokenizer ({wrong[0]})")
         self.word_index: dict[str, int] = dict(state.word_index)
         self.num_words: int | None = state.num_words
         self.lower: bool = state.lower

@@ -1,0 +1,503 @@
+"""Regression suite of hostile inputs (issue 11): each test names the numbered item it guards.
+Every refusal is one line on stderr, exit code 2, no traceback; nothing the tool did not write is
+lost; a killed or concurrent run never leaves a mixed or half-written folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+from click.testing import CliRunner
+from conftest import PROMPTS, make_hf_model, make_lm, tiny_tokenizer
+
+from eigenshift.cli import cli
+from eigenshift.errors import ArtifactError, DataError, InputError, ScorerError
+from eigenshift.evaluation.run import RunFolder
+from eigenshift.evaluation.store import ContinuationStore
+from eigenshift.generation import SamplingConfig, generate
+from eigenshift.interventions import (
+    REGISTRY,
+    EigenShift,
+    Intervention,
+    ScaleUnembeddingInput,
+    load_intervention,
+)
+from eigenshift.io_utils import FILE_MODE, atomic_folder, clean_leftovers, prepare_out
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    make_hf_model("llama").save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def refused(result) -> str:
+    """The one error line of a refusal (exit 2, nothing on stdout, no traceback)."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Loading weights", "Writing"))]
+    assert len(lines) == 1 and lines[0].startswith("eigenshift: error:"), result.stderr
+    assert "Traceback" not in result.output and not result.stdout.strip()
+    return lines[0]
+
+
+EVAL = ("--max-prompts", 2, "--samples", 1, "--max-new-tokens", 3, "--clean-texts", 3,
+        "--bootstrap", 10, "--judge", "none")  # fmt: skip
+
+
+def _subprocess(code: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+
+# -- 1. data loss ---------------------------------------------------------------------------------
+def test_1_out_folders_the_tool_did_not_write_are_never_replaced(tiny_folder, tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "keep.txt").write_text("x")
+    for args in (("fit", "identity", "--model", tiny_folder, "--out", mine),
+                 ("evaluate", "--model", tiny_folder, *EVAL, "--out", mine)):  # fmt: skip
+        assert "not" in refused(run(*args))
+        assert (mine / "keep.txt").read_text() == "x" and (mine / "sub").is_dir()
+    assert sorted(p.name for p in mine.iterdir()) == ["keep.txt", "sub"]
+
+
+# -- 2. concurrent and mixed runs -----------------------------------------------------------------
+def test_2_a_run_folder_in_use_by_another_process_is_refused(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    holder = _subprocess(f"""
+        import time
+        from eigenshift.evaluation.run import RunFolder
+        with RunFolder({str(out)!r}).lock():
+            print("held", flush=True)
+            time.sleep(60)
+    """)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--out", out))
+        assert "in use by another eigenshift run" in line and f"pid {holder.pid}" in line
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel let go of the dead holder's lock: the folder is usable again.
+    assert run("evaluate", "--model", tiny_folder, *EVAL, "--out", out).exit_code == 0
+    rows = (out / "continuations.jsonl").read_text().splitlines()
+    assert len(rows) == 2  # the original only: 2 prompts x 1 sample, no duplicates
+    other_seed = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--seed", 9, "--out", out))
+    assert "other settings (seed)" in other_seed
+    assert len((out / "continuations.jsonl").read_text().splitlines()) == len(rows)
+
+
+# -- 3. batch size --------------------------------------------------------------------------------
+def test_3_batch_size_does_not_change_sampled_continuations_in_float32():
+    lm = make_lm("llama")  # float32: rounding differs between batch shapes, draws do not
+    runs = {}
+    for batch_size in (1, 2, 3, 32):
+        cfg = SamplingConfig(max_new_tokens=8, samples=3, seed=7, batch_size=batch_size)
+        runs[batch_size] = [g.token_ids for g in generate(lm, PROMPTS, cfg, progress=False)]
+    assert runs[1] == runs[2] == runs[3] == runs[32]
+
+
+# -- 4. NaN and inf -------------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ("damp", "--alpha", "nan", "--neurons", "x"), ("steer", "--strength", "nan"),
+    ("linear-act", "--strength", "inf"), ("identity", "--scale", "nan"),
+    ("eigenshift", "--alpha", "-inf"),
+], ids=lambda a: " ".join(a))  # fmt: skip
+def test_4_non_finite_settings_are_refused_before_any_work(args, tmp_path):
+    # A model that does not exist: the refusal must come first, before any loading.
+    line = refused(run("fit", *args, "--model", tmp_path / "absent", "--out", tmp_path / "o"))
+    assert "finite" in line and not (tmp_path / "o").exists()
+
+
+def test_4_every_config_refuses_non_finite_numbers():
+    from eigenshift.data import LabelledSource
+    from eigenshift.evaluation import EvalConfig
+    from eigenshift.locate.configs import LayerConfig, NeuronConfig
+    from eigenshift.settings import field_types, unwrap_optional
+    from eigenshift.sweep import SweepConfig
+
+    configs = {SamplingConfig, EvalConfig, SweepConfig, NeuronConfig, LayerConfig, LabelledSource,
+               *(m.config_class for m in REGISTRY.values())}  # fmt: skip
+    checked = 0
+    for cls in configs:
+        for name, annotation in field_types(cls).items():
+            inner, _ = unwrap_optional(annotation)
+            tuple_of_float = getattr(inner, "__args__", (None,))[0] is float
+            if inner is not float and not tuple_of_float:
+                continue
+            for bad in (float("nan"), float("inf"), float("-inf")):
+                value = (bad,) if tuple_of_float else bad
+                extra = {"ks": (1,)} if name == "alphas" else {}
+                with pytest.raises(InputError, match="finite"):
+                    cls(**{name: value, **extra})
+                checked += 1
+    assert checked >= 30
+
+
+def test_4_knob_changes_and_artifacts_with_nan_are_refused(tmp_path):
+    lm = make_lm("llama")
+    steer = REGISTRY["steer"]
+    fitted = steer(
+        {"vector": torch.ones(lm.arch.hidden_size)},
+        steer.new_meta(lm, {"layer": 1, "site": "model.layers.1", "strength": 1.0},
+                       ["model.layers.1"]),
+    )  # fmt: skip
+    with pytest.raises(InputError, match="finite"):
+        fitted.with_params(strength=float("nan"))
+    fitted.tensors["vector"][0] = float("nan")
+    fitted.save(tmp_path / "nan")
+    with pytest.raises(ArtifactError, match="NaN or infinite"):
+        load_intervention(tmp_path / "nan")
+
+
+@pytest.mark.parametrize("label", ["nan", "inf", "-inf"])
+def test_4_non_finite_labels_are_refused_with_the_line(label, tmp_path):
+    from eigenshift.data import load_labelled
+
+    path = tmp_path / "data.csv"
+    path.write_text(f"text,label\na,0\nb,1\nc,0\nd,1\ne,{label}\n")
+    with pytest.raises(DataError, match=rf"data.csv:6: label '{label}' is not a finite number"):
+        load_labelled(str(path))
+    jsonl = tmp_path / "data.jsonl"
+    jsonl.write_text('{"text": "a", "label": 0}\n\n{"text": "b", "label": NaN}\n')
+    with pytest.raises(DataError, match=r"data.jsonl:3: label 'nan'"):
+        load_labelled(str(jsonl))
+
+
+# -- 5. unbounded input ---------------------------------------------------------------------------
+def test_5_a_huge_prompt_keeps_only_its_end(tiny_folder, tmp_path):
+    lm = make_lm("llama")
+    huge = "the quick brown fox " * 100_000 + "you are a"  # 2 MB, far beyond the 128 positions
+    cfg = SamplingConfig(max_new_tokens=4, max_prompt_tokens=1000)
+    gen = generate(lm, [huge, "thank"], cfg, progress=False)
+    used = lm.tokenizer(gen[0].prompt)["input_ids"]
+    assert len(used) <= 128 - 4 and gen[0].prompt.endswith("you are a")
+    assert gen[1].prompt == "thank"
+    with pytest.raises(InputError, match="no room for a prompt"):
+        generate(lm, ["thank"], SamplingConfig(max_new_tokens=200), progress=False)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(huge + "\nthank you\n")
+    result = run("evaluate", "--model", tiny_folder, *EVAL, "--prompts", prompts,
+                 "--out", tmp_path / "run")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "run" / "continuations.jsonl").read_text().splitlines()
+    assert max(len(json.loads(r)["prompt"]) for r in rows) < 128 * 32
+
+
+# -- 6. the wrong-model check ---------------------------------------------------------------------
+def _eigenshift_artifact(lm, folder: Path) -> Path:
+    d, k = lm.arch.hidden_size, 2
+    tensors = {"v_k": torch.linalg.qr(torch.randn(d, k))[0], "indices": torch.arange(k),
+               **{n: torch.rand(d) for n in ("singular_values", "deltas", "scores")},
+               "clean_mean": torch.zeros(d)}  # fmt: skip
+    params = {"recipe": "paper", "contrast": "first", "score": "delta", "dampen": "zero",
+              "k": k, "alpha": 0.0}  # fmt: skip
+    EigenShift(tensors, EigenShift.new_meta(lm, params, [lm.arch.unembedding])).save(folder)
+    return folder
+
+
+def _tamper(folder: Path, change) -> None:
+    meta = json.loads((folder / "intervention.json").read_text())
+    change(meta)
+    (folder / "intervention.json").write_text(json.dumps(meta))
+
+
+def test_6_artifacts_without_hashes_or_with_wrong_tensors_are_refused(tmp_path):
+    lm = make_lm("llama")
+    good = _eigenshift_artifact(lm, tmp_path / "good")
+    with load_intervention(good, lm).applied(lm):
+        pass
+    cases = {
+        "no hashes": (lambda m: m.update(weight_hashes={}), "weight_hashes"),
+        "other module": (lambda m: m.update(weight_hashes={
+            "model.norm": lm.weight_hash("model.norm")}), "records no hash"),
+    }
+    for name, (change, message) in cases.items():
+        folder = _eigenshift_artifact(lm, tmp_path / name)
+        _tamper(folder, change)
+        with pytest.raises(ArtifactError, match=message), load_intervention(folder, lm).applied(lm):
+            pass
+    folder = _eigenshift_artifact(lm, tmp_path / "int-vk")
+    tensors = safetensors.torch.load_file(folder / "intervention.safetensors")
+    tensors["v_k"] = tensors["v_k"].long()
+    safetensors.torch.save_file(tensors, folder / "intervention.safetensors")
+    with pytest.raises(ArtifactError, match="'v_k' must be floating point"):
+        load_intervention(folder)
+    other = make_lm("llama", seed=3)
+    with pytest.raises(ArtifactError, match="fitted on"):
+        load_intervention(good, other)
+
+
+# -- 7. one line, never a traceback --------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["prompts", "labelled", "clean"])
+@pytest.mark.parametrize("line", ["[1, 2]", '"text"', "{bad json"])
+def test_7_jsonl_lines_that_are_not_objects_name_their_line(kind, line, tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "fine", "label": 1}\n' + line + "\n")
+    assert "data.jsonl:2:" in refused(run("data", kind, path))
+
+
+def test_7_score_files_that_are_not_text(tmp_path):
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"fine\n\xff\xfe\x00\x81 bytes")
+    assert "bin.txt:2: not UTF-8" in refused(run("score", "--file", binary))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    assert "holds no text" in refused(run("score", "--file", empty))
+
+
+@pytest.mark.parametrize("command", [("fit", "identity"), ("locate", "neurons"), ("export",)])
+def test_7_unwritable_out_is_refused_before_any_work(command, tmp_path):
+    # The model does not exist: only the --out check, done first, can be what refuses.
+    extra = ("--intervention", tmp_path) if command == ("export",) else ()
+    line = refused(run(*command, "--model", tmp_path / "absent", *extra, "--out", "/proc/x/out"))
+    assert "cannot write to /proc/x" in line
+
+
+def test_7_device_and_out_errors(tiny_folder, tmp_path):
+    assert "unknown device 'banana'" in refused(run("info", "--model", tiny_folder,
+                                                    "--device", "banana"))  # fmt: skip
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in refused(run("fit", "identity", "--out", tmp_path / "file"))
+
+
+def _artifact_cases(lm, tmp_path):
+    def string_alpha(m):
+        m["params"]["alpha"] = "lots"
+
+    def other_method(m):
+        m["method"] = "steer"
+
+    yield "string alpha", string_alpha, "alpha"
+    yield "other method", other_method, "'steer' artifact"
+    yield "list params", lambda m: m.update(params=[1]), "'params' is list"
+
+
+def test_7_tampered_artifacts_are_one_line_everywhere(tiny_folder, tmp_path):
+    from eigenshift import load_model
+
+    lm = load_model(tiny_folder)
+    folders = {}
+    for name, change, message in _artifact_cases(lm, tmp_path):
+        folder = _eigenshift_artifact(lm, tmp_path / name.replace(" ", "-"))
+        _tamper(folder, change)
+        folders[folder] = message
+    bad_utf8 = _eigenshift_artifact(lm, tmp_path / "bad-utf8")
+    (bad_utf8 / "intervention.json").write_bytes(b'{"method": "\xff"}')
+    folders[bad_utf8] = "not UTF-8"
+    no_tensors = _eigenshift_artifact(lm, tmp_path / "no-tensors")
+    (no_tensors / "intervention.safetensors").unlink()
+    folders[no_tensors] = "cannot read"
+    shaped = _eigenshift_artifact(lm, tmp_path / "shape")
+    tensors = safetensors.torch.load_file(shaped / "intervention.safetensors")
+    tensors["clean_mean"] = torch.zeros(5)
+    safetensors.torch.save_file(tensors, shaped / "intervention.safetensors")
+    folders[shaped] = "'clean_mean' must be"
+    for folder, message in folders.items():
+        with pytest.raises(ArtifactError, match=message):
+            Intervention.load(folder, lm)
+        line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--intervention", folder,
+                           "--out", tmp_path / "runs" / folder.name))  # fmt: skip
+        assert message.strip("'") in line
+        line = refused(run("sweep", "--model", tiny_folder, *EVAL, "--with", folder,
+                           "--out", tmp_path / "sweeps" / folder.name))  # fmt: skip
+        assert message.strip("'") in line
+
+
+def test_7_damaged_run_folders_are_one_line(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    assert run("evaluate", "--model", tiny_folder, *EVAL, "--out", out).exit_code == 0
+    store = out / "continuations.jsonl"
+    good = store.read_text()
+    first = json.loads(good.splitlines()[0])
+    for bad, message in (("[1]", "must be a JSON object"),
+                         (json.dumps({k: v for k, v in first.items() if k != "score"}),
+                          "no 'score'")):  # fmt: skip
+        store.write_text(good + bad + "\n")
+        line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--out", out))
+        assert f"continuations.jsonl:{len(good.splitlines()) + 1}" in line and message in line
+        assert message in refused(run("report", out))
+    store.write_text(good)
+    (out / "metrics.json").write_text('{"methods": [')
+    assert "metrics.json:1: not valid JSON" in refused(run("report", out))
+    (out / "metrics.json").write_text('{"methods": []}')
+    assert "not an evaluation's metrics" in refused(run("report", out))
+
+
+def test_7_malformed_tokenizer_pickle_state_is_a_scorer_error(tmp_path, monkeypatch):
+    import pickle
+    import types
+
+    from eigenshift.scoring.bilstm import KerasWordTokenizer
+
+    keras = types.ModuleType("keras_preprocessing.text")
+
+    class Tokenizer:  # pickled under keras' name, as the real tokenizer file is
+        pass
+
+    Tokenizer.__module__, Tokenizer.__qualname__ = keras.__name__, "Tokenizer"
+    keras.Tokenizer = Tokenizer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "keras_preprocessing", types.ModuleType("keras_preprocessing"))
+    monkeypatch.setitem(sys.modules, keras.__name__, keras)
+
+    class Payload:
+        def __init__(self, state):
+            self.state = state
+
+        def __reduce__(self):
+            return (Tokenizer, (), self.state)
+
+    fields = {"word_index": {"a": 1}, "num_words": None, "lower": True, "split": " ",
+              "filters": "!"}  # fmt: skip
+    cases = {"not a dict": 1, "no filters": {k: v for k, v in fields.items() if k != "filters"},
+             "string index": {**fields, "word_index": {"a": "one"}},
+             "empty split": {**fields, "split": ""}}  # fmt: skip
+    for name, state in cases.items():
+        path = tmp_path / f"{name}.pickle"
+        path.write_bytes(pickle.dumps(Payload(state)))
+        with pytest.raises(ScorerError):
+            KerasWordTokenizer(path)
+    path.write_bytes(pickle.dumps(Payload(fields)))
+    assert KerasWordTokenizer(path).ids("a b a") == [1, 1]  # a well-formed state still loads
+
+
+# -- 8. leftovers after kill -9 -------------------------------------------------------------------
+def test_8_a_folder_write_killed_with_sigkill_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "eigenshift-export.json").write_text("{}")  # an earlier export: ours
+    writer = _subprocess(f"""
+        import time
+        from pathlib import Path
+        from eigenshift.io_utils import atomic_folder
+        with atomic_folder(Path({str(target)!r}), marker="eigenshift-export.json") as tmp:
+            (tmp / "weights.bin").write_bytes(b"0" * 1_000_000)
+            print("writing", flush=True)
+            time.sleep(60)
+    """)
+    assert writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".export.tmp-")]
+    assert leftovers  # the killed writer's temporary folder
+    prepare_out(target, "eigenshift-export.json")  # what the next export or fit runs first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert (target / "eigenshift-export.json").exists()
+
+
+def test_8_an_old_folder_moved_aside_by_a_killed_writer_is_put_back(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    aside = tmp_path / f".art.old-{dead.pid}-x1" / "art"
+    aside.mkdir(parents=True)
+    (aside / "intervention.json").write_text("{}")
+    clean_leftovers(tmp_path, "art")
+    assert (tmp_path / "art" / "intervention.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]
+
+
+# -- 9. smaller ones ------------------------------------------------------------------------------
+def test_9_a_torn_line_is_dropped_only_at_the_end(tmp_path):
+    path = tmp_path / "continuations.jsonl"
+    row = {"method": "original", "prompt_index": 0, "sample_index": 0, "prompt": "p",
+           "continuation": "c", "token_ids": [1], "score": 0.1, "judge_score": None,
+           "continuation_nll": 1.0, "degenerate": None}  # fmt: skip
+    lines = [json.dumps({**row, "prompt_index": i}) for i in range(3)]
+    path.write_text("\n".join(lines) + '\n{"method": "orig')  # a crash mid-append
+    assert len(ContinuationStore(path).rows) == 3
+    assert path.read_text().count("\n") == 3  # rewritten without the torn tail
+    path.write_text(lines[0] + '\n{"method": "orig\n' + lines[1] + "\n")
+    with pytest.raises(InputError, match=r"continuations.jsonl:2: not valid JSON"):
+        ContinuationStore(path)
+
+
+def test_9_settings_are_checked_at_once_and_never_capped_silently(tiny_folder, tmp_path):
+    from eigenshift.interventions import EigenShiftConfig
+
+    with pytest.raises(InputError, match="k must be <= 32"):
+        EigenShiftConfig(k=100_000).n_directions(32)
+    absent = tmp_path / "absent"
+    assert "finite" in refused(run("sweep", "--model", absent, "--k", 1, "--alpha", "nan",
+                                   "--out", tmp_path / "s"))  # fmt: skip
+    assert "--min-toxic" in refused(run("fit", "eigenshift", "--model", absent, "--min-toxic", 0,
+                                        "--out", tmp_path / "e"))  # fmt: skip
+    lm = make_lm("llama")
+    ScaleUnembeddingInput.from_scale(lm, torch.ones(lm.arch.hidden_size)).save(tmp_path / "id")
+    line = refused(run("sweep", "--model", tiny_folder, *EVAL, "--with", tmp_path / "id",
+                       "--strength", 0.5, "--out", tmp_path / "sw"))  # fmt: skip
+    assert "--strength applies to methods with a strength" in line
+
+
+# -- 10. feel -------------------------------------------------------------------------------------
+def test_10_version_and_help_start_without_torch():
+    code = ("import sys; sys.argv = ['eigenshift', '--version']\nfrom eigenshift.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines() == ["eigenshift, version " + _version(), "[]"]
+
+
+def _version() -> str:
+    from eigenshift import __version__
+
+    return __version__
+
+
+def test_10_generation_prints_no_deprecation_and_reports_progress_per_batch():
+    lm = make_lm("llama")
+    moved: list[int] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a FutureWarning (past_key_values) would raise here
+        generate(lm, PROMPTS[:3], SamplingConfig(max_new_tokens=3, samples=2, batch_size=2),
+                 progress=False, advance=moved.append)  # fmt: skip
+    assert moved == [2, 2, 2]
+
+
+def test_10_help_texts_reports_and_permissions(tiny_folder, tmp_path):
+    helps = run("evaluate", "--help").output
+    for option in ("--top-p", "--temperature", "--seed", "--threshold", "--max-prompt-tokens"):
+        text = helps.split(option, 1)[1].split("\n  --", 1)[0]
+        assert len(text.split()) >= 4, (option, text)
+    assert "five minutes" in run("demo", "--help").output
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("<script>alert(1)</script> you are a\n<b>bold</b> thank\n")
+    out = tmp_path / "run"
+    result = run("evaluate", "--model", tiny_folder, *EVAL, "--prompts", prompts, "--out", out)
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert "<script>" not in report and "<b>" not in report and "&lt;script&gt;" in report
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()
+             and p.name not in (RunFolder.LOCK,)}  # fmt: skip
+    assert modes["metrics.json"] == modes["report.md"] == FILE_MODE, modes
+
+
+def test_10_atomic_writes_get_the_usual_permissions(tmp_path):
+    with atomic_folder(tmp_path / "folder") as tmp:
+        (tmp / "x").write_text("x")
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
