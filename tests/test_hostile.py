@@ -104,6 +104,10 @@ def test_2_a_run_folder_in_use_by_another_process_is_refused(tiny_folder, tmp_pa
     other_seed = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--seed", 9, "--out", out))
     assert "other settings (seed)" in other_seed
     assert len((out / "continuations.jsonl").read_text().splitlines()) == len(rows)
+    record = json.loads((out / "run.json").read_text())
+    del record["settings"]["sampler"]  # a folder written by the inverse-CDF sampler
+    (out / "run.json").write_text(json.dumps(record))
+    assert "(sampler)" in refused(run("evaluate", "--model", tiny_folder, *EVAL, "--out", out))
 
 
 # -- 3. batch size --------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from .models.language_model import accepts_logits_to_keep, cache_argument
 from .settings import check_settings, setting
 
 log = logging.getLogger(__name__)
+# Which draw a seed makes: recorded in run folders, so a run never resumes into another sampler's.
+SAMPLER = "exponential-race"
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,10 @@ def sample_top_p(
 
 
 def race_noise(generators: Sequence[torch.Generator], vocab: int) -> torch.Tensor:
-    """One Exp(1) draw per token for each row, each row from its own stream."""
-    return torch.stack([torch.empty(vocab).exponential_(generator=g) for g in generators])
+    """One Exp(1) draw per token for each row, each row from its own stream (-log(1 - U):
+    uniforms are five times cheaper to draw than torch's exponential_)."""
+    uniform = torch.stack([torch.rand(vocab, generator=g) for g in generators])
+    return torch.log1p(-uniform).neg_()
 
 
 # A token of a byte-level BPE rarely spans more characters than this: a prompt is first cut to

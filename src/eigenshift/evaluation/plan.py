@@ -12,7 +12,7 @@ from typing import Any
 
 from ..data import PromptSet, load_prompts
 from ..errors import InputError
-from ..generation import SamplingConfig
+from ..generation import SAMPLER, SamplingConfig
 from ..interventions import Intervention
 from ..models import LanguageModel
 from ..settings import check_settings, setting
@@ -60,6 +60,7 @@ class EvalConfig:
         settings = {k: getattr(self, k) for k in RESUME_KEYS}
         settings |= {k: getattr(self.sampling, k) for k in RESUME_SAMPLING}
         settings["exclude_prompt_indices"] = sorted(self.exclude_prompt_indices)
+        settings["sampler"] = SAMPLER
         return settings
 
 
