@@ -73,6 +73,9 @@ class Group(click.Group):
             return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, as usual
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
             hint = " (see --help)" if isinstance(exc, click.UsageError) else ""
             message = " ".join(exc.format_message().split())
@@ -92,6 +95,8 @@ def cli(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("eigenshift").setLevel(min(level, logging.INFO))
+    if not verbose:  # the hub client's retries say nothing our one error line does not
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import click
 
 from ..export import EXPORT_FILE
 from ..models import ModelOptions
-from .common import model_options, out_option
+from .common import check_artifacts, model_options, out_option
 
 
 @click.command()
@@ -36,6 +36,7 @@ def export(model: ModelOptions, intervention_dir: Path, out: Path) -> None:
     from ..export import export_model
     from ..interventions import load_intervention
 
+    check_artifacts([intervention_dir])
     lm = model.load()
     folder = export_model(lm, load_intervention(intervention_dir, lm), out)
     click.echo(f"exported to {folder}: AutoModelForCausalLM.from_pretrained('{folder}') loads it")
