@@ -198,6 +198,13 @@ def test_5_a_huge_prompt_keeps_only_its_end(tiny_folder, tmp_path):
     assert gen[1].prompt == "thank"
     with pytest.raises(InputError, match="no room for a prompt"):
         generate(lm, ["thank"], SamplingConfig(max_new_tokens=200), progress=False)
+    from eigenshift.activations import collect_activations
+    from eigenshift.evaluation.perplexity import perplexities
+
+    site = lm.arch.mlp_site_names()[0] + ":input"
+    acts = collect_activations(lm, [huge, "thank"], [site], max_length=16, progress=False)
+    assert acts[site].shape == (2, 64)
+    assert perplexities(lm, [huge], max_length=16).shape == (1,)  # never tokenized whole
     prompts = tmp_path / "prompts.txt"
     prompts.write_text(huge + "\nthank you\n")
     result = run("evaluate", "--model", tiny_folder, *EVAL, "--prompts", prompts,

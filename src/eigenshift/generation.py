@@ -30,7 +30,7 @@ from transformers import DynamicCache
 from .errors import InputError
 from .hooks import capture
 from .models import LanguageModel
-from .models.language_model import accepts_logits_to_keep, cache_argument
+from .models.language_model import CHARS_PER_TOKEN_BOUND, accepts_logits_to_keep, cache_argument
 from .settings import check_settings, setting
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,6 @@ def race_noise(generators: Sequence[torch.Generator], vocab: int) -> torch.Tenso
     uniforms are five times cheaper to draw than torch's exponential_)."""
     uniform = torch.stack([torch.rand(vocab, generator=g) for g in generators])
     return torch.log1p(-uniform).neg_()
-
-
-# A token of a byte-level BPE rarely spans more characters than this: a prompt is first cut to
-# its last limit x this many characters, so a huge one is never tokenized whole.
-CHARS_PER_TOKEN_BOUND = 32
 
 
 def prompt_limit(lm: LanguageModel, config: SamplingConfig) -> int:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..models import LanguageModel, positions_from_mask
+from ..models.language_model import head_chars
 
 
 def sequence_nll(
@@ -70,6 +71,7 @@ def perplexities(
     progress: bool = False,
 ) -> np.ndarray:
     """exp(mean token cross-entropy) per text (method.md: sentences of at most 128 tokens)."""
-    enc = lm.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    enc = lm.tokenizer(head_chars(texts, max_length), truncation=True,
+                       max_length=max_length)["input_ids"]  # fmt: skip
     nll = sequence_nll(lm, enc, [1] * len(enc), batch_size=batch_size, progress=progress)
     return np.exp(nll)

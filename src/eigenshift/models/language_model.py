@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -38,6 +39,18 @@ class Batch:
 def accepts_logits_to_keep(lm: LanguageModel) -> bool:
     """Whether the model can compute logits for the last position only (transformers >= 4.50)."""
     return "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+
+
+# A token of a byte-level BPE rarely spans more characters than this: a text truncated to n tokens
+# is first cut to n x this many characters, so a huge text is never tokenized whole.
+CHARS_PER_TOKEN_BOUND = 32
+
+
+def head_chars(texts: Sequence[str], max_tokens: int | None) -> list[str]:
+    """Each text cut to the characters its first `max_tokens` tokens can span."""
+    if max_tokens is None:
+        return list(texts)
+    return [t[: max_tokens * CHARS_PER_TOKEN_BOUND] for t in texts]
 
 
 def cache_argument(lm: LanguageModel) -> str:
@@ -108,7 +121,7 @@ class LanguageModel:
     ) -> Batch:
         """Tokenize with left padding (so the last column is every row's last real token)."""
         enc = self.tokenizer(
-            list(texts),
+            head_chars(texts, max_length),
             return_tensors="pt",
             padding=True,
             padding_side="left",

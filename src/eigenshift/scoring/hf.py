@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..errors import ScorerError
+from ..models.language_model import head_chars
 
 _NON_TOXIC = ("non", "not", "neutral", "clean", "safe", "normal")
 
@@ -71,7 +72,7 @@ class HFClassifierScorer:
         out = []
         for start in range(0, len(texts), self.batch_size):
             enc = self.tokenizer(
-                list(texts[start : start + self.batch_size]),
+                head_chars(texts[start : start + self.batch_size], self.max_length),
                 return_tensors="pt",
                 padding=True,
                 padding_side="right",  # classifiers with absolute positions expect it
