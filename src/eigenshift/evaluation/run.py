@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +67,7 @@ class RunFolder:
                 "empty --out folder"
             )
         new = not self.path.exists()
+        empty = new or not any(self.path.iterdir())
         self.create()
         handle = self.file(self.LOCK).open("a+", encoding="utf-8")
         try:
@@ -89,9 +89,12 @@ class RunFolder:
         try:
             yield self
         except BaseException:
-            # A run refused before it wrote anything leaves no folder behind.
-            if new and {p.name for p in self.path.iterdir()} <= {self.MARKER, self.LOCK}:
-                shutil.rmtree(self.path, ignore_errors=True)
+            # A run refused before it wrote anything leaves the folder as it found it.
+            if empty and {p.name for p in self.path.iterdir()} <= {self.MARKER, self.LOCK}:
+                for name in (self.MARKER, self.LOCK):
+                    self.file(name).unlink(missing_ok=True)
+                if new:
+                    self.path.rmdir()
             raise
         finally:
             del _HELD[key]
@@ -157,7 +160,6 @@ class RunFolder:
 
 # What metrics.json holds, and every method's row in it: what the report and the table read.
 RUN_METRIC_KEYS = {"methods", "threshold", "n_prompts", "samples", "scorer", "bootstrap"}
-# What every method's row of metrics.json holds: what the report and the table read.
 METRIC_KEYS = {"method", "toxic_fraction", "expected_max_toxicity", "perplexity", "intervals",
                "perplexity_ci", "n_toxic", "n_continuations"}  # fmt: skip
 
