@@ -138,6 +138,15 @@ def make_lm(family: str = "llama", seed: int = 0, dtype=torch.float32) -> Langua
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> str:
+    """The tiny llama saved as a model folder, for commands that load `--model FOLDER`."""
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    make_hf_model("llama").save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
 @pytest.fixture
 def tiny_llama() -> LanguageModel:
     return make_lm("llama")

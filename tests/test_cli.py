@@ -9,14 +9,6 @@ from conftest import make_hf_model, tiny_tokenizer
 from eigenshift.cli import cli
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
-    make_hf_model("llama").save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return str(folder)
-
-
 def run(*args):
     return CliRunner().invoke(cli, list(args))
 

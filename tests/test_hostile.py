@@ -17,7 +17,7 @@ import pytest
 import safetensors.torch
 import torch
 from click.testing import CliRunner
-from conftest import PROMPTS, make_hf_model, make_lm, tiny_tokenizer
+from conftest import PROMPTS, make_lm
 
 from eigenshift.cli import cli
 from eigenshift.errors import ArtifactError, DataError, InputError, ScorerError
@@ -34,14 +34,6 @@ from eigenshift.interventions import (
 from eigenshift.io_utils import FILE_MODE, atomic_folder, clean_leftovers, prepare_out
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
-    make_hf_model("llama").save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return str(folder)
 
 
 def run(*args):
