@@ -21,7 +21,7 @@ from common import timed
 
 from eigenshift import SamplingConfig, load_model, load_prompts
 from eigenshift.evaluation import EvalConfig, evaluate
-from eigenshift.generation import sample_top_p
+from eigenshift.generation import race_noise, sample_top_p
 
 
 def sampler(lm, prompts: list[str], repeats: int = 20) -> dict[str, object]:
@@ -30,11 +30,12 @@ def sampler(lm, prompts: list[str], repeats: int = 20) -> dict[str, object]:
         logits = lm.model(**lm.encode(prompts).model_inputs()).logits[:, -1].float()
     probs = torch.softmax(logits, -1)
     vocab = probs.shape[-1]
-    u = torch.rand(len(prompts), generator=torch.Generator().manual_seed(0))
-    fast = sample_top_p(probs, u, 0.95, candidates=1024)
-    full = sample_top_p(probs, u, 0.95, candidates=vocab)
-    _, t_fast = timed(lambda: [sample_top_p(probs, u, 0.95, 1024) for _ in range(repeats)])
-    _, t_full = timed(lambda: [sample_top_p(probs, u, 0.95, vocab) for _ in range(repeats)])
+    gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
+    noise = race_noise(gens, vocab)
+    fast = sample_top_p(probs, noise, 0.95, candidates=1024)
+    full = sample_top_p(probs, noise, 0.95, candidates=vocab)
+    _, t_fast = timed(lambda: [sample_top_p(probs, noise, 0.95, 1024) for _ in range(repeats)])
+    _, t_full = timed(lambda: [sample_top_p(probs, noise, 0.95, vocab) for _ in range(repeats)])
     return {
         "vocab": vocab,
         "rows": len(prompts),
