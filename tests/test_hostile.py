@@ -31,7 +31,13 @@ from eigenshift.interventions import (
     ScaleUnembeddingInput,
     load_intervention,
 )
-from eigenshift.io_utils import FILE_MODE, atomic_folder, clean_leftovers, prepare_out
+from eigenshift.io_utils import (
+    FILE_MODE,
+    atomic_folder,
+    clean_leftovers,
+    prepare_out,
+    temporary_file,
+)
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -498,6 +504,10 @@ def test_10_atomic_writes_get_the_usual_permissions(tmp_path):
     with atomic_folder(tmp_path / "folder") as tmp:
         (tmp / "x").write_text("x")
     assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o777 & ~_umask()
+    with temporary_file(tmp_path, "tensors") as tmp:  # how neuron scores are written
+        tmp.write_bytes(b"x")
+        os.replace(tmp, tmp_path / "tensors")
+    assert (tmp_path / "tensors").stat().st_mode & 0o777 == FILE_MODE == 0o666 & ~_umask()
 
 
 def _umask() -> int:

@@ -36,15 +36,9 @@ def _prefix(name: str, kind: str = "tmp") -> str:
 
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path.name))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, FILE_MODE)
+    with temporary_file(path.parent, path.name) as tmp:
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -62,9 +56,8 @@ def temporary_file(folder: Path, name: str) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(name))
     os.close(fd)
     try:
+        os.chmod(tmp, FILE_MODE)  # set before the caller's os.replace moves it into place
         yield Path(tmp)
-        if Path(tmp).exists():
-            os.chmod(tmp, FILE_MODE)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -115,8 +108,6 @@ def check_writable(folder: Path) -> None:
 
 def check_replaceable(target: Path, marker: str) -> None:
     """Refuse to replace an existing, non-empty folder that lacks our `marker` file."""
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{target} is a file; give a folder to write into")
     if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
         raise InputError(
             f"{target} exists and is not a folder eigenshift wrote (no {marker}); refusing to "
@@ -130,13 +121,13 @@ def prepare_out(target: Path, marker: str | None = None) -> Path:
     parent writable; without, files are written into `target`, which must be writable. What a
     killed earlier run left beside it is cleaned up."""
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target} is a file; give a folder to write into")
     if marker is not None:
         check_replaceable(target, marker)
         check_writable(target.parent)
         clean_leftovers(target.parent, target.name)
     else:
-        if target.exists() and not target.is_dir():
-            raise InputError(f"{target} is a file; give a folder to write into")
         check_writable(target)
         clean_leftovers(target)
     return target
