@@ -140,6 +140,9 @@ def shorten(lm: LanguageModel, prompts: Sequence[str], limit: int) -> list[str]:
     depends on the end of its prompt); the shortened text is what every later step uses."""
     out, cut = [], 0
     for prompt in prompts:
+        if len(prompt.encode("utf-8")) < limit:  # a token spans at least a byte: nothing to cut
+            out.append(prompt)
+            continue
         text = prompt[-limit * CHARS_PER_TOKEN_BOUND :]
         ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) > limit or len(text) < len(prompt):

@@ -28,10 +28,9 @@ class Rows(list[Row]):
         self.lines = list(lines) if lines is not None else list(range(1, len(self) + 1))
 
     def where(self, index: int) -> str:
-        number = self.lines[index] if index < len(self.lines) else index + 1
         if self.unit == "line":
-            return f"{self.origin}:{number}"
-        return f"{self.origin} {self.unit} {number}"
+            return f"{self.origin}:{self.lines[index]}"
+        return f"{self.origin} {self.unit} {self.lines[index]}"
 
 
 def read_rows(spec: str, what: str) -> tuple[Rows, str]:
