@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,15 +36,6 @@ def out_option(
 
     return click.option("--out", type=click.Path(file_okay=False, path_type=Path),
                         required=required, help=help, callback=prepare)  # fmt: skip
-
-
-def check_artifacts(folders: Iterable[Path]) -> None:
-    """Read every artifact (checked, without a model) before the model loads: a damaged one is
-    refused in a second, not after the load."""
-    from ..interventions import Intervention
-
-    for folder in folders:
-        Intervention.load(folder)
 
 
 def print_results(metrics: dict[str, Any], paths: dict[str, Path]) -> None:

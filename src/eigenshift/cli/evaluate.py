@@ -14,7 +14,7 @@ from ..generation import SamplingConfig
 from ..interventions.eigenshift import EigenShiftConfig
 from ..models import ModelOptions
 from ..sweep import SweepConfig
-from .common import check_artifacts, model_options, out_option, print_results
+from .common import model_options, out_option, print_results
 from .options import config_options
 
 # The sweep's EigenShift fits share the evaluation's prompts, scorer and threshold; their own
@@ -40,9 +40,9 @@ def evaluate(
     from ..report import write_report
 
     with RunFolder(out).lock():  # checked and held before the model loads
-        check_artifacts(interventions)
+        loaded = load_interventions(interventions)  # checked before the model loads
         lm = model.load()
-        metrics = run_evaluation(lm, load_interventions(interventions, lm), config, out)
+        metrics = run_evaluation(lm, loaded, config, out)  # refuses a foreign one before work
         print_results(metrics, write_report(out))
 
 
@@ -82,9 +82,11 @@ def sweep(
 
     fit = replace(fit, sampling=fit_sampling, **{k: getattr(evaluation, k) for k in SHARED})
     with RunFolder(out).lock() as run:  # checked and held before the model loads
-        check_artifacts(others)
+        loaded = load_interventions(others)  # checked before the model loads
         lm = model.load()
-        grid = sweep_grid(lm, settings, fit, load_interventions(others, lm))
+        for intervention in loaded.values():  # a foreign one is refused before EigenShift fits
+            intervention.check_compatible(lm)
+        grid = sweep_grid(lm, settings, fit, loaded)
         summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit)
     click.echo(format_table(run.metrics()))
     click.echo(f"best: {summary['best']} ({summary['best_reason']})")

@@ -8,7 +8,7 @@ import click
 
 from ..export import EXPORT_FILE
 from ..models import ModelOptions
-from .common import check_artifacts, model_options, out_option
+from .common import model_options, out_option
 
 
 @click.command()
@@ -36,9 +36,9 @@ def export(model: ModelOptions, intervention_dir: Path, out: Path) -> None:
     from ..export import export_model
     from ..interventions import load_intervention
 
-    check_artifacts([intervention_dir])
+    edit = load_intervention(intervention_dir)  # checked before the model loads
     lm = model.load()
-    folder = export_model(lm, load_intervention(intervention_dir, lm), out)
+    folder = export_model(lm, edit, out)  # the bake refuses it on a model it was not fitted on
     click.echo(f"exported to {folder}: AutoModelForCausalLM.from_pretrained('{folder}') loads it")
 
 

@@ -344,7 +344,7 @@ def load_intervention(directory: str | Path, lm: LanguageModel | None = None) ->
 
 
 def load_interventions(
-    directories: Iterable[str | Path], lm: LanguageModel
+    directories: Iterable[str | Path], lm: LanguageModel | None = None
 ) -> dict[str, Intervention]:
     """Artifacts named by their folder (the full path where two folders share a name)."""
     loaded: dict[str, Intervention] = {}
