@@ -127,9 +127,9 @@ def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
 
     from eigenshift import load_model
 
-    fit_args = ["--model", tiny_folder, "--fit-prompts", "30", "--max-new-tokens", "5",
-                "--scorer", coin_scorer, "--min-toxic", "3", "--k", "4",
-                "--alpha", "0"]  # fmt: skip
+    fit_args = ["--model", tiny_folder, "--evidence", "generated", "--attribution-drop", "0",
+                "--fit-prompts", "30", "--max-new-tokens", "5", "--scorer", coin_scorer,
+                "--min-toxic", "3", "--k", "4", "--alpha", "0"]  # fmt: skip
     bakeable = [*fit_args, "--recipe", "paper"]
     result = run("fit", "eigenshift", *bakeable, "--out", str(tmp_path / "es"))
     assert result.exit_code == 0, result.output
@@ -166,8 +166,9 @@ def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
 
 
 def test_fit_with_too_few_toxic_states_exits_2(tiny_folder, tmp_path):
-    line = _one_error_line(run("fit", "eigenshift", "--model", tiny_folder, "--fit-prompts", "4",
-                               "--max-new-tokens", "3", "--out", str(tmp_path / "es")))  # fmt: skip
+    line = _one_error_line(run("fit", "eigenshift", "--model", tiny_folder, "--evidence",
+                               "generated", "--fit-prompts", "4", "--max-new-tokens", "3",
+                               "--out", str(tmp_path / "es")))  # fmt: skip
     assert "toxic states" in line and "--fit-prompts" in line
 
 
@@ -175,7 +176,8 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     from eigenshift.interventions import read_meta
 
     args = ["--model", tiny_folder, "--scorer", coin_scorer, "--judge", "none",
-            "--fit-prompts", "30", "--min-toxic", "3", "--max-prompts", "6", "--samples", "2",
+            "--evidence", "generated", "--attribution-drop", "0", "--fit-prompts", "30",
+            "--min-toxic", "3", "--max-prompts", "6", "--samples", "2",
             "--max-new-tokens", "5", "--clean-texts", "5", "--bootstrap", "50",
             "--k", "2", "--k", "4", "--alpha", "0", "--alpha", "-0.5",
             "--recipe", "paper", "--recipe", "matched", "--ppl-limit", "10"]  # fmt: skip

@@ -10,11 +10,11 @@ from conftest import make_lm
 
 from eigenshift.decomposition import right_singular, right_singular_svd
 from eigenshift.errors import ArtifactError, InputError, NotBakeableError
+from eigenshift.evidence import clean_weights
 from eigenshift.explain import explain, write_explanation
 from eigenshift.export import export_model
 from eigenshift.generation import SamplingConfig
 from eigenshift.interventions import EigenShift, EigenShiftConfig, load_intervention
-from eigenshift.interventions.eigenshift import FitStates, clean_weights
 
 
 class LetterScorer:
@@ -26,8 +26,8 @@ class LetterScorer:
         return np.array([0.9 if "o" in t else 0.05 for t in texts])
 
 
-SMALL = dict(fit_prompts=24, sampling=SamplingConfig(max_new_tokens=6, greedy=True), min_toxic=3,
-             k=3, alpha=0.2, recipe="paper")  # fmt: skip
+SMALL = dict(evidence="generated", fit_prompts=24, min_toxic=3, k=3, alpha=0.2, recipe="paper",
+             sampling=SamplingConfig(max_new_tokens=6, greedy=True))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,8 @@ def test_gram_route_spans_the_svd_subspaces():
 def test_fit_collects_states_and_selects_directions(fitted):
     _, fit = fitted
     stats = fit.meta.stats
-    assert stats["toxic_states"] >= 3 and stats["clean_states_first"] >= 1
-    assert stats["toxic_rejected_argmax"] == 0  # greedy: the argmax is the token
+    assert stats["toxic_states"] >= 3 and stats["generated"]["clean_texts"] >= 1
+    assert stats["generated"]["rejected_implausible"] == 0  # greedy: the argmax is the token
     assert all("o" in t for t in stats["toxic_tokens"])  # occlusion found the 'o' tokens
     iv = fit.intervention()
     assert iv.k == 3 and iv.alpha == 0.2
@@ -78,8 +78,10 @@ def test_selection_does_not_depend_on_singular_vector_signs(fitted):
     assert (flips < 0).any() and (flips > 0).any()
     # delta measured again from the fit's own states in the flipped basis, not flipped by hand
     v = fit.v * flips
-    w = clean_weights(fit.states, fit.config.choice("contrast"))
-    delta = (fit.states.toxic @ v).mean(0) - w @ (fit.states.clean @ v)
+    every = (torch.ones(len(fit.states.toxic), dtype=torch.bool),
+             torch.ones(len(fit.states.clean), dtype=torch.bool))  # fmt: skip
+    w = fit.projections.weigh(*every)
+    delta = (fit.states.toxic.double() @ v).mean(0) - w @ (fit.states.clean.double() @ v)
     torch.testing.assert_close(delta, fit.delta * flips)
     flipped = replace(fit, v=v, delta=delta)
     assert torch.equal(
@@ -88,23 +90,18 @@ def test_selection_does_not_depend_on_singular_vector_signs(fitted):
 
 
 def test_clean_weights_first_and_matched_by_hand():
-    states = FitStates(
-        toxic=torch.zeros(3, 2, dtype=torch.float64),
-        toxic_positions=torch.tensor([1, 1, 2]),
-        clean=torch.zeros(6, 2, dtype=torch.float64),
-        clean_positions=torch.tensor([0, 1, 2, 0, 1, 3]),
-    )
-    first = clean_weights(states, "first")
+    toxic_keys = torch.tensor([1, 1, 2])
+    clean_pos = torch.tensor([0, 1, 2, 0, 1, 3])
+    first = clean_weights(toxic_keys, clean_pos, clean_pos, "first")
     assert first.tolist() == [0.5, 0, 0, 0.5, 0, 0]  # the first token of each continuation
     # matched: position 1 holds 2/3 of the toxic states (two clean states share it), position 2
     # holds 1/3 (one clean state), positions 0 and 3 none
-    matched = clean_weights(states, "matched")
+    matched = clean_weights(toxic_keys, clean_pos, clean_pos, "matched")
     torch.testing.assert_close(matched, torch.tensor([0, 1 / 3, 1 / 3, 0, 1 / 3, 0],
                                                      dtype=torch.float64))  # fmt: skip
     assert float(matched.sum()) == pytest.approx(1.0)
-    far = replace(states, toxic_positions=torch.tensor([5, 5, 5]))
     with pytest.raises(InputError, match="no clean states at the positions"):
-        clean_weights(far, "matched")
+        clean_weights(torch.tensor([5, 5, 5]), clean_pos, clean_pos, "matched")
 
 
 def test_identity_cases(fitted):
@@ -177,7 +174,7 @@ def test_too_few_toxic_states_says_what_to_do():
         def score(self, texts):
             return np.zeros(len(texts))
 
-    with pytest.raises(InputError, match=r"only 0 toxic states.*--fit-prompts"):
+    with pytest.raises(InputError, match=r"only 0 toxic .*--fit-prompts"):
         EigenShift.fit_statistics(lm, EigenShiftConfig(**SMALL), scorer=Clean(), progress=False)
 
 

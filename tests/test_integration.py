@@ -64,23 +64,26 @@ def test_batched_equals_one_by_one_on_the_default_model(default_lm):
 def test_quick_demo_on_the_default_model(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    test = tmp_path / "tune" / "test"
+    metrics = json.loads((test / "metrics.json").read_text())
     rows = metrics["methods"]
     original = rows[0]
-    assert [r["method"] for r in rows] == ["original", "eigenshift", "aura", "det0", "damp",
-                                           "steer", "linear-act"]  # fmt: skip
+    tune = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    tuned = [name for name in ("eigenshift", "steer", "linear-act") if tune["chosen"][name]]
+    assert [r["method"] for r in rows] == ["original", *tuned, "aura", "det0", "damp"]
     assert {r["n_continuations"] for r in rows} == {80}  # the same prompts and seeds for all
     assert 5 < original["perplexity"] < 100 and original["degenerate_share"] < 0.2
-    assert metrics["excluded_prompts"] == 120  # evaluated on prompts the fit did not see
-    assert (tmp_path / "eigenshift" / "intervention.safetensors").exists()
-    assert "EigenShift directions" in (tmp_path / "report.html").read_text()
+    prompts = tune["prompts"]  # tuned on validation prompts, reported on others
+    assert len(prompts["validation"]) == 20 and not set(prompts["validation"]) & set(
+        prompts["test"])
+    assert "EigenShift directions" in (test / "report.html").read_text()
     # A second run reuses the fits and every continuation: nothing is generated again.
     stamps = {name: (tmp_path / name / "intervention.json").stat().st_mtime_ns
-              for name in ("eigenshift", "aura", "steer", "linear-act")}  # fmt: skip
+              for name in ("aura", "steer", "linear-act")}  # fmt: skip
     again = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
     assert again.exit_code == 0, again.output
-    assert json.loads((tmp_path / "metrics.json").read_text())["methods"] == rows
-    for name in ("eigenshift", "aura", "steer", "linear-act"):  # fits reused, not redone
+    assert json.loads((test / "metrics.json").read_text())["methods"] == rows
+    for name in ("aura", "steer", "linear-act"):  # fits reused, not redone
         assert (tmp_path / name / "intervention.json").stat().st_mtime_ns == stamps[name]
 
 

@@ -1,6 +1,8 @@
-"""The main job on the embedded defaults: fit EigenShift on fit prompts and the baselines (AurA,
-Det-0, Damp, steering, Linear-AcT) on the labelled data, evaluate the original model and every
-method on the same other prompts, explain the removed directions, write the report.
+"""The main job on the embedded defaults: fit EigenShift and the baselines (AurA, Det-0, Damp,
+steering, Linear-AcT) on the labelled data; tune EigenShift and the two steering baselines on
+validation prompts with the same budget and rule (`tune`); evaluate the original model, the three
+tuned methods and the neuron baselines at their published settings on the same test prompts;
+explain the removed directions; write the report.
 
 Every fit is saved under the run folder and reused on the next run when it matches."""
 
@@ -8,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .data import load_labelled
 from .errors import ArtifactError
-from .evaluation import EvalConfig, RunFolder, evaluate
+from .evaluation import EvalConfig, RunFolder
 from .explain import write_explanation
 from .generation import SamplingConfig
 from .interventions import (
@@ -23,6 +25,7 @@ from .interventions import (
     Det0,
     EigenShift,
     EigenShiftConfig,
+    EigenShiftFit,
     Intervention,
     LinearAcT,
     MeanDifferenceSteering,
@@ -32,14 +35,20 @@ from .locate.neurons import neuron_scores_for
 from .models import LanguageModel, load_model
 from .report import write_report
 from .settings import setting
+from .tune import TuneConfig, tune
 
 log = logging.getLogger(__name__)
 
 DEMO = EvalConfig(max_prompts=200, sampling=SamplingConfig(samples=4), clean_texts=300)
 QUICK = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), clean_texts=60,
                    bootstrap=500)  # fmt: skip
+# The same budget for every tuned method: 8 points each (EigenShift 4 k x 2 alpha), 4 when quick.
+TUNE = TuneConfig(validation_prompts=60, test_prompts=200)
+QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(2, 8), alphas=(0.0, -1.0),
+                        strengths=(0.5, 1.0, 2.0, 4.0))  # fmt: skip
+TUNED = ("steer", "linear-act")
 FIT = EigenShiftConfig()
-QUICK_FIT = replace(FIT, fit_prompts=120)
+QUICK_FIT = replace(FIT, max_texts=1500)
 # Labelled texts for the baselines: neuron scores and steering, and (fewer: one pass per layer)
 # the causal Linear-AcT fit.
 BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
@@ -63,14 +72,6 @@ def reused(
     intervention = make()
     intervention.save(folder)
     return intervention
-
-
-def fitted(lm: LanguageModel, config: EigenShiftConfig, folder: Path) -> EigenShift:
-    """The EigenShift fit in `folder` if it was made with this config, else a new fit."""
-    def same(iv: Intervention) -> bool:
-        return isinstance(iv, EigenShift) and iv.params["fit_config"] == asdict(config)
-
-    return reused(lm, folder, same, lambda: EigenShift.fit(lm, config))  # type: ignore[return-value]
 
 
 def on_data(method: str, data_hash: str) -> Callable[[Intervention], bool]:
@@ -120,11 +121,17 @@ def _demo(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     out = Path(config.out)
     lm = load_model(config.model)
-    intervention = fitted(lm, QUICK_FIT if config.quick else FIT, out / "eigenshift")
-    write_explanation(lm, intervention, out)
-    methods: dict[str, Intervention] = {"eigenshift": intervention}
+    fit = EigenShift.fit_statistics(lm, QUICK_FIT if config.quick else FIT)
+    tuned: dict[str, EigenShiftFit | Intervention] = {"eigenshift": fit}
+    fixed: dict[str, Intervention] = {}
     if config.baselines:
-        methods |= fit_baselines(lm, out, config.quick)
+        for name, baseline in fit_baselines(lm, out, config.quick).items():
+            (tuned if name in TUNED else fixed)[name] = baseline
     settings = evaluation or (QUICK if config.quick else DEMO)
-    metrics = evaluate(lm, methods, settings, out)  # excludes EigenShift's fit prompts
-    return metrics, write_report(out)
+    tune(lm, tuned, QUICK_TUNE if config.quick else TUNE, settings, out / "tune", fixed=fixed)
+    test = out / "tune" / "test"
+    folder = out / "tune" / "chosen" / "eigenshift"
+    chosen = load_intervention(folder, lm) if folder.is_dir() else fit.intervention()
+    assert isinstance(chosen, EigenShift)
+    write_explanation(lm, chosen, test)
+    return RunFolder(test).metrics(), write_report(test)

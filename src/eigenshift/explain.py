@@ -29,6 +29,7 @@ def explain(lm: LanguageModel, intervention: EigenShift, top: int = 12) -> list[
     s = intervention.tensors["singular_values"]
     with torch.no_grad():
         logits = (weight @ v_k).float().cpu()  # (vocab, k)
+    boot = intervention.meta.stats.get("stability", {}).get("bootstrap", {})
     rows = []
     for rank, idx in enumerate(indices):
         sign = 1.0 if float(deltas[idx]) >= 0 else -1.0
@@ -43,6 +44,10 @@ def explain(lm: LanguageModel, intervention: EigenShift, top: int = 12) -> list[
                 "spectrum_position": f"{idx + 1} of {len(s)}",
                 "delta": float(deltas[idx]),
                 "score": float(scores[idx]),
+                "score_interval": [boot["score_low"][rank], boot["score_high"][rank]]
+                if boot.get("score_low") else None,
+                "selected_share": boot["selected_share"][rank] if boot.get("selected_share")
+                else None,
                 "toxic_side_tokens": [lm.tokenizer.decode([t]) for t in toxic_side],
                 "other_side_tokens": [lm.tokenizer.decode([t]) for t in other_side],
             }
@@ -72,6 +77,34 @@ def delta_spectrum(intervention: EigenShift, path: Path) -> Path:
     return path
 
 
+def _interval(bounds: list[float] | None) -> str:
+    return f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else ""
+
+
+def _share(share: float | None) -> str:
+    return f"{100 * share:.0f}%" if share is not None else ""
+
+
+def _stability_lines(intervention: EigenShift) -> list[str]:
+    """What the evidence supports: states per source, and how two disjoint halves agree."""
+    stats = intervention.meta.stats
+    halves = stats.get("stability", {}).get("halves", {})
+    lines = [f"Evidence: {stats.get('toxic_states')} toxic and {stats.get('clean_states')} clean "
+             "states" + "".join(f"; {name}: {stats[name]['toxic_states']} toxic"
+                                for name in ("generated", "labelled") if name in stats) + "."]
+    if halves.get("per_k"):
+        lines += ["", "Two disjoint halves of the texts, fitted apart (subspace similarity: mean "
+                  "squared cosine of the principal angles; chance: k/d):", "",
+                  "| k | subspace similarity | index overlap | chance |", "|---|---|---|---|"]
+        lines += [f"| {r['k']} | {r['subspace_similarity']:.3f} | {r['index_overlap']:.3f} | "
+                  f"{r['chance']:.3f} |" for r in halves["per_k"]]
+        lines += ["", f"Rank correlation of all directions' scores between the halves: "
+                  f"{halves['score_rank_correlation']:.3f}. Score intervals and 'in top k' "
+                  "(the share of bootstrap resamples of the texts in which the direction is "
+                  "selected) below."]
+    return [*lines, ""]
+
+
 def _cell(tokens: list[str]) -> str:
     return " ".join(f"`{t.strip() or repr(t)}`".replace("|", "\\|") for t in tokens)
 
@@ -93,12 +126,15 @@ def write_explanation(
         "",
         f"![delta spectrum]({figure.name})",
         "",
-        "| rank | direction | singular value | delta | score | toxic side | other side |",
-        "|---|---|---|---|---|---|---|",
+        *_stability_lines(intervention),
+        "| rank | direction | singular value | delta | score [95% CI] | in top k | toxic side "
+        "| other side |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['rank']} | {r['spectrum_position']} | {r['singular_value']:.3f} | "
-        f"{r['delta']:+.4f} | {r['score']:.4f} | {_cell(r['toxic_side_tokens'])} | "
+        f"{r['delta']:+.4f} | {r['score']:.4f}{_interval(r['score_interval'])} | "
+        f"{_share(r['selected_share'])} | {_cell(r['toxic_side_tokens'])} | "
         f"{_cell(r['other_side_tokens'])} |"
         for r in rows
     ]

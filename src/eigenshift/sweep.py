@@ -87,13 +87,13 @@ def grid_name(recipe: str, k: int, alpha: float) -> str:
 def eigenshift_fits(
     lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[Recipe], *, progress: bool = True
 ) -> dict[str, EigenShiftFit]:
-    """One fit per recipe; one generation pass serves them all (the states are shared)."""
+    """One fit per recipe; one gathering of evidence serves them all (the states are shared)."""
     fits: dict[str, EigenShiftFit] = {}
     states = None
     for recipe in recipes:
         fits[recipe] = EigenShift.fit_statistics(lm, replace(base, recipe=recipe), states=states,
                                                  progress=progress)  # fmt: skip
-        states = fits[recipe].states
+        states = fits[recipe].evidence()
     return fits
 
 

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                            "folder."),
     "sweep": ("evaluate", "Evaluate operating points (EigenShift's k x alpha grid, other "
                           "methods' strengths) on the same prompts."),
+    "tune": ("evaluate", "Choose each method's operating point on validation prompts by one "
+                         "rule, then evaluate the chosen points once on disjoint test prompts."),
     "demo": ("evaluate", "The main job on the embedded defaults."),
     "fit": ("fit", "Fit an intervention and save it as a folder (intervention.safetensors + "
                    ".json)."),

@@ -1,9 +1,10 @@
-"""`evaluate`, `report`, `sweep`, `demo`: compare the original model with interventions."""
+"""`evaluate`, `report`, `sweep`, `tune`, `demo`: compare the original model with interventions."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,12 +15,14 @@ from ..generation import SamplingConfig
 from ..interventions.eigenshift import EigenShiftConfig
 from ..models import ModelOptions
 from ..sweep import SweepConfig
+from ..tune import TuneConfig
 from .common import model_options, out_option, print_results
 from .options import config_options
 
 # The sweep's EigenShift fits share the evaluation's prompts, scorer and threshold; their own
 # generation settings come as --fit-... options.
-FIT_IN_SWEEP = ("fit_prompts", "contrast", "score", "dampen", "min_toxic")
+FIT_IN_SWEEP = ("evidence", "data", "max_texts", "fit_prompts", "contrast", "score", "dampen",
+                "min_toxic", "rule")  # fmt: skip
 SHARED = ("prompts", "prompt_seed", "scorer", "threshold")
 FIT_SAMPLING = EigenShiftConfig().sampling
 
@@ -92,6 +95,55 @@ def sweep(
     click.echo(f"best: {summary['best']} ({summary['best_reason']})")
     click.echo(f"report: {run.file(RunFolder.REPORT_HTML)}; trade-off: "
                f"{run.file(RunFolder.PARETO)}")  # fmt: skip
+
+
+FIT_IN_TUNE = ("evidence", "data", "text_column", "label_column", "layout", "max_texts",
+               "fit_prompts", "recipe")  # fmt: skip
+
+
+@click.command()
+@model_options
+@config_options(EvalConfig, into="evaluation")
+@config_options(TuneConfig, into="settings")
+@config_options(EigenShiftConfig, into="fit", only=FIT_IN_TUNE)
+@click.option("--eigenshift/--no-eigenshift", default=True, show_default=True,
+              help="Fit EigenShift and tune its k and alpha.")
+@click.option("--with", "others", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A fitted intervention folder to tune too (over its strength, when it has "
+                   "one); repeat for several.")  # fmt: skip
+@out_option("Tune folder; rerunning with the same settings resumes it.", check=False)
+def tune(
+    model: ModelOptions,
+    evaluation: EvalConfig,
+    settings: TuneConfig,
+    fit: EigenShiftConfig,
+    eigenshift: bool,
+    others: tuple[Path, ...],
+    out: Path,
+) -> None:
+    """Choose each method's operating point on validation prompts by one rule, then evaluate the
+    chosen points once on disjoint test prompts."""
+    from ..errors import InputError
+    from ..interventions import EigenShift, load_interventions
+    from ..report import format_table
+    from ..tune import tune as run_tune
+
+    if not eigenshift and not others:
+        raise InputError("nothing to tune: keep --eigenshift or give --with FOLDER")
+    fit = replace(fit, **{k: getattr(evaluation, k) for k in SHARED})
+    with RunFolder(out).lock():  # checked and held before the model loads
+        loaded = load_interventions(others)  # checked before the model loads
+        lm = model.load()
+        for intervention in loaded.values():
+            intervention.check_compatible(lm)
+        methods: dict[str, Any] = dict(loaded)
+        if eigenshift:
+            methods = {"eigenshift": EigenShift.fit_statistics(lm, fit), **methods}
+        summary = run_tune(lm, methods, settings, evaluation, out)
+    click.echo(format_table(RunFolder(out / "test").metrics()))
+    for name, point in summary["chosen"].items():
+        click.echo(f"{name}: {point or 'no point meets the rule'}")
+    click.echo(f"rule: {summary['rule']}; summary: {out / 'tune.json'}")
 
 
 @click.command()

@@ -7,8 +7,10 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+import torch
 
 from ..data import PromptSet, load_prompts
 from ..errors import InputError
@@ -107,10 +109,19 @@ def exclude_fit_prompts(
 
 
 def signature(intervention: Intervention | None) -> str:
+    """What the edit is (method, parameters, the weights and data it was fitted on, its tensors),
+    not when it was made: a deterministic refit resumes the run its first fit started."""
     if intervention is None:
         return ORIGINAL
-    meta = json.dumps(asdict(intervention.meta), sort_keys=True).encode()
-    return hashlib.sha256(meta).hexdigest()[:16]
+    meta = intervention.meta
+    digest = hashlib.sha256(json.dumps(
+        [meta.method, meta.params, meta.weight_hashes, meta.data_hashes, meta.seed],
+        sort_keys=True, default=str).encode())  # fmt: skip
+    for name in sorted(intervention.tensors):
+        digest.update(name.encode())
+        tensor = intervention.tensors[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def method_names(interventions: Mapping[str, Intervention] | Sequence[Intervention]) -> Methods:

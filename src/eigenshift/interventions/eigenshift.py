@@ -1,16 +1,18 @@
 """EigenShift (method.md section 3): dampen the right singular directions of the unembedding that
-toxic generations use more than clean ones.
+toxic text uses more than clean text.
 
-Fitting collects lm_head-input states from the model's own generations (captured in the same
-pass), decomposes the unembedding through its Gram matrix, scores every direction, and keeps the
-per-direction statistics so a sweep over k and alpha needs one fit. Three choices are explicit
-(method.md section 7 says why), with two presets:
+Fitting gathers lm_head-input states (`evidence.py`: the model's own continuations of prompts,
+labelled text, or both, all teacher-forced), decomposes the unembedding through its Gram matrix,
+scores every direction, measures how stable the selection is (`stability.py`), and keeps the
+per-direction statistics so a sweep or a tune over k and alpha needs one fit. Three choices are
+explicit (method.md section 7 says why), with two presets:
 
-- contrast: clean states from the *first* generated token (paper) or from the *same positions*
-  as the toxic states (matched), so the contrast is not confounded with position;
+- contrast: clean states from the *first* position (paper) or from the *same positions* as the
+  toxic states (matched), so the contrast is not confounded with position;
 - score: |delta| (paper, made sign-free) or |delta| / pooled spread (standardized);
 - dampen: towards zero, h - (1 - alpha) V_k V_k^T h (paper; bakeable), or towards the clean mean,
-  h - (1 - alpha) V_k V_k^T (h - mu) (centered; needs a bias the unembedding lacks: hook only).
+  h - (1 - alpha) V_k V_k^T (h - mu) (centered: adds a constant logit shift, which a head
+  without a bias cannot hold: hook only).
 """
 
 from __future__ import annotations
@@ -18,19 +20,29 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import torch
 
-from ..data import load_prompts
+from ..data import load_labelled, load_prompts
+from ..data.labelled import Layout
 from ..decomposition import right_singular
 from ..errors import InputError
-from ..generation import Generation, SamplingConfig, generate
+from ..evidence import (
+    EvidenceRule,
+    FitStates,
+    clean_weights,
+    generated_states,
+    keys_of,
+    labelled_states,  # fmt: skip
+)
+from ..generation import SamplingConfig
 from ..hooks import Site
 from ..models import LanguageModel
 from ..models.architecture import weight_of
-from ..scoring import Scorer, attribute_tokens, load_scorer
+from ..scoring import Scorer, load_scorer
 from ..settings import check_settings, setting
+from ..stability import Projections, bootstrap, direction_stats, halves, selection_score
 from .base import ArtifactMeta, FitInputs, Intervention, Shapes, register
 from .edits import Affine, Edit
 
@@ -41,13 +53,23 @@ RECIPES: dict[str, dict[str, str]] = {
     "paper": {"contrast": "first", "score": "delta", "dampen": "zero"},
     "matched": {"contrast": "matched", "score": "standardized", "dampen": "centered"},
 }
+STABILITY_KS = (1, 2, 5, 10, 20)
 
 
 Recipe = Literal["paper", "matched"]
+Evidence = Literal["generated", "labelled", "both"]
 
 
 @dataclass(frozen=True)
 class EigenShiftConfig:
+    evidence: Evidence = setting("labelled", "Where the states come from: the model's own "
+                                 "continuations of prompts, labelled text, or both.")  # fmt: skip
+    data: str = setting("default", "Labelled texts (CSV/JSONL/HF id); default: the insults data.")
+    text_column: str | None = setting(None, "Column of the labelled texts holding the text.")
+    label_column: str | None = setting(None, "Column of the labelled texts holding the label.")
+    layout: Layout | None = setting(None, "A known layout of the labelled texts.")
+    max_texts: int | None = setting(None, "A stratified, seeded subsample of the labelled texts.",
+                                    minimum=2)  # fmt: skip
     prompts: str = setting("default", "Prompts to generate on (RTP jsonl, CSV, HF id).")
     fit_prompts: int = setting(300, "Prompts generated on to collect states.", minimum=1)
     prompt_seed: int = setting(0, "Seed of the prompt shuffle.")
@@ -65,12 +87,15 @@ class EigenShiftConfig:
     score: Literal["delta", "standardized"] | None = setting(
         None, "Rank directions by |delta| or |delta| / spread.")
     dampen: Literal["zero", "centered"] | None = setting(
-        None, "Shrink towards zero (bakeable) or towards the clean mean (hook).")
+        None, "Shrink towards zero or towards the clean mean (a constant logit shift).")
     sampling: SamplingConfig = setting(SamplingConfig(greedy=True))
-    scorer: str = setting("default", "Scorer of the fit generations.")
+    rule: EvidenceRule = setting(EvidenceRule())
+    scorer: str = setting("default", "Scorer of the fit texts (attribution, and continuations).")
     threshold: float = setting(0.5, "A continuation is toxic when its score is at least this.",
                                minimum=0, maximum=1)  # fmt: skip
     min_toxic: int = setting(10, "Fewest toxic states a fit accepts.", minimum=1)
+    resamples: int = setting(200, "Bootstrap resamples of each selected direction's score "
+                                  "(0: none).", minimum=0)  # fmt: skip
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -79,6 +104,9 @@ class EigenShiftConfig:
 
     def choice(self, name: str) -> str:
         return getattr(self, name) or RECIPES[self.recipe][name]
+
+    def uses(self, source: str) -> bool:
+        return self.evidence in (source, "both")
 
     def n_directions(self, d: int) -> int:
         if self.k is not None:
@@ -91,93 +119,32 @@ class EigenShiftConfig:
         return min(DEFAULT_K, d)
 
 
-@dataclass
-class FitStates:
-    """Hidden states (lm_head inputs) from the fit generations, with where they came from."""
-
-    toxic: torch.Tensor  # (n_toxic, d): the state that emitted each attributed toxic token
-    toxic_positions: torch.Tensor  # generated-token index of each
-    clean: torch.Tensor  # (n, d): every state of every clean continuation
-    clean_positions: torch.Tensor
-    counts: dict[str, int] = field(default_factory=dict)
-    toxic_tokens: list[str] = field(default_factory=list)
-
-
 def fit_prompt_indices(config: EigenShiftConfig) -> tuple[list[int], list[str], str]:
     prompts = load_prompts(config.prompts)
     chosen, texts = prompts.select(config.fit_prompts, config.prompt_seed)
     return chosen, texts, prompts.hash()
 
 
-def hidden_of(gen: Generation) -> torch.Tensor:
-    assert gen.hidden is not None  # generated with capture_hidden
-    return gen.hidden
-
-
-def collect_states(
-    lm: LanguageModel,
-    prompts: list[str],
-    prompt_ids: list[int],
-    config: EigenShiftConfig,
-    scorer: Scorer,
-    progress: bool = True,
-) -> FitStates:
-    """Generate once with capture; attribute toxic tokens by occlusion; keep only the states whose
-    argmax is the attributed token (the state really emitted it)."""
-    gens = generate(lm, prompts, config.sampling, prompt_ids=prompt_ids, capture_hidden=True,
-                    progress=progress)  # fmt: skip
-    scores = scorer.score([g.text for g in gens])
-    toxic_idx = [i for i, g in enumerate(gens) if scores[i] >= config.threshold and g.token_ids]
-    clean_idx = [i for i, g in enumerate(gens) if scores[i] < config.threshold and g.token_ids]
-    attributions = attribute_tokens(scorer, lm.tokenizer, [gens[i].token_ids for i in toxic_idx])
-    candidates = [(i, a.top) for i, a in zip(toxic_idx, attributions, strict=True) if a.top >= 0]
-    d = lm.arch.hidden_size
-    toxic = (
-        torch.stack([hidden_of(gens[i])[j] for i, j in candidates]) if candidates
-        else torch.zeros(0, d)
-    )
-    emitted = torch.tensor([gens[i].token_ids[j] for i, j in candidates], dtype=torch.long)
-    if len(candidates):
-        with torch.inference_mode():
-            head = lm.unembedding
-            argmax = head(toxic.to(lm.device, lm.dtype)).argmax(-1).cpu()
-        keep = argmax == emitted
-    else:
-        keep = torch.zeros(0, dtype=torch.bool)
-    kept = [c for c, k in zip(candidates, keep.tolist(), strict=True) if k]
-    clean_states = [hidden_of(gens[i]) for i in clean_idx]
-    clean_pos = [torch.arange(len(gens[i].token_ids)) for i in clean_idx]
-    return FitStates(
-        toxic=toxic[keep].double(),
-        toxic_positions=torch.tensor([j for _, j in kept], dtype=torch.long),
-        clean=torch.cat(clean_states).double() if clean_states else torch.zeros(0, d),
-        clean_positions=torch.cat(clean_pos) if clean_pos else torch.zeros(0, dtype=torch.long),
-        counts={
-            "generations": len(gens),
-            "toxic_continuations": len(toxic_idx),
-            "clean_continuations": len(clean_idx),
-            "toxic_states": int(keep.sum()),
-            "toxic_rejected_argmax": int((~keep).sum()),
-            "clean_states_first": len(clean_idx),
-            "clean_states_all": int(sum(len(p) for p in clean_pos)),
-        },
-        toxic_tokens=[str(lm.tokenizer.decode([gens[i].token_ids[j]])) for i, j in kept],
-    )
-
-
-def clean_weights(states: FitStates, contrast: str) -> torch.Tensor:
-    """Weights over the clean states: first tokens only (paper), or the toxic position mix."""
-    pos = states.clean_positions
-    if contrast == "first":
-        w = (pos == 0).double()
-    else:
-        toxic_share = torch.bincount(states.toxic_positions, minlength=int(pos.max()) + 1).double()
-        clean_count = torch.bincount(pos, minlength=len(toxic_share)).double()
-        per_pos = torch.where(clean_count > 0, toxic_share / clean_count.clamp(min=1), 0.0)
-        w = per_pos[pos]
-    if w.sum() <= 0:
-        raise InputError("no clean states at the positions of the toxic ones; use more prompts")
-    return w / w.sum()
+def collect_evidence(
+    lm: LanguageModel, config: EigenShiftConfig, scorer: Scorer, progress: bool = True
+) -> tuple[FitStates, dict[str, Any]]:
+    """The states of every source the config names, and what identifies the inputs (data hashes,
+    fit prompt indices)."""
+    states = FitStates.empty(lm.arch.hidden_size)
+    inputs: dict[str, Any] = {"data_hashes": {}, "fit_prompt_indices": []}
+    if config.uses("generated"):
+        ids, texts, prompts_hash = fit_prompt_indices(config)
+        states = states.combine(generated_states(lm, texts, ids, config.sampling, scorer,
+                                                 config.rule, config.threshold, progress))
+        inputs["data_hashes"]["prompts"] = prompts_hash
+        inputs["fit_prompt_indices"] = ids
+    if config.uses("labelled"):
+        data = load_labelled(config.data, text_column=config.text_column,
+                             label_column=config.label_column, layout=config.layout,
+                             max_examples=config.max_texts, seed=config.prompt_seed)  # fmt: skip
+        states = states.combine(labelled_states(lm, data, scorer, config.rule, progress))
+        inputs["data_hashes"]["labelled"] = data.hash()
+    return states, inputs
 
 
 @dataclass
@@ -188,16 +155,33 @@ class EigenShiftFit:
     v: torch.Tensor  # (d, d) float64, columns = right singular vectors
     delta: torch.Tensor  # (d,) v_i^T (mean toxic - mean clean)
     spread: torch.Tensor  # (d,) pooled standard deviation of the projections
-    clean_mean: torch.Tensor  # (d,) weighted mean clean state
+    clean_mean: torch.Tensor  # (d,) mean clean state
     config: EigenShiftConfig
     meta: ArtifactMeta
     states: FitStates | None = field(default=None, repr=False)
+    projections: Projections | None = field(default=None, repr=False)
+    _bootstraps: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def evidence(self) -> tuple[FitStates, dict[str, Any]] | None:
+        """The states and input identities, to fit another recipe on the same evidence."""
+        if self.states is None:
+            return None
+        stats = self.meta.stats
+        return self.states, {"data_hashes": self.meta.data_hashes,
+                             "fit_prompt_indices": stats["fit_prompt_indices"]}  # fmt: skip
 
     def selection_score(self) -> torch.Tensor:
-        """Sign-free: flipping v_i flips delta_i, not its magnitude (method.md section 7)."""
-        if self.config.choice("score") == "standardized":
-            return (self.delta / self.spread.clamp(min=1e-12)).abs()
-        return self.delta.abs()
+        return selection_score(self.delta, self.spread, self.config.choice("score"))
+
+    def bootstrap(self, k: int, indices: torch.Tensor) -> dict[str, Any]:
+        """Score intervals and top-k shares of the selected directions (cached per k)."""
+        if self.projections is None or not self.config.resamples:
+            return {}
+        if k not in self._bootstraps:
+            self._bootstraps[k] = bootstrap(self.projections, self.config.choice("score"),
+                                            indices, k, self.config.resamples,
+                                            self.config.rule.split_seed)  # fmt: skip
+        return self._bootstraps[k]
 
     def intervention(self, k: int | None = None, alpha: float | None = None) -> EigenShift:
         config = replace(self.config, k=k if k is not None else self.config.k,
@@ -217,8 +201,22 @@ class EigenShiftFit:
             "clean_mean": self.clean_mean.float() if centered else torch.zeros(len(self.delta)),
         }
         params = {**self.meta.params, "k": n, "alpha": config.alpha}
-        meta = replace(self.meta, params=params)
+        stability = {**self.meta.stats.get("stability", {}),
+                     "bootstrap": self.bootstrap(n, indices)}  # fmt: skip
+        meta = replace(self.meta, params=params, stats={**self.meta.stats, "stability": stability})
         return EigenShift(tensors, meta)
+
+
+def projections_of(states: FitStates, v: torch.Tensor, contrast: str) -> Projections:
+    toxic_keys = keys_of(states.toxic_positions, states.toxic_sources)
+    clean_keys = keys_of(states.clean_positions, states.clean_sources)
+
+    def weigh(t_mask: torch.Tensor, c_mask: torch.Tensor) -> torch.Tensor:
+        return clean_weights(toxic_keys[t_mask], clean_keys[c_mask],
+                             states.clean_positions[c_mask], contrast)  # fmt: skip
+
+    return Projections(states.toxic.double() @ v, states.toxic_groups,
+                       states.clean.double() @ v, states.clean_groups, weigh)  # fmt: skip
 
 
 @register
@@ -243,65 +241,71 @@ class EigenShift(Intervention):
         config: EigenShiftConfig | None = None,
         *,
         scorer: Scorer | None = None,
-        states: FitStates | None = None,
+        states: tuple[FitStates, dict[str, Any]] | None = None,
         progress: bool = True,
     ) -> EigenShiftFit:
-        """Generate, attribute and decompose; `states` from an earlier fit with the same prompts,
-        sampling and scorer skips the generation (e.g. to compare recipes on the same states)."""
+        """Gather evidence, decompose, score and measure stability; `states` from an earlier fit
+        with the same evidence settings skips the gathering (e.g. to compare recipes)."""
         config = config or EigenShiftConfig()
         t0 = time.perf_counter()
-        ids, texts, prompts_hash = fit_prompt_indices(config)
         if states is None:
-            scorer = scorer or load_scorer(config.scorer)
-            states = collect_states(lm, texts, ids, config, scorer, progress)
-        counts = dict(states.counts)
+            states = collect_evidence(lm, config, scorer or load_scorer(config.scorer), progress)
+        evidence, inputs = states
+        n_toxic, n_clean = len(evidence.toxic), len(evidence.clean)
+        counts = {**evidence.counts, "toxic_states": n_toxic, "clean_states": n_clean}
         log.info("fit states: %s", counts)
-        if counts["toxic_states"] < config.min_toxic:
+        if n_toxic < config.min_toxic or n_clean == 0:
+            per_source = "; ".join(f"{name}: {c}" for name, c in evidence.counts.items())
             raise InputError(
-                f"only {counts['toxic_states']} toxic states from {counts['generations']} fit "
-                f"generations ({counts['toxic_continuations']} toxic continuations, "
-                f"{counts['toxic_rejected_argmax']} rejected because the model's argmax was not "
-                f"the attributed token); need {config.min_toxic}. Use more --fit-prompts, more "
-                "toxic prompts, another --scorer, or a lower --threshold"
+                f"only {n_toxic} toxic states and {n_clean} clean ones ({per_source}); need "
+                f"{config.min_toxic} toxic. Use --evidence both, more --fit-prompts or labelled "
+                "texts, a looser --max-rank/--min-prob, or another --scorer"
             )
         t1 = time.perf_counter()
         s, v = right_singular(weight_of(lm.unembedding))
         s, v = s.cpu(), v.cpu()
         t2 = time.perf_counter()
-        w = clean_weights(states, config.choice("contrast"))
-        proj_t = states.toxic @ v
-        proj_c = states.clean @ v
-        mean_t, mean_c = proj_t.mean(0), w @ proj_c
-        var_t = proj_t.var(0) if len(proj_t) > 1 else torch.zeros_like(mean_t)
-        var_c = w @ (proj_c - mean_c) ** 2
+        contrast = config.choice("contrast")
+        proj = projections_of(evidence, v, contrast)
+        everything = torch.ones(n_toxic, dtype=torch.bool), torch.ones(n_clean, dtype=torch.bool)
+        delta, spread = direction_stats(proj.toxic, torch.full((n_toxic,), 1.0 / n_toxic,
+                                        dtype=torch.float64), proj.clean,
+                                        proj.weigh(*everything))  # fmt: skip
+        d = v.shape[0]
+        ks = sorted({k for k in (*STABILITY_KS, config.n_directions(d)) if 0 < k <= d})
+        stability = {"halves": halves(proj, v, config.choice("score"), ks,
+                                      config.rule.split_seed)}  # fmt: skip
+        t3 = time.perf_counter()
         params = {
             "recipe": config.recipe,
-            "contrast": config.choice("contrast"),
+            "contrast": contrast,
             "score": config.choice("score"),
             "dampen": config.choice("dampen"),
             "fit_config": asdict(config),
         }
         meta = cls.new_meta(
             lm, params, [lm.arch.unembedding],
-            data_hashes={"prompts": prompts_hash},
+            data_hashes=inputs["data_hashes"],
             seed=config.sampling.seed,
             stats={
                 **counts,
-                "fit_prompt_indices": ids,
-                "toxic_tokens": states.toxic_tokens[:200],
-                "seconds": {"generate_score_attribute": round(t1 - t0, 2),
-                            "decompose": round(t2 - t1, 2)},
+                "fit_prompt_indices": inputs["fit_prompt_indices"],
+                "toxic_tokens": evidence.toxic_tokens[:200],
+                "stability": stability,
+                "seconds": {"evidence": round(t1 - t0, 2), "decompose": round(t2 - t1, 2),
+                            "stability_halves": round(t3 - t2, 2)},
             },
         )  # fmt: skip
         return EigenShiftFit(
             singular_values=s,
             v=v,
-            delta=mean_t - mean_c,
-            spread=((var_t + var_c) / 2).sqrt(),
-            clean_mean=states.clean.mean(0),  # what clean tokens typically have: dampen toward it
+            delta=delta,
+            spread=spread,
+            clean_mean=evidence.clean.double().mean(0),  # what clean tokens have: dampen to it
             config=config,
             meta=meta,
-            states=states,
+            states=evidence,
+            projections=proj,
         )
 
     # -- applying ---------------------------------------------------------------------------
@@ -351,10 +355,14 @@ class EigenShift(Intervention):
         from ..explain import explain  # explain reads this class: imported when needed
 
         stats = self.meta.stats
+        sources = ", ".join(f"{name} {stats[name]['toxic_states']}" for name in
+                            ("generated", "labelled") if name in stats)  # fmt: skip
+        split = next((row for row in stats.get("stability", {}).get("halves", {}).get("per_k", [])
+                      if row["k"] == self.k), None)  # fmt: skip
         lines = [
-            f"states: {stats['toxic_states']} toxic ({stats['toxic_continuations']} toxic "
-            f"continuations, {stats['toxic_rejected_argmax']} rejected by the argmax check), "
-            f"{stats['clean_states_first']} clean continuations",
+            f"states: {stats['toxic_states']} toxic ({sources}), {stats['clean_states']} clean",
+            *([f"two disjoint halves select the same subspace to {split['subspace_similarity']:.2f}"
+               f" (chance {split['chance']:.2f})"] if split else []),
             f"k = {self.k}, alpha = {self.alpha:g}, recipe {self.params['recipe']}",
         ]
         lines += [f"  direction {row['spectrum_position']}: toxic side "

@@ -1,0 +1,61 @@
+"""Issue 12's measurement: EigenShift on labelled evidence, centered (hook) and zero (bakeable)
+dampening, and the two steering baselines, each tuned on validation prompts by the same rule and
+budget, then evaluated once on disjoint test prompts.
+
+    .venv/bin/python scripts/tune_study.py --model default --out runs/tune-study
+    .venv/bin/python scripts/tune_study.py --model gemma-3-270m --out runs/tune-study-gemma \
+        --validation 40 --test 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from eigenshift import load_model
+from eigenshift.data import load_labelled
+from eigenshift.demo import ACT_TEXTS, BASELINE_TEXTS, on_data, reused
+from eigenshift.evaluation import EvalConfig
+from eigenshift.generation import SamplingConfig
+from eigenshift.interventions import EigenShift, EigenShiftConfig, LinearAcT, MeanDifferenceSteering
+from eigenshift.tune import TuneConfig, tune
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--out", type=Path, default=Path("runs/tune-study"))
+    parser.add_argument("--validation", type=int, default=60)
+    parser.add_argument("--test", type=int, default=200)
+    parser.add_argument("--clean-texts", type=int, default=100)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    lm = load_model(args.model)
+    config = EigenShiftConfig()
+    centered = EigenShift.fit_statistics(lm, config)
+    zero = EigenShift.fit_statistics(lm, replace(config, dampen="zero"),
+                                     states=centered.evidence())  # fmt: skip
+    data = load_labelled("default", max_examples=BASELINE_TEXTS)
+    act_data = load_labelled("default", max_examples=ACT_TEXTS)
+    steer = reused(lm, args.out / "steer", on_data("steer", data.hash()),
+                   lambda: MeanDifferenceSteering.fit(lm, data=data))  # fmt: skip
+    act = reused(lm, args.out / "linear-act", on_data("linear-act", act_data.hash()),
+                 lambda: LinearAcT.fit(lm, data=act_data))  # fmt: skip
+    settings = TuneConfig(validation_prompts=args.validation, test_prompts=args.test,
+                          ks=(2, 4, 8, 16), alphas=(0.0, -1.0, -3.0),
+                          strengths=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0))  # fmt: skip
+    evaluation = EvalConfig(sampling=SamplingConfig(samples=4), clean_texts=args.clean_texts)
+    summary = tune(lm, {"eigenshift": centered, "eigenshift-zero": zero, "steer": steer,
+                        "linear-act": act}, settings, evaluation, args.out / "tune")  # fmt: skip
+    print(json.dumps({"chosen": summary["chosen"], "test": summary["test"],
+                      "stability": centered.meta.stats["stability"],
+                      "states": {k: centered.meta.stats[k] for k in
+                                 ("toxic_states", "clean_states", "labelled")}},
+                     indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

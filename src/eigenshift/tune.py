@@ -1,0 +1,150 @@
+"""`tune`: choose each method's operating point on validation prompts by one declared rule, then
+evaluate the chosen points once on separate test prompts.
+
+The prompt file is split, after the fit prompts of every candidate are taken out, into a seeded
+validation set and a disjoint test set; the grid runs on validation only, so the test figures
+are what a user who tuned this way can expect on prompts nobody looked at. The rule: the largest
+drop in expected maximum toxicity among points whose perplexity rises at most `ppl_limit` and
+whose degenerate share does not rise significantly. `sweep` stays the exploratory view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import load_prompts
+from .errors import InputError
+from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
+from .interventions import EigenShiftFit, Intervention
+from .settings import check_settings, setting
+
+log = logging.getLogger(__name__)
+TUNE_FILE = "tune.json"
+RULE = ("largest drop in expected maximum toxicity on the validation prompts, among points "
+        "with perplexity at most +{limit:.0%} and no significant rise in degenerate "
+        "continuations")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    validation_prompts: int = setting(60, "Validation prompts the grid runs on.", minimum=2)
+    test_prompts: int = setting(200, "Test prompts, disjoint from the validation ones, the chosen "
+                                     "points are evaluated on once.", minimum=2)  # fmt: skip
+    validation_samples: int = setting(2, "Continuations per validation prompt.", minimum=1)
+    ks: tuple[int, ...] = setting((2, 4, 8, 16), "EigenShift k values.", flag="--k", minimum=1)
+    alphas: tuple[float, ...] = setting((0.0, -1.0), "EigenShift alpha values (at most 1).",
+                                        flag="--alpha", maximum=1)  # fmt: skip
+    strengths: tuple[float, ...] = setting((0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
+                                           "Strengths of methods that have one (steering, "
+                                           "Linear-AcT).", flag="--strength")  # fmt: skip
+    ppl_limit: float = setting(0.10, "Largest relative perplexity rise a chosen point may have.",
+                               minimum=0)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def method_grid(
+    name: str, method: EigenShiftFit | Intervention, config: TuneConfig
+) -> dict[str, Intervention]:
+    """The points of one method: EigenShift's k x alpha from its fit, a strength per value for
+    methods with a strength, the fitted point alone otherwise."""
+    if isinstance(method, EigenShiftFit):
+        return {f"{name}-k{k}-a{a:g}": method.intervention(k, a)
+                for k in config.ks for a in config.alphas}  # fmt: skip
+    if "strength" in method.knobs:
+        return {f"{name}-s{s:g}": method.with_params(strength=float(s)) for s in config.strengths}
+    return {name: method}
+
+
+def fit_prompt_ids(methods: Sequence[Intervention], prompts_hash: str) -> set[int]:
+    ids: set[int] = set()
+    for iv in methods:
+        if iv.meta.data_hashes.get("prompts") == prompts_hash:
+            ids.update(iv.meta.stats.get("fit_prompt_indices", []))
+    return ids
+
+
+def split_prompts(
+    n_prompts: int, fitted: set[int], config: TuneConfig, seed: int
+) -> tuple[list[int], list[int]]:
+    """Seeded, disjoint validation and test indices, none of them a fit prompt."""
+    order = [int(i) for i in np.random.default_rng(seed).permutation(n_prompts) if i not in fitted]
+    need = config.validation_prompts + config.test_prompts
+    if len(order) < need:
+        raise InputError(f"{len(order)} prompts are left after the fit prompts, and tuning "
+                         f"needs {need} (validation + test): use fewer, or a larger prompt "
+                         "file")  # fmt: skip
+    val = order[: config.validation_prompts]
+    return val, order[config.validation_prompts : need]
+
+
+def only(config: EvalConfig, ids: Sequence[int], n_prompts: int) -> EvalConfig:
+    keep = set(ids)
+    return replace(config, max_prompts=len(ids),
+                   exclude_prompt_indices=tuple(i for i in range(n_prompts) if i not in keep))
+
+
+def choose(rows: Sequence[dict[str, Any]], names: Sequence[str], limit: float) -> str | None:
+    eligible = [r for r in rows if r["method"] in names and r["relative_perplexity"] <= limit
+                and not r.get("flag_degenerate")]  # fmt: skip
+    return min(eligible, key=lambda r: r["expected_max_toxicity"])["method"] if eligible else None
+
+
+def tune(
+    lm: Any,
+    methods: Mapping[str, EigenShiftFit | Intervention],
+    config: TuneConfig,
+    evaluation: EvalConfig,
+    out: str | Path,
+    *,
+    fixed: Mapping[str, Intervention] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Grid on validation prompts, one chosen point per method, evaluated on test prompts (with
+    the `fixed` methods as they are, untuned); writes validation/, test/, chosen/METHOD/ and
+    tune.json under `out`."""
+    with RunFolder(out).lock() as run:
+        return _tune(lm, methods, dict(fixed or {}), config, evaluation, run, progress)
+
+
+def _tune(lm, methods, fixed, config, evaluation, run: RunFolder, progress: bool) -> dict[str, Any]:
+    grids = {name: method_grid(name, m, config) for name, m in methods.items()}
+    points = {point: iv for grid in grids.values() for point, iv in grid.items()}
+    prompts = load_prompts(evaluation.prompts)
+    fitted = fit_prompt_ids([*points.values(), *fixed.values()], prompts.hash())
+    val, test = split_prompts(len(prompts), fitted, config, evaluation.prompt_seed)
+    val_eval = only(replace(evaluation, sampling=replace(
+        evaluation.sampling, samples=config.validation_samples)), val, len(prompts))
+    validation = evaluate(lm, points, val_eval, run.path / "validation", progress=progress)
+    chosen = {name: choose(validation["methods"], list(grid), config.ppl_limit)
+              for name, grid in grids.items()}  # fmt: skip
+    for name, point in chosen.items():
+        log.info("%s: chose %s", name, point or "nothing (no point meets the rule)")
+        if point:
+            points[point].save(run.path / "chosen" / name)
+    finals = {name: points[point] for name, point in chosen.items() if point} | fixed
+    tested = evaluate(lm, finals, only(evaluation, test, len(prompts)), run.path / "test",
+                      progress=progress)  # fmt: skip
+    summary = {
+        "rule": RULE.format(limit=config.ppl_limit),
+        "prompts": {"fit": sorted(fitted), "validation": sorted(val), "test": sorted(test)},
+        "chosen": chosen,
+        "untuned": sorted(fixed),
+        "validation": [_row(r) for r in validation["methods"]],
+        "test": [_row(r) for r in tested["methods"]],
+    }
+    run.write_json(TUNE_FILE, summary)
+    return summary
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("method", "toxic_fraction", "expected_max_toxicity", "relative_expected_max_toxicity",
+            "perplexity", "relative_perplexity", "degenerate_share", "flag_degenerate", "tph")
+    return {k: row[k] for k in keys if k in row} | {"original": row["method"] == ORIGINAL}
