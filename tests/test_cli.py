@@ -319,3 +319,26 @@ def test_out_folders_not_written_by_eigenshift_are_never_replaced(tiny_folder, t
     line = _one_error_line(run("export", "--model", tiny_folder, "--intervention",
                                str(tmp_path / "edit"), "--out", str(mine)))  # fmt: skip
     assert "not a folder eigenshift wrote" in line and (mine / "keep.txt").exists()
+
+
+def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer, tmp_path):
+    rows = ["text,label"] + [f"you stupid idiot {i},1" for i in range(6)]
+    rows += [f"the quick brown fox {i},0" for i in range(6)]
+    data = tmp_path / "d.csv"
+    data.write_text("\n".join(rows) + "\n")
+    base = ["--model", tiny_folder]
+    assert run("fit", "steer", *base, "--data", str(data), "--out", str(tmp_path / "steer")
+               ).exit_code == 0  # fmt: skip
+    args = [*base, "--scorer", coin_scorer, "--judge", "none", "--samples", "1",
+            "--max-new-tokens", "4", "--clean-texts", "4", "--bootstrap", "20",
+            "--validation-prompts", "5", "--test-prompts", "4", "--validation-samples", "1",
+            "--no-eigenshift", "--with", str(tmp_path / "steer"), "--strength", "0",
+            "--strength", "2", "--ppl-limit", "10"]  # fmt: skip
+    result = run("tune", *args, "--out", str(tmp_path / "tuned"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "tuned" / "tune.json").read_text())
+    assert summary["chosen"]["steer"] in ("steer-s0", "steer-s2")
+    assert [r["method"] for r in summary["test"]] == ["original", "steer"]
+    assert (tmp_path / "tuned" / "chosen" / "steer" / "intervention.json").exists()
+    assert "nothing to tune" in _one_error_line(run("tune", *base, "--no-eigenshift",
+                                                    "--out", str(tmp_path / "x")))  # fmt: skip

@@ -360,7 +360,8 @@ class EigenShift(Intervention):
         split = next((row for row in stats.get("stability", {}).get("halves", {}).get("per_k", [])
                       if row["k"] == self.k), None)  # fmt: skip
         lines = [
-            f"states: {stats['toxic_states']} toxic ({sources}), {stats['clean_states']} clean",
+            f"states: {stats.get('toxic_states')} toxic ({sources}), "
+            f"{stats.get('clean_states')} clean",
             *([f"two disjoint halves select the same subspace to {split['subspace_similarity']:.2f}"
                f" (chance {split['chance']:.2f})"] if split else []),
             f"k = {self.k}, alpha = {self.alpha:g}, recipe {self.params['recipe']}",
