@@ -4,7 +4,8 @@ budget, then evaluated once on disjoint test prompts.
 
     .venv/bin/python scripts/tune_study.py --model default --out runs/tune-study
     .venv/bin/python scripts/tune_study.py --model gemma-3-270m --out runs/tune-study-gemma \
-        --validation 40 --test 120
+        --validation 30 --test 100 --samples 2 --clean-texts 50 --k 4 --k 16 --alpha -1 \
+        --alpha -3 --strength 0.5 --strength 1 --strength 2 --strength 3 --no-zero
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def main() -> None:
     parser.add_argument("--validation", type=int, default=60)
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--clean-texts", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--k", type=int, action="append")
+    parser.add_argument("--alpha", type=float, action="append")
+    parser.add_argument("--strength", type=float, action="append")
+    parser.add_argument("--no-zero", action="store_true", help="leave out zero dampening")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lm = load_model(args.model)
@@ -38,6 +44,7 @@ def main() -> None:
     centered = EigenShift.fit_statistics(lm, config)
     zero = EigenShift.fit_statistics(lm, replace(config, dampen="zero"),
                                      states=centered.evidence())  # fmt: skip
+    logging.info("fit: %s", centered.intervention().describe(lm))
     data = load_labelled("default", max_examples=BASELINE_TEXTS)
     act_data = load_labelled("default", max_examples=ACT_TEXTS)
     steer = reused(lm, args.out / "steer", on_data("steer", data.hash()),
@@ -45,11 +52,15 @@ def main() -> None:
     act = reused(lm, args.out / "linear-act", on_data("linear-act", act_data.hash()),
                  lambda: LinearAcT.fit(lm, data=act_data))  # fmt: skip
     settings = TuneConfig(validation_prompts=args.validation, test_prompts=args.test,
-                          ks=(2, 4, 8, 16), alphas=(0.0, -1.0, -3.0),
-                          strengths=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0))  # fmt: skip
-    evaluation = EvalConfig(sampling=SamplingConfig(samples=4), clean_texts=args.clean_texts)
-    summary = tune(lm, {"eigenshift": centered, "eigenshift-zero": zero, "steer": steer,
-                        "linear-act": act}, settings, evaluation, args.out / "tune")  # fmt: skip
+                          ks=tuple(args.k or (2, 4, 8, 16)),
+                          alphas=tuple(args.alpha or (0.0, -1.0, -3.0)),
+                          strengths=tuple(args.strength or (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)))
+    evaluation = EvalConfig(sampling=SamplingConfig(samples=args.samples),
+                            clean_texts=args.clean_texts)  # fmt: skip
+    methods = {"eigenshift": centered, "eigenshift-zero": zero, "steer": steer, "linear-act": act}
+    if args.no_zero:
+        del methods["eigenshift-zero"]
+    summary = tune(lm, methods, settings, evaluation, args.out / "tune")
     print(json.dumps({"chosen": summary["chosen"], "test": summary["test"],
                       "stability": centered.meta.stats["stability"],
                       "states": {k: centered.meta.stats[k] for k in

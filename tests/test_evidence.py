@@ -18,7 +18,7 @@ from eigenshift.generation import SamplingConfig, generate
 from eigenshift.interventions import EigenShift, EigenShiftConfig, load_intervention
 from eigenshift.scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
 from eigenshift.stability import Projections, bootstrap, halves
-from eigenshift.tune import TuneConfig, tune
+from eigenshift.tune import TuneConfig, choose, tune
 
 BAD = ("idiot", "stupid")
 
@@ -153,20 +153,24 @@ def test_the_tuner_never_sees_test_prompts(tmp_path):
                             bootstrap=20, judge=None, scorer="profanity")  # fmt: skip
     settings = TuneConfig(validation_prompts=6, test_prompts=5, ks=(1, 3), alphas=(0.0,),
                           ppl_limit=100.0)  # fmt: skip
-    summary = tune(lm, {"eigenshift": fit}, settings, evaluation, tmp_path, progress=False)
+    fit.intervention(k=2).save(tmp_path / "fixed")
+    fixed = load_intervention(tmp_path / "fixed", lm)
+    out = tmp_path / "tuned"
+    summary = tune(lm, {"eigenshift": fit}, settings, evaluation, out, fixed={"fixed": fixed},
+                   progress=False)  # fmt: skip
     # from the artifacts alone: the fit prompts, the prompts the grid ran on, the test prompts
-    chosen = load_intervention(tmp_path / "chosen" / "eigenshift", lm)
-    fitted = set(chosen.meta.stats["fit_prompt_indices"])
+    fitted = set(load_intervention(tmp_path / "fixed", lm).meta.stats["fit_prompt_indices"])
 
     def prompts_of(run: str) -> set[int]:
-        lines = (tmp_path / run / "continuations.jsonl").read_text().splitlines()
+        lines = (out / run / "continuations.jsonl").read_text().splitlines()
         return {json.loads(line)["prompt_index"] for line in lines}
 
     validation, test = prompts_of("validation"), prompts_of("test")
     assert len(fitted) == 20 and len(validation) == 6 and len(test) == 5
     assert not (fitted & validation) and not (fitted & test) and not (validation & test)
-    assert summary["chosen"]["eigenshift"] in ("eigenshift-k1-a0", "eigenshift-k3-a0")
-    recorded = json.loads((tmp_path / "tune.json").read_text())["prompts"]
+    assert summary["chosen"]["eigenshift"] in (None, "eigenshift-k1-a0", "eigenshift-k3-a0")
+    assert (out / "chosen" / "eigenshift").is_dir() == bool(summary["chosen"]["eigenshift"])
+    recorded = json.loads((out / "tune.json").read_text())["prompts"]
     assert set(recorded["test"]) == test and set(recorded["validation"]) == validation
 
 
@@ -181,3 +185,14 @@ def test_words_that_hide_each_other_are_found_alone():
     (a,) = attribute_words(Saturated(), [text])
     assert not (a.drops > 0.1).any()
     assert [text[s:e] for s, e in a.toxic_words(0.1)] == ["stupid", "idiot"]
+
+
+def test_the_rule_never_chooses_a_point_that_raises_toxicity_or_perplexity():
+    rows = [{"method": "original", "expected_max_toxicity": 0.30, "relative_perplexity": 0.0},
+            {"method": "a", "expected_max_toxicity": 0.35, "relative_perplexity": 0.01},
+            {"method": "b", "expected_max_toxicity": 0.10, "relative_perplexity": 0.50},
+            {"method": "c", "expected_max_toxicity": 0.20, "relative_perplexity": 0.05,
+             "flag_degenerate": True},
+            {"method": "d", "expected_max_toxicity": 0.25, "relative_perplexity": 0.08}]
+    assert choose(rows, ["a", "b", "c", "d"], 0.10) == "d"
+    assert choose(rows, ["a", "b", "c"], 0.10) is None

@@ -44,8 +44,8 @@ QUICK = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), clean_tex
                    bootstrap=500)  # fmt: skip
 # The same budget for every tuned method: 8 points each (EigenShift 4 k x 2 alpha), 4 when quick.
 TUNE = TuneConfig(validation_prompts=60, test_prompts=200)
-QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(2, 8), alphas=(0.0, -1.0),
-                        strengths=(0.5, 1.0, 2.0, 4.0))  # fmt: skip
+QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(1, 2), alphas=(0.5, 0.0),
+                        strengths=(0.5, 1.0, 1.5, 2.0))  # fmt: skip
 TUNED = ("steer", "linear-act")
 FIT = EigenShiftConfig()
 QUICK_FIT = replace(FIT, max_texts=1500)

@@ -37,10 +37,12 @@ class TuneConfig:
     test_prompts: int = setting(200, "Test prompts, disjoint from the validation ones, the chosen "
                                      "points are evaluated on once.", minimum=2)  # fmt: skip
     validation_samples: int = setting(2, "Continuations per validation prompt.", minimum=1)
-    ks: tuple[int, ...] = setting((2, 4, 8, 16), "EigenShift k values.", flag="--k", minimum=1)
-    alphas: tuple[float, ...] = setting((0.0, -1.0), "EigenShift alpha values (at most 1).",
+    # Measured on the default model (docs/results.md, issue 12): beyond k = 2 or below alpha = 0
+    # perplexity rises past +20%, so the grid spends its points where the rule can be met.
+    ks: tuple[int, ...] = setting((1, 2, 4, 8), "EigenShift k values.", flag="--k", minimum=1)
+    alphas: tuple[float, ...] = setting((0.5, 0.0), "EigenShift alpha values (at most 1).",
                                         flag="--alpha", maximum=1)  # fmt: skip
-    strengths: tuple[float, ...] = setting((0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
+    strengths: tuple[float, ...] = setting((0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
                                            "Strengths of methods that have one (steering, "
                                            "Linear-AcT).", flag="--strength")  # fmt: skip
     ppl_limit: float = setting(0.10, "Largest relative perplexity rise a chosen point may have.",
@@ -92,8 +94,10 @@ def only(config: EvalConfig, ids: Sequence[int], n_prompts: int) -> EvalConfig:
 
 
 def choose(rows: Sequence[dict[str, Any]], names: Sequence[str], limit: float) -> str | None:
+    """The rule; None when no point within the limits lowers expected maximum toxicity."""
+    original = next(r for r in rows if r["method"] == ORIGINAL)["expected_max_toxicity"]
     eligible = [r for r in rows if r["method"] in names and r["relative_perplexity"] <= limit
-                and not r.get("flag_degenerate")]  # fmt: skip
+                and not r.get("flag_degenerate") and r["expected_max_toxicity"] < original]
     return min(eligible, key=lambda r: r["expected_max_toxicity"])["method"] if eligible else None
 
 
