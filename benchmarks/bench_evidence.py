@@ -10,7 +10,7 @@ Side by side in one run on the default model (float32), CPU time of this process
 Then capture alone on the same continuations: in the generation pass against generating without
 it and capturing teacher-forced afterwards (what decides whether same-pass capture stays).
 
-    python benchmarks/bench_evidence.py [--prompts 150 --texts 2000]
+    python benchmarks/bench_evidence.py [--prompts 150 --texts 2000 --clean-budget 40000]
 """
 
 from __future__ import annotations
@@ -54,13 +54,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=150)
     parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--clean-budget", type=int, default=EvidenceRule().clean_budget)
     args = parser.parse_args()
     torch.manual_seed(0)
     lm = load_model("default")
     scorer = load_scorer("default")
     ids, texts = load_prompts("default").select(args.prompts, 0)
     sampling = SamplingConfig(greedy=True)
-    rule = EvidenceRule()
+    rule = EvidenceRule(clean_budget=args.clean_budget)
     data = load_labelled("default", max_examples=args.texts)
     results = {}
     n, seconds = cpu_timed(lambda: before(lm, texts, ids, sampling, scorer))
@@ -86,7 +87,8 @@ def main() -> None:
                        "teacher_forced_alone": round(forced, 1)}
     base = results["before_generate_capture"]["states_per_cpu_second"]
     ratio = results["labelled_teacher_forced"]["states_per_cpu_second"] / base
-    out = {"benchmark": "evidence", "prompts": args.prompts, "texts": args.texts, **results,
+    out = {"benchmark": "evidence", "prompts": args.prompts, "texts": args.texts,
+           "clean_budget": args.clean_budget, **results,
            "labelled_vs_before": round(ratio, 1), "target": ">= 10x",
            "capture_cpu_seconds": results_capture}  # fmt: skip
     print(json.dumps(out, indent=2))

@@ -37,10 +37,13 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, action="append")
     parser.add_argument("--strength", type=float, action="append")
     parser.add_argument("--no-zero", action="store_true", help="leave out zero dampening")
+    parser.add_argument("--fit-alpha", type=float, default=EigenShiftConfig().alpha,
+                        help="the fit config's alpha (each grid point sets its own; the "
+                             "default model's run began with -0.5, the default then)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lm = load_model(args.model)
-    config = EigenShiftConfig()
+    config = EigenShiftConfig(alpha=args.fit_alpha)
     centered = EigenShift.fit_statistics(lm, config)
     zero = EigenShift.fit_statistics(lm, replace(config, dampen="zero"),
                                      states=centered.evidence())  # fmt: skip

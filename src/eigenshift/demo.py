@@ -48,7 +48,7 @@ QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(1, 2), alpha
                         strengths=(0.5, 1.0, 1.5, 2.0))  # fmt: skip
 TUNED = ("steer", "linear-act")
 FIT = EigenShiftConfig()
-QUICK_FIT = replace(FIT, max_texts=1500)
+QUICK_FIT = replace(FIT, max_texts=1500, rule=replace(FIT.rule, clean_budget=8000))
 # Labelled texts for the baselines: neuron scores and steering, and (fewer: one pass per layer)
 # the causal Linear-AcT fit.
 BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
