@@ -165,7 +165,8 @@ def _forward(
                 mask[r, width - len(seq) :] = 1
             seen.clear()
             lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                     position_ids=positions_from_mask(mask).to(lm.device))  # fmt: skip
+                     position_ids=positions_from_mask(mask).to(lm.device),
+                     use_cache=False)  # fmt: skip
             hidden = seen[-1]
             picked, targets = [], []
             for r, (i, _, t) in enumerate(chunk):
