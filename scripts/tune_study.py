@@ -4,8 +4,8 @@ budget, then evaluated once on disjoint test prompts.
 
     .venv/bin/python scripts/tune_study.py --model default --out runs/tune-study
     .venv/bin/python scripts/tune_study.py --model gemma-3-270m --out runs/tune-study-gemma \
-        --validation 30 --test 100 --samples 2 --clean-texts 50 --k 4 --k 16 --alpha -1 \
-        --alpha -3 --strength 0.5 --strength 1 --strength 2 --strength 3 --no-zero
+        --validation 24 --test 60 --samples 2 --clean-texts 40 --k 1 --k 2 --alpha 0.5 \
+        --alpha 0 --strength 0.5 --strength 1 --strength 1.5 --strength 2 --no-zero
 """
 
 from __future__ import annotations
