@@ -22,6 +22,7 @@ from .data import load_prompts
 from .errors import InputError
 from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
 from .interventions import EigenShiftFit, Intervention
+from .models import LanguageModel
 from .settings import check_settings, setting
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def choose(rows: Sequence[dict[str, Any]], names: Sequence[str], limit: float) -
 
 
 def tune(
-    lm: Any,
+    lm: LanguageModel,
     methods: Mapping[str, EigenShiftFit | Intervention],
     config: TuneConfig,
     evaluation: EvalConfig,
@@ -118,7 +119,15 @@ def tune(
         return _tune(lm, methods, dict(fixed or {}), config, evaluation, run, progress)
 
 
-def _tune(lm, methods, fixed, config, evaluation, run: RunFolder, progress: bool) -> dict[str, Any]:
+def _tune(
+    lm: LanguageModel,
+    methods: Mapping[str, EigenShiftFit | Intervention],
+    fixed: dict[str, Intervention],
+    config: TuneConfig,
+    evaluation: EvalConfig,
+    run: RunFolder,
+    progress: bool,
+) -> dict[str, Any]:
     grids = {name: method_grid(name, m, config) for name, m in methods.items()}
     points = {point: iv for grid in grids.values() for point, iv in grid.items()}
     prompts = load_prompts(evaluation.prompts)
