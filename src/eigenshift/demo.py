@@ -4,7 +4,8 @@ validation prompts with the same budget and rule (`tune`); evaluate the original
 tuned methods and the neuron baselines at their published settings on the same test prompts;
 explain the removed directions; write the report.
 
-Every fit is saved under the run folder and reused on the next run when it matches."""
+Every baseline fit is saved under the run folder and reused on the next run when it matches;
+EigenShift's evidence is gathered again (minutes) and gives the same fit, so the tune resumes."""
 
 from __future__ import annotations
 
