@@ -280,7 +280,8 @@ def test_fit_baselines_commands(tiny_folder, tmp_path):
     assert result.exit_code == 0, result.output
 
 
-def test_sweep_over_baselines_and_strengths(tiny_folder, coin_scorer, tmp_path):
+def _fit_steer(tiny_folder: str, tmp_path) -> tuple:
+    """A labelled CSV and a steering fit on it in tmp_path/steer: (the CSV, the model args)."""
     rows = ["text,label"] + [f"you stupid idiot {i},1" for i in range(6)]
     rows += [f"the quick brown fox {i},0" for i in range(6)]
     data = tmp_path / "d.csv"
@@ -288,6 +289,11 @@ def test_sweep_over_baselines_and_strengths(tiny_folder, coin_scorer, tmp_path):
     base = ["--model", tiny_folder]
     assert run("fit", "steer", *base, "--data", str(data), "--out", str(tmp_path / "steer")
                ).exit_code == 0  # fmt: skip
+    return data, base
+
+
+def test_sweep_over_baselines_and_strengths(tiny_folder, coin_scorer, tmp_path):
+    data, base = _fit_steer(tiny_folder, tmp_path)
     assert run("fit", "aura", *base, "--neurons", str(data), "--out", str(tmp_path / "aura")
                ).exit_code == 0  # fmt: skip
     args = [*base, "--scorer", coin_scorer, "--judge", "none", "--max-prompts", "4",
@@ -322,13 +328,7 @@ def test_out_folders_not_written_by_eigenshift_are_never_replaced(tiny_folder, t
 
 
 def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer, tmp_path):
-    rows = ["text,label"] + [f"you stupid idiot {i},1" for i in range(6)]
-    rows += [f"the quick brown fox {i},0" for i in range(6)]
-    data = tmp_path / "d.csv"
-    data.write_text("\n".join(rows) + "\n")
-    base = ["--model", tiny_folder]
-    assert run("fit", "steer", *base, "--data", str(data), "--out", str(tmp_path / "steer")
-               ).exit_code == 0  # fmt: skip
+    _, base = _fit_steer(tiny_folder, tmp_path)
     args = [*base, "--scorer", coin_scorer, "--judge", "none", "--samples", "1",
             "--max-new-tokens", "4", "--clean-texts", "4", "--bootstrap", "20",
             "--validation-prompts", "5", "--test-prompts", "4", "--validation-samples", "1",
