@@ -21,6 +21,7 @@ import numpy as np
 from .data import load_prompts
 from .errors import InputError
 from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
+from .evaluation.plan import fit_prompt_ids
 from .interventions import EigenShiftFit, Intervention
 from .models import LanguageModel
 from .settings import check_settings, setting
@@ -64,14 +65,6 @@ def method_grid(
     if "strength" in method.knobs:
         return {f"{name}-s{s:g}": method.with_params(strength=float(s)) for s in config.strengths}
     return {name: method}
-
-
-def fit_prompt_ids(methods: Sequence[Intervention], prompts_hash: str) -> set[int]:
-    ids: set[int] = set()
-    for iv in methods:
-        if iv.meta.data_hashes.get("prompts") == prompts_hash:
-            ids.update(iv.meta.stats.get("fit_prompt_indices", []))
-    return ids
 
 
 def split_prompts(

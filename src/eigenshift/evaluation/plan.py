@@ -93,16 +93,21 @@ def select_prompts(
     return ids, texts, prompts.source
 
 
+def fit_prompt_ids(interventions: Sequence[Intervention], prompts_hash: str) -> set[int]:
+    """The prompts the interventions were fitted on, of the prompt data with this hash."""
+    ids: set[int] = set()
+    for iv in interventions:
+        if iv.meta.data_hashes.get("prompts") == prompts_hash:
+            ids.update(iv.meta.stats.get("fit_prompt_indices", []))
+    return ids
+
+
 def exclude_fit_prompts(
     config: EvalConfig, interventions: Sequence[Intervention], prompts: PromptSet
 ) -> EvalConfig:
     """Never evaluate on a prompt an intervention was fitted on: artifacts that record their fit
     prompts of the same prompt data get those excluded."""
-    prompts_hash = prompts.hash()
-    excluded = set(config.exclude_prompt_indices)
-    for iv in interventions:
-        if iv.meta.data_hashes.get("prompts") == prompts_hash:
-            excluded.update(iv.meta.stats.get("fit_prompt_indices", []))
+    excluded = set(config.exclude_prompt_indices) | fit_prompt_ids(interventions, prompts.hash())
     if len(excluded) > len(config.exclude_prompt_indices):
         log.info("excluding %d prompts used to fit the interventions", len(excluded))
     return replace(config, exclude_prompt_indices=tuple(sorted(excluded)))
