@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -15,6 +16,7 @@ from eigenshift.explain import explain, write_explanation
 from eigenshift.export import export_model
 from eigenshift.generation import SamplingConfig
 from eigenshift.interventions import EigenShift, EigenShiftConfig, load_intervention
+from eigenshift.models import load_model
 
 
 class LetterScorer:
@@ -134,7 +136,16 @@ def test_hooked_equals_baked_equals_exported(fitted, tmp_path):
         iv.bake(lm)
 
 
-def test_centered_dampening_is_hook_only(fitted):
+def _greedy(model, ids, steps=6):
+    with torch.no_grad():
+        return model.generate(**ids.model_inputs(), max_new_tokens=steps, do_sample=False,
+                              pad_token_id=0)[:, ids.input_ids.shape[1]:]  # fmt: skip
+
+
+def test_centered_dampening_leaves_as_a_logit_bias(fitted, tmp_path):
+    """The constant logit shift of centered dampening bakes into a head bias and travels in the
+    export as a logit bias: transformers' generate applies it with no eigenshift imported, and
+    eigenshift's loader puts it back so logits (perplexity) equal the hook's."""
     lm, _ = fitted
     fit = EigenShift.fit_statistics(
         lm,
@@ -142,14 +153,49 @@ def test_centered_dampening_is_hook_only(fitted):
         scorer=LetterScorer(),
         progress=False,
     )
-    iv = fit.intervention()
+    iv = fit.intervention(alpha=0.0)
     assert iv.params["dampen"] == "centered" and iv.params["contrast"] == "matched"
-    before = _logits(lm)
-    with iv.applied(lm):
-        assert not torch.allclose(_logits(lm), before)
-    assert torch.equal(_logits(lm), before)
-    with pytest.raises(NotBakeableError, match="bias"):
-        iv.bake(lm)
+    fresh = make_lm("llama")
+    ids = fresh.encode(["the quick brown fox", "you are a"])
+    before = _logits(fresh)
+    with iv.applied(fresh):
+        hooked = _logits(fresh)
+        hooked_tokens = _greedy(fresh.model, ids)
+    assert not torch.allclose(hooked, before) and torch.equal(_logits(fresh), before)
+    # the constant part alone really shifts the logits (not only the low-rank map)
+    shift = iv.edits(fresh)[0].affine.shift
+    assert float(shift.norm()) > 1e-3
+
+    folder = export_model(fresh, iv, tmp_path / "centered")
+    torch.testing.assert_close(_logits(fresh), hooked, atol=1e-4, rtol=0)  # baked in memory
+    bias = json.loads((folder / "logit_bias.json").read_text())
+    assert len(bias) == fresh.model.config.vocab_size
+
+    plain = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    assert plain.lm_head.bias is None  # the family's head has none: the bias is not in weights
+    assert torch.equal(_greedy(plain, ids), hooked_tokens)
+    with torch.no_grad():
+        logits = plain(**ids.model_inputs()).logits
+    values = torch.tensor([bias[str(i)] for i in range(len(bias))])
+    torch.testing.assert_close(logits + values, hooked, atol=1e-4, rtol=0)
+
+    reloaded = load_model(str(folder))
+    torch.testing.assert_close(_logits(reloaded), hooked, atol=1e-4, rtol=0)
+    assert torch.equal(_greedy(reloaded.model, ids), hooked_tokens)  # not applied twice
+    assert reloaded.logit_bias_added  # so a further export carries it again
+
+
+def test_a_logit_bias_under_soft_capping_is_refused(fitted, tmp_path):
+    lm, _ = fitted
+    fit = EigenShift.fit_statistics(
+        lm, EigenShiftConfig(**{**SMALL, "recipe": "matched"}), scorer=LetterScorer(),
+        progress=False,
+    )  # fmt: skip
+    capped = make_lm("llama")
+    capped.model.config.final_logit_softcapping = 30.0
+    with pytest.raises(NotBakeableError, match="soft-caps"):
+        export_model(capped, fit.intervention(alpha=0.0), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_artifact_round_trip_and_refusal(fitted, tmp_path):

@@ -1,17 +1,71 @@
 """`export_model`: the edit baked into plain weights, saved as a transformers folder that loads
-with `AutoModelForCausalLM.from_pretrained` (and serves in vLLM or TGI) without eigenshift."""
+with `AutoModelForCausalLM.from_pretrained` without eigenshift.
+
+An edit that shifts every logit by a constant (centered EigenShift: the unembedding gains a bias
+its architecture lacks, which the family's loader would drop) travels as a logit bias, in the
+forms its consumers apply: `sequence_bias` in generation_config.json, which transformers'
+`generate` applies by itself, and `logit_bias.json` ({token id: bias}), the `logit_bias` of
+vLLM's `SamplingParams` and of OpenAI-style servers (vLLM, llama.cpp). Reloaded with eigenshift,
+the bias is put back into the head, so perplexity and logits equal the hook's too.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
+from .errors import NotBakeableError
+from .hooks import Site
 from .interventions import Intervention
 from .io_utils import atomic_folder, prepare_out
 from .models import LanguageModel
+from .models.loading import LOGIT_BIAS_FILE, LOGIT_BIAS_MARK
 
 EXPORT_FILE = "eigenshift-export.json"
+
+
+def _softcap(lm: LanguageModel) -> float | None:
+    config = lm.model.config
+    for cfg in (config, getattr(config, "text_config", None)):
+        cap = getattr(cfg, "final_logit_softcapping", None)
+        if cap:
+            return float(cap)
+    return None
+
+
+def _check_exportable(lm: LanguageModel, intervention: Intervention) -> None:
+    """A logit bias is added after soft-capping by every consumer, the head's bias before it."""
+    head_input = Site(lm.arch.unembedding, "input")
+    shifts = any(e.target == head_input and e.affine is not None and e.affine.has_shift
+                 for e in intervention.edits(lm))  # fmt: skip
+    cap = _softcap(lm)
+    if shifts and cap and getattr(lm.unembedding, "bias", None) is None:
+        raise NotBakeableError(
+            f"'{intervention.meta.method}' shifts every logit by a constant, and this model "
+            f"soft-caps its logits ({cap:g}) before any consumer's logit bias applies, so the "
+            "export would differ from the hook: apply it with a hook, or fit with --dampen zero"
+        )
+
+
+@contextmanager
+def _without_bias(lm: LanguageModel) -> Iterator[torch.Tensor | None]:
+    """The bias eigenshift gave the head, detached while the weights are saved (yielded)."""
+    if not lm.logit_bias_added:
+        yield None
+        return
+    head = lm.unembedding
+    bias = lm.unembedding_bias()
+    head.register_parameter("bias", None)
+    try:
+        yield bias.detach().float().cpu()
+    finally:
+        head.bias = bias
 
 
 def export_model(lm: LanguageModel, intervention: Intervention, out: str | Path) -> Path:
@@ -19,8 +73,9 @@ def export_model(lm: LanguageModel, intervention: Intervention, out: str | Path)
     A tied unembedding is untied first, so the input embeddings are saved unchanged."""
     out = Path(out)
     prepare_out(out, EXPORT_FILE)
+    _check_exportable(lm, intervention)
     intervention.bake(lm)
-    with atomic_folder(out, marker=EXPORT_FILE) as tmp:
+    with atomic_folder(out, marker=EXPORT_FILE) as tmp, _without_bias(lm) as bias:
         lm.model.save_pretrained(tmp)
         lm.tokenizer.save_pretrained(tmp)
         provenance = {
@@ -29,5 +84,21 @@ def export_model(lm: LanguageModel, intervention: Intervention, out: str | Path)
             "intervention": asdict(intervention.meta),
             "note": "weights of models loaded from GGUF are de-quantized 4-bit weights",
         }
+        if bias is not None:
+            values = bias.tolist()
+            generation = copy.deepcopy(lm.model.generation_config)
+            generation.sequence_bias = [[[i], b] for i, b in enumerate(values)]
+            setattr(generation, LOGIT_BIAS_MARK, True)
+            generation._from_model_config = False  # else the mark is dropped on reading
+            generation.save_pretrained(tmp)
+            (tmp / LOGIT_BIAS_FILE).write_text(json.dumps({str(i): b for i, b in
+                                                           enumerate(values)}) + "\n")  # fmt: skip
+            provenance["logit_bias"] = {
+                "why": "the edit adds a constant to every logit, and this architecture's head "
+                "has no bias",
+                "transformers": "generation_config.json sequence_bias (generate applies it)",
+                "vllm_llama_cpp_openai": f"{LOGIT_BIAS_FILE}: pass as logit_bias",
+                "perplexity": "add it to the logits (eigenshift's loader puts it in the head)",
+            }
         (tmp / EXPORT_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
     return out

@@ -8,6 +8,7 @@ import click
 
 from ..export import EXPORT_FILE
 from ..models import ModelOptions
+from ..models.loading import LOGIT_BIAS_FILE
 from .common import model_options, out_option
 
 
@@ -40,5 +41,7 @@ def export(model: ModelOptions, intervention_dir: Path, out: Path) -> None:
     lm = model.load()
     folder = export_model(lm, edit, out)  # the bake refuses it on a model it was not fitted on
     click.echo(f"exported to {folder}: AutoModelForCausalLM.from_pretrained('{folder}') loads it")
-
-
+    if (folder / LOGIT_BIAS_FILE).is_file():
+        click.echo("the edit adds a constant logit bias: transformers' generate applies it from "
+                   f"generation_config.json; give {LOGIT_BIAS_FILE} as logit_bias to vLLM or an "
+                   "OpenAI-style server")  # fmt: skip

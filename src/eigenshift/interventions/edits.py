@@ -9,7 +9,9 @@ writes weights. The affine form acting on a row vector a at a site is
 (any part may be absent): a per-unit scale and shift (AurA, Det-0, Damp, Linear-AcT), a low-rank
 projection (EigenShift), or a shift alone (steering). Folding it into a linear layer is exact:
 on its input side W' = W diag(scale) - (W left) right^T and b' = b + W shift; on its output side
-W' = diag(scale) W - left (right^T W) and b' = the same map applied to b. A shift needs a bias.
+W' = diag(scale) W - left (right^T W) and b' = the same map applied to b. A shift needs a bias;
+the unembedding is given one where its architecture has none (a constant logit shift, which an
+export carries as a logit bias that generation applies), any other layer refuses.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def check_foldable(lm: LanguageModel, edits: Sequence[Edit], method: str) -> Non
         module = lm.module(target.module)
         if not (isinstance(module, nn.Linear) or is_conv1d(module)):
             raise _refuse(edit, f"'{target}' is not a linear layer")
-        if edit.affine.has_shift and getattr(module, "bias", None) is None:
+        gets_bias = target == Site(lm.arch.unembedding, "input")
+        if edit.affine.has_shift and getattr(module, "bias", None) is None and not gets_bias:
             raise _refuse(edit, f"the edit at '{edit.site}' adds a constant, and "
                                 f"'{target.module}' has no bias to fold it into")  # fmt: skip
 
@@ -109,6 +112,8 @@ def fold(lm: LanguageModel, site: Site, affine: Affine) -> None:
         lm.untie_unembedding()  # a tied weight is never edited in place
     module = lm.module(site.module)
     weight, bias = weight_of(module), getattr(module, "bias", None)
+    if bias is None and affine.has_shift and site == Site(lm.arch.unembedding, "input"):
+        bias = lm.unembedding_bias()  # the shift becomes a constant on every logit
     w = weight.detach().double()
     w_oi = w.T if is_conv1d(module) else w  # (out, in); Conv1D stores the transpose
     with torch.no_grad():

@@ -10,9 +10,9 @@ explicit (method.md section 7 says why), with two presets:
 - contrast: clean states from the *first* position (paper) or from the *same positions* as the
   toxic states (matched), so the contrast is not confounded with position;
 - score: |delta| (paper, made sign-free) or |delta| / pooled spread (standardized);
-- dampen: towards zero, h - (1 - alpha) V_k V_k^T h (paper; bakeable), or towards the clean mean,
-  h - (1 - alpha) V_k V_k^T (h - mu) (centered: adds a constant logit shift, which a head
-  without a bias cannot hold: hook only).
+- dampen: towards zero, h - (1 - alpha) V_k V_k^T h (paper), or towards the clean mean,
+  h - (1 - alpha) V_k V_k^T (h - mu) (centered: adds a constant logit shift, which bakes into a
+  head bias and leaves in an export as a logit bias).
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ class EigenShift(Intervention):
 
     @property
     def centered(self) -> bool:
-        """Dampening towards the clean mean (hook only) rather than towards zero."""
+        """Dampening towards the clean mean (a constant logit shift too) rather than zero."""
         return self.params["dampen"] == "centered"
 
     def shapes(self, lm: LanguageModel | None) -> Shapes:
@@ -348,9 +348,7 @@ class EigenShift(Intervention):
         # h - c (h - mu) V V^T: a low-rank map, plus the constant c (mu V) V^T when centered
         shift = scale * (self.tensors["clean_mean"] @ v_k) @ v_k.T if centered else None
         affine = Affine(left=scale * v_k, right=v_k, shift=shift)
-        hint = ("apply it with a hook (`with intervention.applied(model):`), or fit with "
-                "--dampen zero to get a bakeable edit")  # fmt: skip
-        return [Edit(Site(lm.arch.unembedding, "input"), project, affine, hint=hint)]
+        return [Edit(Site(lm.arch.unembedding, "input"), project, affine)]
 
     def describe(self, lm: LanguageModel) -> str:
         from ..explain import explain  # explain reads this class: imported when needed

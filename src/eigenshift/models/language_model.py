@@ -16,6 +16,7 @@ from .architecture import (
     SiteOverrides,
     detect_architecture,
     get_module,
+    is_conv1d,
     weight_of,
 )
 
@@ -72,6 +73,9 @@ class LanguageModel:
     arch: Architecture
     name: str = "model"
     source: str = ""
+    # True when eigenshift gave the unembedding a bias its architecture lacks (a constant logit
+    # shift): an export saves it as a logit bias, since the family's loader would drop it.
+    logit_bias_added: bool = False
     _hash_cache: dict[tuple[object, ...], str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -160,6 +164,20 @@ class LanguageModel:
         if text_config is not None:
             text_config.tie_word_embeddings = False
         self.arch = replace(self.arch, tied=False)
+
+    def unembedding_bias(self) -> torch.Tensor:
+        """The unembedding's bias, given a zero one first where the architecture has none (the
+        head is untied first: a tied weight is never edited, and the bias is the head's own)."""
+        self.untie_unembedding()
+        head = self.unembedding
+        bias = getattr(head, "bias", None)
+        if bias is None:
+            weight = weight_of(head)
+            rows = weight.shape[1] if is_conv1d(head) else weight.shape[0]
+            bias = nn.Parameter(weight.new_zeros(rows), requires_grad=False)
+            head.bias = bias
+            self.logit_bias_added = True
+        return bias
 
     def describe(self) -> dict[str, object]:
         n_params = sum(p.numel() for p in self.model.parameters())

