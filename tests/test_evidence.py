@@ -55,6 +55,18 @@ def test_teacher_forced_states_equal_those_captured_while_generating(family):
         assert captured.ranks[rows].tolist() == ranks.tolist()
 
 
+def test_unmeasured_texts_keep_their_states_without_probabilities():
+    lm = make_lm("llama")
+    texts = ["you are a stupid idiot", "thank you kindly", "the quick brown fox"]
+    full = capture_states(lm, texts, batch_size=2, progress=False)
+    part = capture_states(lm, texts, measure=[False, True, False], batch_size=2, progress=False)
+    torch.testing.assert_close(part.states, full.states, atol=1e-6, rtol=0)
+    measured = part.text_index == 1
+    torch.testing.assert_close(part.probs[measured], full.probs[measured])
+    assert torch.equal(part.ranks[measured], full.ranks[measured])
+    assert part.probs[~measured].isnan().all() and (part.ranks[~measured] == 0).all()
+
+
 def test_plain_texts_skip_the_first_token_without_a_bos():
     lm = make_lm("llama")  # the tiny tokenizer adds no BOS
     captured = capture_states(lm, ["you are a stupid idiot", "thank"], progress=False)

@@ -34,8 +34,8 @@ class TokenStates:
 
     states: torch.Tensor  # (n, d) float32: the lm_head input that predicts the token
     token_ids: torch.Tensor  # (n,) the token
-    probs: torch.Tensor  # (n,) the model's probability of it (temperature 1)
-    ranks: torch.Tensor  # (n,) 1 = the model's argmax
+    probs: torch.Tensor  # (n,) the model's probability of it (temperature 1; NaN: not measured)
+    ranks: torch.Tensor  # (n,) 1 = the model's argmax (0: not measured)
     text_index: torch.Tensor  # (n,) which input text
     position: torch.Tensor  # (n,) the token's index within its text (or continuation)
 
@@ -71,6 +71,7 @@ def capture_states(
     prompts: Sequence[str] | None = None,
     *,
     token_ids: Sequence[Sequence[int]] | None = None,
+    measure: Sequence[bool] | None = None,
     max_length: int = 128,
     batch_size: int = 16,
     progress: bool = True,
@@ -80,12 +81,16 @@ def capture_states(
     Without `prompts`, a text's first token is predicted from the BOS state when the tokenizer
     adds one (and is skipped otherwise: positions then start at 1). With `prompts`, `texts` are
     continuations of them. `token_ids` gives the exact tokens (a generation's, or a prefix of a
-    text's) instead of tokenizing `texts`.
+    text's) instead of tokenizing `texts`. `measure` says which texts need probabilities and
+    ranks (default all): over a large vocabulary they cost as much as a small model's pass, and
+    clean evidence needs only the states.
     """
     if prompts is not None and len(prompts) != len(texts):
         raise InputError("give one prompt per continuation")
     if token_ids is not None and len(token_ids) != len(texts):
         raise InputError("give one list of token ids per text")
+    if measure is not None and len(measure) != len(texts):
+        raise InputError("give one measure flag per text")
     if token_ids is not None:
         targets = [list(ids)[:max_length] for ids in token_ids]
     else:
@@ -101,7 +106,8 @@ def capture_states(
         if not prefix and target:  # nothing predicts the first token: it becomes the prefix
             prefix, target = target[:1], target[1:]
         rows.append((i, prefix, target))
-    return _forward(lm, rows, batch_size, progress, shifted)
+    measured = [True] * len(texts) if measure is None else [bool(m) for m in measure]
+    return _forward(lm, rows, batch_size, progress, shifted, measured)
 
 
 def _logits(lm: LanguageModel, states: torch.Tensor) -> torch.Tensor:
@@ -134,6 +140,7 @@ def _forward(
     batch_size: int,
     progress: bool,
     shifted: list[bool],
+    measured: list[bool],
 ) -> TokenStates:
     d = lm.arch.hidden_size
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in
@@ -168,14 +175,19 @@ def _forward(
                      position_ids=positions_from_mask(mask).to(lm.device),
                      use_cache=False)  # fmt: skip
             hidden = seen[-1]
-            picked, targets = [], []
+            picked, targets, wanted = [], [], []
             for r, (i, _, t) in enumerate(chunk):
                 picked.append(hidden[r, width - len(t) - 1 : width - 1])  # t-1 predicts t
                 targets.append(torch.tensor(t))
+                wanted.append(torch.full((len(t),), measured[i]))
                 parts["text"].append(torch.full((len(t),), i, dtype=torch.long))
                 parts["pos"].append(torch.arange(len(t)) + int(shifted[i]))
-            states, target = torch.cat(picked), torch.cat(targets)
-            probs, ranks = _prob_rank(lm, states, target.to(states.device))
+            states, target, want = torch.cat(picked), torch.cat(targets), torch.cat(wanted)
+            probs = torch.full((len(target),), float("nan"))
+            ranks = torch.zeros(len(target), dtype=torch.long)
+            if want.any():
+                on = want.to(states.device)
+                probs[want], ranks[want] = _prob_rank(lm, states[on], target.to(states.device)[on])
             parts["probs"].append(probs)
             parts["ranks"].append(ranks)
             parts["states"].append(states.float().cpu())

@@ -204,6 +204,7 @@ def labelled_states(
     used = [i for i, _ in toxic] + clean_idx
     token_ids = [ids[i][: max(js) + 1] for i, js in toxic] + [ids[i] for i in clean_idx]
     captured = capture_states(lm, [data.texts[i] for i in used], token_ids=token_ids,
+                              measure=[n < len(toxic) for n in range(len(used))],
                               max_length=rule.max_tokens, progress=progress)  # fmt: skip
     toxic_tokens = {n: js for n, (_, js) in enumerate(toxic)}
     clean = list(range(len(toxic), len(used)))
@@ -225,8 +226,10 @@ def generated_states(
     clean_idx = [i for i, s in enumerate(scores) if s < threshold]
     spans = [piece_spans(token_pieces(lm.tokenizer, gens[i].token_ids)) for i in toxic_idx]
     attributed = _attributed(scorer, [gens[i].text for i in toxic_idx], spans, rule)
+    toxic_rows = set(toxic_idx)
     captured = capture_states(lm, [g.text for g in gens], [g.prompt for g in gens],
                               token_ids=[g.token_ids for g in gens],
+                              measure=[i in toxic_rows for i in range(len(gens))],
                               max_length=sampling.max_new_tokens, progress=progress)  # fmt: skip
     toxic_tokens = {i: js for i, js in zip(toxic_idx, attributed, strict=True) if js}
     states = _select(lm, captured, toxic_tokens, clean_idx, rule, source=0)
