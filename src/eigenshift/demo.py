@@ -43,13 +43,14 @@ log = logging.getLogger(__name__)
 DEMO = EvalConfig(max_prompts=200, sampling=SamplingConfig(samples=4), clean_texts=300)
 QUICK = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), clean_texts=60,
                    bootstrap=500)  # fmt: skip
-# The same budget for every tuned method: 8 points each (EigenShift 4 k x 2 alpha), 4 when quick.
+# The same budget for every tuned method: 8 points each (EigenShift 4 k x 2 alpha); 2 when quick
+# (a smoke test of the whole path, whose 40 continuations per point could not rank more).
 TUNE = TuneConfig(validation_prompts=60, test_prompts=200)
-QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(1, 2), alphas=(0.5, 0.0),
-                        strengths=(0.5, 1.0, 1.5, 2.0))  # fmt: skip
+QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(2,), alphas=(0.5, 0.0),
+                        strengths=(1.0, 2.0))  # fmt: skip
 TUNED = ("steer", "linear-act")
 FIT = EigenShiftConfig()
-QUICK_FIT = replace(FIT, max_texts=1500, rule=replace(FIT.rule, clean_budget=8000))
+QUICK_FIT = replace(FIT, max_texts=1500, rule=replace(FIT.rule, clean_budget=5000))
 # Labelled texts for the baselines: neuron scores and steering, and (fewer: one pass per layer)
 # the causal Linear-AcT fit.
 BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
