@@ -18,10 +18,12 @@ from .interventions import EigenShift
 from .io_utils import write_text_atomic
 from .models import LanguageModel
 from .models.architecture import weight_of
+from .models.placement import materialized
 
 
 def explain(lm: LanguageModel, intervention: EigenShift, top: int = 12) -> list[dict[str, Any]]:
-    weight = weight_of(lm.unembedding).detach()
+    with materialized(lm.unembedding):
+        weight = weight_of(lm.unembedding).detach()  # stays loaded while referenced
     v_k = intervention.tensors["v_k"].to(weight.device, weight.dtype)
     indices = intervention.tensors["indices"].tolist()
     deltas = intervention.tensors["deltas"]

@@ -28,6 +28,7 @@ from ..errors import NotBakeableError
 from ..hooks import Site, capture, transform
 from ..models import LanguageModel
 from ..models.architecture import is_conv1d, weight_of
+from ..models.placement import is_offloaded, is_quantized
 
 PROBE = "The quick brown fox jumps over the lazy dog, and then it rests."
 
@@ -86,6 +87,13 @@ def check_foldable(lm: LanguageModel, edits: Sequence[Edit], method: str) -> Non
             raise _refuse(edit, edit.why_not or f"'{method}' cannot be folded into plain weights")
         target = edit.target
         module = lm.module(target.module)
+        if is_quantized(module) or is_offloaded(module):
+            how = "quantized" if is_quantized(module) else "offloaded from its device"
+            raise NotBakeableError(
+                f"'{target.module}' is {how}, and eigenshift never writes such weights: load the "
+                "model in bfloat16 or float32 (no --quantize, no disk offload) to bake or export; "
+                "hooks work as loaded"
+            )
         if not (isinstance(module, nn.Linear) or is_conv1d(module)):
             raise _refuse(edit, f"'{target}' is not a linear layer")
         gets_bias = target == Site(lm.arch.unembedding, "input")

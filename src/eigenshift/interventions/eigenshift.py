@@ -40,6 +40,7 @@ from ..generation import SamplingConfig
 from ..hooks import Site
 from ..models import LanguageModel
 from ..models.architecture import weight_of
+from ..models.placement import materialized
 from ..scoring import Scorer, load_scorer
 from ..settings import check_settings, setting
 from ..stability import Projections, bootstrap, direction_stats, halves, selection_score
@@ -263,7 +264,8 @@ class EigenShift(Intervention):
                 "texts, a looser --max-rank/--min-prob, or another --scorer"
             )
         t1 = time.perf_counter()
-        s, v = right_singular(weight_of(lm.unembedding))
+        with materialized(lm.unembedding):  # offloaded or not
+            s, v = right_singular(weight_of(lm.unembedding))
         s, v = s.cpu(), v.cpu()
         t2 = time.perf_counter()
         contrast = config.choice("contrast")
@@ -336,8 +338,8 @@ class EigenShift(Intervention):
         if self.is_identity():
             return []
         v_k = self.tensors["v_k"]
-        v = v_k.to(lm.device, lm.dtype)
-        mu = self.tensors["clean_mean"].to(lm.device, lm.dtype)
+        v = v_k.to(*lm.placement(lm.arch.unembedding))
+        mu = self.tensors["clean_mean"].to(v)
         centered = self.centered
         scale = 1.0 - self.alpha
 

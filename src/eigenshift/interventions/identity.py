@@ -52,6 +52,6 @@ class ScaleUnembeddingInput(Intervention):
 
     def edits(self, lm: LanguageModel) -> list[Edit]:
         scale = self.tensors["scale"]
-        on_device = scale.to(lm.device, lm.dtype)
         site = Site(lm.arch.unembedding, "input")
+        on_device = scale.to(*lm.placement(site.module))
         return [Edit(site, lambda h: h * on_device, Affine(scale=scale))]

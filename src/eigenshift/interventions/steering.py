@@ -94,8 +94,8 @@ class MeanDifferenceSteering(Intervention):
         if self.strength == 0:
             return []
         shift = self.strength * self.tensors["vector"]
-        on_device = shift.to(lm.device, lm.dtype)
         block = self.params["site"]
+        on_device = shift.to(*lm.placement(block))
         # The residual shift lands in the bias of the projection that writes the MLP output into
         # the residual stream, where that is exact; the base checks it on a probe.
         writer = Site(f"{block}.{lm.arch.mlp_site}", "output")

@@ -58,8 +58,8 @@ def unit_edits(
     for site, s, t, lo, hi in zip(sites, split(scale, widths), shifts, lows, highs, strict=True):
         if torch.all(s == 1) and (t is None or torch.all(t == 0)):
             continue
-        ds, dt, dlo, dhi = (None if x is None else x.to(lm.device, lm.dtype)
-                            for x in (s, t, lo, hi))  # fmt: skip
+        where = lm.placement(Site.parse(site).module)  # each block's own device and dtype
+        ds, dt, dlo, dhi = (None if x is None else x.to(*where) for x in (s, t, lo, hi))
 
         def fn(a: torch.Tensor, s=ds, t=dt, lo=dlo, hi=dhi) -> torch.Tensor:
             edited = a * s if t is None else a * s + t

@@ -19,6 +19,7 @@ from .architecture import (
     is_conv1d,
     weight_of,
 )
+from .placement import compute_dtype, execution_device, is_offloaded, materialized
 
 
 @dataclass
@@ -96,11 +97,18 @@ class LanguageModel:
 
     @property
     def device(self) -> torch.device:
-        return weight_of(self.unembedding).device
+        """Where the unembedding computes: inputs and results go here (a device map's hooks move
+        each block's inputs to that block)."""
+        return execution_device(self.unembedding)
 
     @property
     def dtype(self) -> torch.dtype:
-        return weight_of(self.unembedding).dtype
+        return self.placement(self.arch.unembedding)[1]
+
+    def placement(self, name: str) -> tuple[torch.device, torch.dtype]:
+        """Device and activation dtype at a module: where an edit's tensors must be cast to."""
+        module = self.module(name)
+        return execution_device(module), compute_dtype(module, self.model.dtype)
 
     @property
     def context_length(self) -> int | None:
@@ -143,13 +151,14 @@ class LanguageModel:
         params = sorted(module.named_parameters(), key=lambda kv: kv[0])
         # Cached per storage and in-place version, so an edited weight is hashed again.
         key = (module_name, tuple((p.data_ptr(), p._version) for _, p in params))
-        if key not in self._hash_cache:
+        if key not in self._hash_cache or is_offloaded(module):
             digest = hashlib.sha256()
-            for pname, param in params:
-                tensor = param.detach().to("cpu", torch.float32).contiguous()
-                digest.update(pname.encode())
-                digest.update(str(tuple(tensor.shape)).encode())
-                digest.update(tensor.numpy().tobytes())
+            with materialized(module):  # the same hash wherever the weights live
+                for pname, param in sorted(module.named_parameters(), key=lambda kv: kv[0]):
+                    tensor = param.detach().to("cpu", torch.float32).contiguous()
+                    digest.update(pname.encode())
+                    digest.update(str(tuple(tensor.shape)).encode())
+                    digest.update(tensor.numpy().tobytes())
             self._hash_cache[key] = digest.hexdigest()
         return self._hash_cache[key]
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from ..assets import asset_file, gemma_gguf
+from ..assets import asset_file, cache_dir, gemma_gguf
 from ..errors import ModelLoadError, UnsupportedArchitectureError
 from ..settings import check_settings, setting
 from .architecture import SiteOverrides
@@ -31,7 +32,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 LOGIT_BIAS_MARK = "eigenshift_logit_bias"
 LOGIT_BIAS_FILE = "logit_bias.json"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-DType = Literal["float32", "float16", "bfloat16"]
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+Quantize = Literal["4bit", "8bit"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,14 @@ class ModelOptions:
         f"Hub id, model folder, .gguf file, or one of: {', '.join(EMBEDDED_MODELS)}.",
         short="-m",
     )
-    dtype: DType = setting("float32", "Weight dtype.")
+    dtype: DType = setting("auto", "Weight dtype (auto: bfloat16 on a CUDA GPU that supports it, "
+                                   "else float32).")  # fmt: skip
     device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
+    device_map: str | None = setting(
+        None, f"Spread the model over devices with accelerate: {', '.join(DEVICE_MAPS)}, or a "
+        "JSON file mapping module names to devices (replaces --device).")  # fmt: skip
+    quantize: Quantize | None = setting(
+        None, "Load weights in 4 or 8 bits with bitsandbytes (CUDA only; cannot be baked).")
     revision: str | None = setting(None, "Hub revision (branch, tag or commit).")
     trust_remote_code: bool = setting(False, "Run the model repo's own code.",
                                       flag="--trust-remote-code")  # fmt: skip
@@ -55,6 +64,7 @@ class ModelOptions:
 
     def load(self) -> LanguageModel:
         return load_model(self.model, dtype=self.dtype, device=self.device,
+                          device_map=self.device_map, quantize=self.quantize,
                           revision=self.revision, trust_remote_code=self.trust_remote_code,
                           overrides=self.sites)  # fmt: skip
 
@@ -106,15 +116,17 @@ def resolve_spec(spec: str) -> ModelSpec:
 def load_model(
     spec: str,
     *,
-    dtype: str = "float32",
+    dtype: str = "auto",
     device: str = "cpu",
+    device_map: str | dict[str, Any] | None = None,
+    quantize: str | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
     overrides: SiteOverrides | None = None,
 ) -> LanguageModel:
-    """Load a causal LM and name its sites; GGUF and embedded models via a cached conversion."""
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
+    """Load a causal LM and name its sites; GGUF and embedded models via a cached conversion.
+    `device_map` spreads it over devices through accelerate (a name or a {module: device} map,
+    "disk" included); `quantize` loads 4- or 8-bit weights through bitsandbytes on CUDA."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -125,6 +137,9 @@ def load_model(
         ) from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device '{device}' asked for, but torch sees no CUDA device")
+    placement = _placement(device, device_map, quantize)
+    on_cuda = device.startswith("cuda") or ("device_map" in placement and torch.cuda.is_available())
+    torch_dtype = _resolve_dtype(dtype, on_cuda)
     resolved = resolve_spec(spec)
     location = resolved.location
     if resolved.kind in ("embedded", "gguf"):
@@ -153,20 +168,76 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(
             location,
             revision=revision,
-            dtype=DTYPES[dtype],
+            dtype=torch_dtype,
             trust_remote_code=trust_remote_code,
+            **placement,
         )
         tokenizer = AutoTokenizer.from_pretrained(
             location, revision=revision, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
-    model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to oddly
+    if not placement:
+        model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to oddly
     lm = LanguageModel.wrap(model, tokenizer, name=resolved.name, overrides=overrides)
     lm.source = EMBEDDED_MODELS.get(resolved.name, location)
     _restore_logit_bias(lm, location, revision)
     log.info("loaded %s (%s, %s)", spec, lm.arch.family, lm.source)
     return lm
+
+
+def _resolve_dtype(dtype: str, on_cuda: bool) -> torch.dtype:
+    """auto: bfloat16 where a CUDA GPU supports it, float32 elsewhere (CPUs, old GPUs)."""
+    if dtype == "auto":
+        return torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype '{dtype}'; choose auto or one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def _placement(
+    device: str, device_map: str | dict[str, Any] | None, quantize: str | None
+) -> dict[str, Any]:
+    """from_pretrained's placement arguments: a device map (read from JSON when a file) with an
+    offload folder when it sends blocks to disk, and bitsandbytes' quantization config."""
+    out: dict[str, Any] = {}
+    if quantize is not None:
+        if quantize not in ("4bit", "8bit"):
+            raise ModelLoadError(f"unknown --quantize '{quantize}'; choose 4bit or 8bit")
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes); on "
+                                 "this machine load in float32 or bfloat16 instead")  # fmt: skip
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ModelLoadError(f"--quantize {quantize} needs bitsandbytes: pip install "
+                                 "bitsandbytes") from None  # fmt: skip
+        from transformers import BitsAndBytesConfig
+
+        bits = {"load_in_4bit": True, "bnb_4bit_compute_dtype": torch.bfloat16} \
+            if quantize == "4bit" else {"load_in_8bit": True}  # fmt: skip
+        out["quantization_config"] = BitsAndBytesConfig(**bits)
+        device_map = device_map or "auto"
+    if device_map is None:
+        return out
+    if isinstance(device_map, str) and device_map not in DEVICE_MAPS:
+        path = Path(device_map).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"--device-map '{device_map}' is neither one of "
+                                 f"{', '.join(DEVICE_MAPS)} nor a JSON file")  # fmt: skip
+        try:
+            device_map = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"could not read the device map {path}: {exc}") from None
+        if not isinstance(device_map, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int) for k, v in device_map.items()
+        ):
+            raise ModelLoadError(f"the device map {path} must be a JSON object of module name "
+                                 '-> device ("cpu", "disk", 0, "cuda:1")')  # fmt: skip
+    out["device_map"] = device_map
+    if isinstance(device_map, dict) and "disk" in device_map.values():
+        out["offload_folder"] = str(cache_dir() / "offload")
+    return out
 
 
 def _restore_logit_bias(lm: LanguageModel, location: str, revision: str | None) -> None:
