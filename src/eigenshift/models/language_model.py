@@ -183,7 +183,8 @@ class LanguageModel:
         if bias is None:
             weight = weight_of(head)
             rows = weight.shape[1] if is_conv1d(head) else weight.shape[0]
-            bias = nn.Parameter(weight.new_zeros(rows), requires_grad=False)
+            zeros = torch.zeros(rows, dtype=self.dtype, device=self.device)  # not meta, not packed
+            bias = nn.Parameter(zeros, requires_grad=False)
             head.bias = bias
             self.logit_bias_added = True
         return bias

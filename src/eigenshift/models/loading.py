@@ -137,9 +137,10 @@ def load_model(
         ) from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device '{device}' asked for, but torch sees no CUDA device")
-    placement = _placement(device, device_map, quantize)
-    on_cuda = device.startswith("cuda") or ("device_map" in placement and torch.cuda.is_available())
+    spread = device_map is not None or quantize is not None
+    on_cuda = device.startswith("cuda") or (spread and torch.cuda.is_available())
     torch_dtype = _resolve_dtype(dtype, on_cuda)
+    placement = _placement(device_map, quantize, torch_dtype)
     resolved = resolve_spec(spec)
     location = resolved.location
     if resolved.kind in ("embedded", "gguf"):
@@ -196,7 +197,7 @@ def _resolve_dtype(dtype: str, on_cuda: bool) -> torch.dtype:
 
 
 def _placement(
-    device: str, device_map: str | dict[str, Any] | None, quantize: str | None
+    device_map: str | dict[str, Any] | None, quantize: str | None, dtype: torch.dtype
 ) -> dict[str, Any]:
     """from_pretrained's placement arguments: a device map (read from JSON when a file) with an
     offload folder when it sends blocks to disk, and bitsandbytes' quantization config."""
@@ -214,7 +215,7 @@ def _placement(
                                  "bitsandbytes") from None  # fmt: skip
         from transformers import BitsAndBytesConfig
 
-        bits = {"load_in_4bit": True, "bnb_4bit_compute_dtype": torch.bfloat16} \
+        bits = {"load_in_4bit": True, "bnb_4bit_compute_dtype": dtype} \
             if quantize == "4bit" else {"load_in_8bit": True}  # fmt: skip
         out["quantization_config"] = BitsAndBytesConfig(**bits)
         device_map = device_map or "auto"
