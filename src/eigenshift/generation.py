@@ -155,7 +155,7 @@ def shorten(lm: LanguageModel, prompts: Sequence[str], limit: int) -> list[str]:
     return out
 
 
-def _eos_ids(lm: LanguageModel) -> set[int]:
+def eos_ids(lm: LanguageModel) -> set[int]:
     ids = {lm.tokenizer.eos_token_id}
     gen_eos = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
     ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
@@ -208,7 +208,7 @@ def _generate_batch(
     batch = lm.encode([prompts[p] for p, _ in rows])
     b = len(rows)
     gens = [torch.Generator().manual_seed(row_seed(config.seed, prompt_ids[p], s)) for p, s in rows]
-    eos = torch.tensor(sorted(_eos_ids(lm)), device=device)
+    eos = torch.tensor(sorted(eos_ids(lm)), device=device)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     extra: dict[str, Any] = {"logits_to_keep": 1} if accepts_logits_to_keep(lm) else {}
     # One cache object, filled in place step by step (what transformers' own generate does).

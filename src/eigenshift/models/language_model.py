@@ -74,6 +74,7 @@ class LanguageModel:
     arch: Architecture
     name: str = "model"
     source: str = ""
+    location: str = ""  # the folder (or hub id) transformers read: what another engine loads
     # True when eigenshift gave the unembedding a bias its architecture lacks (a constant logit
     # shift): an export saves it as a logit bias, since the family's loader would drop it.
     logit_bias_added: bool = False

@@ -182,6 +182,7 @@ def load_model(
         model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to oddly
     lm = LanguageModel.wrap(model, tokenizer, name=resolved.name, overrides=overrides)
     lm.source = EMBEDDED_MODELS.get(resolved.name, location)
+    lm.location = location
     _restore_logit_bias(lm, location, revision)
     log.info("loaded %s (%s, %s)", spec, lm.arch.family, lm.source)
     return lm

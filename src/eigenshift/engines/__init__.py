@@ -1,0 +1,1 @@
+"""Generation engines other than our own loop (`generation.generate`)."""
