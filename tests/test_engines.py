@@ -53,7 +53,7 @@ def test_a_failing_vllm_is_one_line(tmp_path):
                       "sys.exit(3)\n")  # fmt: skip
     engine = VLLMEngine(python=Path(sys.executable), worker=worker)
     with pytest.raises(InputError, match=r"vLLM failed on folder: RuntimeError: no CPU backend "
-                                         r"\(exit 3\)"):  # fmt: skip
+                                         r"\(exit 3\); its log: "):  # fmt: skip
         engine.generate(lm, "folder", PROMPTS[:1], SamplingConfig(max_new_tokens=2))
     with pytest.raises(InputError, match="make vllm"):
         VLLMEngine.find(tmp_path / "missing" / "python")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..assets import cache_dir
 from ..errors import InputError
 from ..generation import Generation, SamplingConfig, eos_ids, prompt_limit, row_seed, shorten
 from ..models import LanguageModel
@@ -80,9 +81,13 @@ class VLLMEngine:
                 done = subprocess.run([str(self.python), str(self.worker), str(request_path),
                                        str(out_path)], stdout=err, stderr=err)  # fmt: skip
             if done.returncode != 0 or not out_path.is_file():
-                lines = [ln for ln in err_path.read_text(errors="replace").splitlines() if ln]
+                log_path = cache_dir() / "vllm-last-failure.log"  # vLLM's root cause is in it
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                text = err_path.read_text(errors="replace")
+                log_path.write_text(text)
+                lines = [ln for ln in text.splitlines() if ln]
                 raise InputError(f"vLLM failed on {folder}: {lines[-1] if lines else 'no output'}"
-                                 f" (exit {done.returncode})")  # fmt: skip
+                                 f" (exit {done.returncode}); its log: {log_path}")  # fmt: skip
             records = [json.loads(line) for line in out_path.read_text().splitlines()]
         self.seconds = float(records[-1]["seconds"])
         stops = eos_ids(lm)
