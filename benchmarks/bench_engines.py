@@ -7,6 +7,7 @@ how many greedy continuations the two engines share. vLLM runs in its own enviro
 (`make vllm`, or --python).
 
     .venv/bin/python benchmarks/bench_engines.py [--prompts 64 --samples 4] [--eager]
+        [--memory 0.25]
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def main() -> None:
     parser.add_argument("--python", default=None, help="vLLM's python (default .venv-vllm)")
     parser.add_argument("--eager", action="store_true", help="vLLM without compilation")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    # vLLM's CPU worker takes this share of the host's memory for its KV cache (0.92 by
+    # default, which leaves this process, holding the hf model, to the OOM killer)
+    parser.add_argument("--memory", type=float, default=0.25)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     prompts = load_prompts(limit=args.prompts).texts
@@ -42,7 +46,8 @@ def main() -> None:
         lm = load_model("default", dtype=dtype)
         folder = lm.location  # the default model's converted folder, as vLLM reads it
         engine = VLLMEngine.find(args.python, dtype=dtype, max_model_len=1024, seed=0,
-                                 enforce_eager=args.eager)  # fmt: skip
+                                 enforce_eager=args.eager,
+                                 gpu_memory_utilization=args.memory)  # fmt: skip
         hf, hf_s = timed(lambda lm=lm: generate(lm, prompts, sampled, progress=False))
         vl, vl_wall = timed(lambda lm=lm, e=engine, f=folder: e.generate(lm, f, prompts, sampled))
         vl_s = engine.seconds

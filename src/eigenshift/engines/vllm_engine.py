@@ -36,7 +36,9 @@ WORKER = Path(__file__).with_name("vllm_worker.py")
 @dataclass
 class VLLMEngine:
     """`engine_args` go to `vllm.LLM` unchanged: tensor_parallel_size, data_parallel_size,
-    pipeline_parallel_size, gpu_memory_utilization, dtype, max_model_len, enforce_eager..."""
+    pipeline_parallel_size, gpu_memory_utilization, dtype, max_model_len, enforce_eager...
+    On a CPU, vLLM's KV cache takes gpu_memory_utilization (0.92 by default) of host memory,
+    which leaves a process that also holds the model to the OOM killer: give 0.2 to 0.3."""
 
     python: Path
     engine_args: dict[str, Any] = field(default_factory=dict)
