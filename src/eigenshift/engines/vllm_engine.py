@@ -84,7 +84,6 @@ class VLLMEngine:
                                        str(out_path)], stdout=err, stderr=err)  # fmt: skip
             if done.returncode != 0 or not out_path.is_file():
                 log_path = cache_dir() / "vllm-last-failure.log"  # vLLM's root cause is in it
-                log_path.parent.mkdir(parents=True, exist_ok=True)
                 text = err_path.read_text(errors="replace")
                 log_path.write_text(text)
                 lines = [ln for ln in text.splitlines() if ln]
