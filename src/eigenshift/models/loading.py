@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -238,7 +239,11 @@ def _placement(
                                  '-> device ("cpu", "disk", 0, "cuda:1")')  # fmt: skip
     out["device_map"] = device_map
     if isinstance(device_map, dict) and "disk" in device_map.values():
-        out["offload_folder"] = str(cache_dir() / "offload")
+        # One folder per load: weights transformers must write there (non-safetensors
+        # checkpoints) never overwrite those of another model loaded in the same process.
+        root = cache_dir() / "offload"
+        root.mkdir(exist_ok=True)
+        out["offload_folder"] = tempfile.mkdtemp(prefix="load-", dir=root)
     return out
 
 
