@@ -202,7 +202,7 @@ def _placement(
     device_map: str | dict[str, Any] | None, quantize: str | None, dtype: torch.dtype
 ) -> dict[str, Any]:
     """from_pretrained's placement arguments: a device map (read from JSON when a file) with an
-    offload folder when it sends blocks to disk, and bitsandbytes' quantization config."""
+    offload folder of its own, and bitsandbytes' quantization config."""
     out: dict[str, Any] = {}
     if quantize is not None:
         if quantize not in ("4bit", "8bit"):
@@ -238,12 +238,12 @@ def _placement(
             raise ModelLoadError(f"the device map {path} must be a JSON object of module name "
                                  '-> device ("cpu", "disk", 0, "cuda:1")')  # fmt: skip
     out["device_map"] = device_map
-    if isinstance(device_map, dict) and "disk" in device_map.values():
-        # One folder per load: weights transformers must write there (non-safetensors
-        # checkpoints) never overwrite those of another model loaded in the same process.
-        root = cache_dir() / "offload"
-        root.mkdir(exist_ok=True)
-        out["offload_folder"] = tempfile.mkdtemp(prefix="load-", dir=root)
+    # Any map may send blocks to disk ("auto" does when memory runs short). One folder per load:
+    # weights transformers must write there (non-safetensors checkpoints) never overwrite those
+    # of another model loaded in the same process.
+    root = cache_dir() / "offload"
+    root.mkdir(exist_ok=True)
+    out["offload_folder"] = tempfile.mkdtemp(prefix="load-", dir=root)
     return out
 
 
