@@ -113,7 +113,7 @@ def capture_states(
 def _logits(lm: LanguageModel, states: torch.Tensor) -> torch.Tensor:
     """The model's logits from lm_head inputs, with the soft-capping some families apply."""
     logits = lm.unembedding(states).float()
-    cap = getattr(lm.model.config, "final_logit_softcapping", None)
+    cap = lm.logit_softcap
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits

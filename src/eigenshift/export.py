@@ -30,21 +30,12 @@ from .models.loading import LOGIT_BIAS_FILE, LOGIT_BIAS_MARK
 EXPORT_FILE = "eigenshift-export.json"
 
 
-def _softcap(lm: LanguageModel) -> float | None:
-    config = lm.model.config
-    for cfg in (config, getattr(config, "text_config", None)):
-        cap = getattr(cfg, "final_logit_softcapping", None)
-        if cap:
-            return float(cap)
-    return None
-
-
 def _check_exportable(lm: LanguageModel, intervention: Intervention) -> None:
     """A logit bias is added after soft-capping by every consumer, the head's bias before it."""
     head_input = Site(lm.arch.unembedding, "input")
     shifts = any(e.target == head_input and e.affine is not None and e.affine.has_shift
                  for e in intervention.edits(lm))  # fmt: skip
-    cap = _softcap(lm)
+    cap = lm.logit_softcap
     if shifts and cap and getattr(lm.unembedding, "bias", None) is None:
         raise NotBakeableError(
             f"'{intervention.meta.method}' shifts every logit by a constant, and this model "

@@ -122,6 +122,16 @@ class LanguageModel:
                 return value
         return None
 
+    @property
+    def logit_softcap(self) -> float | None:
+        """The cap some families put on their logits (cap * tanh(logits / cap)), if any."""
+        config = self.model.config
+        for cfg in (config, getattr(config, "text_config", None)):
+            cap = getattr(cfg, "final_logit_softcapping", None)
+            if cap:
+                return float(cap)
+        return None
+
     def module(self, name: str) -> nn.Module:
         return get_module(self.model, name)
 

@@ -257,8 +257,7 @@ def _restore_logit_bias(lm: LanguageModel, location: str, revision: str | None) 
         return
     if not getattr(saved, LOGIT_BIAS_MARK, False):
         return
-    pairs = saved.sequence_bias or []
-    pairs = list(pairs.items()) if isinstance(pairs, dict) else pairs
+    pairs = saved.sequence_bias or []  # [[[token id], bias], ...], as the export writes it
     bias = lm.unembedding_bias()
     ids = torch.tensor([seq[0] for seq, _ in pairs], dtype=torch.long, device=bias.device)
     values = torch.tensor([value for _, value in pairs], dtype=bias.dtype, device=bias.device)

@@ -31,8 +31,10 @@ def execution_device(module: nn.Module) -> torch.device:
 
 def compute_dtype(module: nn.Module, default: torch.dtype) -> torch.dtype:
     """The dtype activations have at this module (a quantized weight's storage is not it)."""
+    if is_quantized(module):
+        return default
     for param in module.parameters():
-        if param.is_floating_point() and not is_quantized(module):
+        if param.is_floating_point():
             return param.dtype
     return default
 
