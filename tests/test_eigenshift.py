@@ -119,12 +119,17 @@ def test_hooked_equals_baked_equals_exported(fitted, tmp_path):
     iv = fit.intervention(k=4, alpha=0.0)
     lm = make_lm("llama")  # a fresh copy of the same weights: baking edits in place
     emb = lm.model.get_input_embeddings().weight.detach().clone()
+    original = _logits(lm)
     with iv.applied(lm):
         hooked = _logits(lm)
-    assert not torch.allclose(hooked, _logits(lm))
+    assert not torch.allclose(hooked, original)
+    with iv.baked(lm):  # baked for a block, then put back: weights, tie and all
+        torch.testing.assert_close(_logits(lm), hooked, atol=1e-4, rtol=0)
+        assert not lm.arch.tied
+    assert lm.arch.tied and lm.unembedding.weight is lm.model.get_input_embeddings().weight
+    assert torch.equal(_logits(lm), original)
     folder = export_model(lm, iv, tmp_path / "exported")
-    baked = _logits(lm)
-    torch.testing.assert_close(baked, hooked, atol=1e-4, rtol=0)
+    assert torch.equal(_logits(lm), original) and lm.arch.tied  # the export leaves lm as it was
     assert torch.equal(lm.model.get_input_embeddings().weight, emb)
     reloaded = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     assert torch.equal(reloaded.get_input_embeddings().weight, emb)
@@ -132,6 +137,7 @@ def test_hooked_equals_baked_equals_exported(fitted, tmp_path):
     with torch.no_grad():
         plain = reloaded(**ids.model_inputs()).logits
     torch.testing.assert_close(plain, hooked, atol=1e-4, rtol=0)
+    iv.bake(lm)
     with pytest.raises(ArtifactError, match="differ"):  # already baked in
         iv.bake(lm)
 
@@ -166,8 +172,12 @@ def test_centered_dampening_leaves_as_a_logit_bias(fitted, tmp_path):
     shift = iv.edits(fresh)[0].affine.shift
     assert float(shift.norm()) > 1e-3
 
+    with iv.baked(fresh):
+        torch.testing.assert_close(_logits(fresh), hooked, atol=1e-4, rtol=0)  # a head bias
+        assert fresh.logit_bias_added
+    assert fresh.unembedding.bias is None and not fresh.logit_bias_added  # put back
     folder = export_model(fresh, iv, tmp_path / "centered")
-    torch.testing.assert_close(_logits(fresh), hooked, atol=1e-4, rtol=0)  # baked in memory
+    assert torch.equal(_logits(fresh), before)
     bias = json.loads((folder / "logit_bias.json").read_text())
     assert len(bias) == fresh.model.config.vocab_size
 

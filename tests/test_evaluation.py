@@ -92,9 +92,9 @@ def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
     config = EvalConfig(**SMALL)
     full = evaluate(lm, {}, config, tmp_path / "full", progress=False)
 
-    import eigenshift.evaluation.collect as collect
+    import eigenshift.engines.base as engines  # the hf engine's loop
 
-    real_generate, calls = collect.generate, []
+    real_generate, calls = engines.generate, []
 
     def crashing(*args, **kwargs):
         if len(calls) == 1:
@@ -102,7 +102,7 @@ def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
         calls.append(kwargs["prompt_ids"])
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(collect, "generate", crashing)
+    monkeypatch.setattr(engines, "generate", crashing)
     with pytest.raises(KeyboardInterrupt):
         evaluate(lm, {}, config, tmp_path / "resumed", progress=False)
     path = tmp_path / "resumed" / "continuations.jsonl"
@@ -114,7 +114,7 @@ def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
         calls.append(kwargs["prompt_ids"])
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(collect, "generate", counting)
+    monkeypatch.setattr(engines, "generate", counting)
     calls.clear()
     resumed = evaluate(lm, {}, config, tmp_path / "resumed", progress=False)
     assert sum(len(c) for c in calls) == 2  # only the 2 unfinished prompts

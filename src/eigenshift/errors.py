@@ -31,3 +31,7 @@ class ArtifactError(InputError):
 
 class NotBakeableError(EigenshiftError):
     """The intervention cannot be folded into plain weights; apply it with a hook instead."""
+
+
+class EngineError(EigenshiftError):
+    """A generation engine (vLLM) failed or does not serve the model faithfully."""

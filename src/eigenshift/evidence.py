@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from .models import LanguageModel
 from .scoring import Scorer
 from .scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
 from .settings import check_settings, setting
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 log = logging.getLogger(__name__)
 SOURCES = ("generated", "labelled")
@@ -216,12 +219,16 @@ def labelled_states(
 def generated_states(
     lm: LanguageModel, prompts: Sequence[str], prompt_ids: Sequence[int],
     sampling: SamplingConfig, scorer: Scorer, rule: EvidenceRule, threshold: float,
-    progress: bool = True,
+    progress: bool = True, engine: Engine | None = None,
 ) -> FitStates:  # fmt: skip
-    """Continuations of the prompts (greedy or sampled), scored; teacher-forced states of their
-    tokens, with the exact generated ids."""
-    gens: list[Generation] = generate(lm, prompts, sampling, prompt_ids=prompt_ids,
-                                      progress=progress)  # fmt: skip
+    """Continuations of the prompts (greedy or sampled) by `engine` (default: our own loop),
+    scored; teacher-forced states of their tokens, with the exact generated ids."""
+    if engine is None:
+        gens: list[Generation] = generate(lm, prompts, sampling, prompt_ids=prompt_ids,
+                                          progress=progress)  # fmt: skip
+    else:
+        gens = engine.generate(lm, None, prompts, sampling, prompt_ids=prompt_ids,
+                               progress=progress)  # fmt: skip
     gens = [g for g in gens if g.token_ids]
     scores = scorer.score([g.text for g in gens]) if gens else np.zeros(0)
     toxic_idx = [i for i, s in enumerate(scores) if s >= threshold]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -45,8 +45,9 @@ def _check_exportable(lm: LanguageModel, intervention: Intervention) -> None:
 
 
 @contextmanager
-def _without_bias(lm: LanguageModel) -> Iterator[torch.Tensor | None]:
-    """The bias eigenshift gave the head, detached while the weights are saved (yielded)."""
+def without_logit_bias(lm: LanguageModel) -> Iterator[torch.Tensor | None]:
+    """The bias eigenshift gave the head detached for the block (yielded): the weights as saved,
+    the logits a consumer sees before it adds the logit bias."""
     if not lm.logit_bias_added:
         yield None
         return
@@ -59,14 +60,23 @@ def _without_bias(lm: LanguageModel) -> Iterator[torch.Tensor | None]:
         head.bias = bias
 
 
-def export_model(lm: LanguageModel, intervention: Intervention, out: str | Path) -> Path:
-    """Bake `intervention` into `lm` (in place: load a fresh model for other work) and save it.
-    A tied unembedding is untied first, so the input embeddings are saved unchanged."""
+def export_model(
+    lm: LanguageModel,
+    intervention: Intervention,
+    out: str | Path,
+    *,
+    inspect: Callable[[LanguageModel], None] | None = None,
+) -> Path:
+    """Save `lm` with `intervention` baked in; `lm` is put back as it was. A tied unembedding
+    is untied in the export, so the input embeddings are saved unchanged. `inspect` sees the
+    model exactly as saved (e.g. to record reference logits a server can be checked against)."""
     out = Path(out)
     prepare_out(out, EXPORT_FILE)
     _check_exportable(lm, intervention)
-    intervention.bake(lm)
-    with atomic_folder(out, marker=EXPORT_FILE) as tmp, _without_bias(lm) as bias:
+    with intervention.baked(lm), atomic_folder(out, marker=EXPORT_FILE) as tmp, \
+            without_logit_bias(lm) as bias:
+        if inspect is not None:
+            inspect(lm)
         lm.model.save_pretrained(tmp)
         lm.tokenizer.save_pretrained(tmp)
         provenance = {

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .engines import Engine
 from .errors import InputError
 from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
 from .interventions import REGISTRY, EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
@@ -47,6 +48,7 @@ def sweep_grid(
     others: Mapping[str, Intervention],
     *,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> dict[str, Intervention]:
     """EigenShift's recipe x k x alpha grid from one fit per recipe, then every other fitted
     intervention at each of the strengths (when it has that knob)."""
@@ -60,7 +62,7 @@ def sweep_grid(
         )
     grid: dict[str, Intervention] = {}
     if config.ks:
-        fits = eigenshift_fits(lm, fit, config.recipes, progress=progress)
+        fits = eigenshift_fits(lm, fit, config.recipes, progress=progress, engine=engine)
         grid |= eigenshift_grid(fits, config.ks, config.alphas)
     for name, intervention in others.items():
         grid |= strength_grid(name, intervention, config.strengths)
@@ -85,14 +87,15 @@ def grid_name(recipe: str, k: int, alpha: float) -> str:
 
 
 def eigenshift_fits(
-    lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[Recipe], *, progress: bool = True
-) -> dict[str, EigenShiftFit]:
+    lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[Recipe], *,
+    progress: bool = True, engine: Engine | None = None,
+) -> dict[str, EigenShiftFit]:  # fmt: skip
     """One fit per recipe; one gathering of evidence serves them all (the states are shared)."""
     fits: dict[str, EigenShiftFit] = {}
     states = None
     for recipe in recipes:
         fits[recipe] = EigenShift.fit_statistics(lm, replace(base, recipe=recipe), states=states,
-                                                 progress=progress)  # fmt: skip
+                                                 engine=engine, progress=progress)  # fmt: skip
         states = fits[recipe].evidence()
     return fits
 
@@ -122,9 +125,10 @@ def run_sweep(
     *,
     ppl_limit: float = 0.10,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     with RunFolder(out).lock() as run:
-        return _sweep(lm, grid, eval_config, run, ppl_limit, progress)
+        return _sweep(lm, grid, eval_config, run, ppl_limit, progress, engine)
 
 
 def _sweep(
@@ -134,8 +138,10 @@ def _sweep(
     run: RunFolder,
     ppl_limit: float,
     progress: bool,
+    engine: Engine | None,
 ) -> dict[str, Any]:
-    metrics = evaluate(lm, grid, eval_config, run.path, progress=progress)  # excludes fit prompts
+    metrics = evaluate(lm, grid, eval_config, run.path, progress=progress,
+                       engine=engine)  # excludes fit prompts  # fmt: skip
     rows = metrics["methods"]
     points = [(r["perplexity"], r["toxic_fraction"]) for r in rows]
     front = [rows[i]["method"] for i in pareto_front(points)]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .data import load_prompts
+from .engines import Engine, open_engine
 from .errors import InputError
 from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
 from .evaluation.plan import fit_prompt_ids
@@ -104,12 +105,14 @@ def tune(
     *,
     fixed: Mapping[str, Intervention] | None = None,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Grid on validation prompts, one chosen point per method, evaluated on test prompts (with
     the `fixed` methods as they are, untuned); writes validation/, test/, chosen/METHOD/ and
-    tune.json under `out`."""
-    with RunFolder(out).lock() as run:
-        return _tune(lm, methods, dict(fixed or {}), config, evaluation, run, progress)
+    tune.json under `out`. Both evaluations share `engine` (default: the one `evaluation`
+    names)."""
+    with RunFolder(out).lock() as run, open_engine(evaluation.engine, engine) as opened:
+        return _tune(lm, methods, dict(fixed or {}), config, evaluation, run, progress, opened)
 
 
 def _tune(
@@ -120,6 +123,7 @@ def _tune(
     evaluation: EvalConfig,
     run: RunFolder,
     progress: bool,
+    engine: Engine,
 ) -> dict[str, Any]:
     grids = {name: method_grid(name, m, config) for name, m in methods.items()}
     points = {point: iv for grid in grids.values() for point, iv in grid.items()}
@@ -128,7 +132,8 @@ def _tune(
     val, test = split_prompts(len(prompts), fitted, config, evaluation.prompt_seed)
     val_eval = only(replace(evaluation, sampling=replace(
         evaluation.sampling, samples=config.validation_samples)), val, len(prompts))
-    validation = evaluate(lm, points, val_eval, run.path / "validation", progress=progress)
+    validation = evaluate(lm, points, val_eval, run.path / "validation", progress=progress,
+                          engine=engine)  # fmt: skip
     chosen = {name: choose(validation["methods"], list(grid), config.ppl_limit)
               for name, grid in grids.items()}  # fmt: skip
     for name, point in chosen.items():
@@ -137,7 +142,7 @@ def _tune(
             points[point].save(run.path / "chosen" / name)
     finals = {name: points[point] for name, point in chosen.items() if point} | fixed
     tested = evaluate(lm, finals, only(evaluation, test, len(prompts)), run.path / "test",
-                      progress=progress)  # fmt: skip
+                      progress=progress, engine=engine)  # fmt: skip
     summary = {
         "rule": RULE.format(limit=config.ppl_limit),
         "prompts": {"fit": sorted(fitted), "validation": sorted(val), "test": sorted(test)},

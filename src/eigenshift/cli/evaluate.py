@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..demo import DemoConfig
+from ..engines import open_engine
 from ..evaluation.plan import EvalConfig
 from ..evaluation.run import RunFolder
 from ..generation import SamplingConfig
@@ -89,8 +90,10 @@ def sweep(
         lm = model.load()
         for intervention in loaded.values():  # a foreign one is refused before EigenShift fits
             intervention.check_compatible(lm)
-        grid = sweep_grid(lm, settings, fit, loaded)
-        summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit)
+        with open_engine(evaluation.engine) as engine:
+            grid = sweep_grid(lm, settings, fit, loaded, engine=engine)
+            summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit,
+                                engine=engine)  # fmt: skip
     click.echo(format_table(run.metrics()))
     click.echo(f"best: {summary['best']} ({summary['best_reason']})")
     click.echo(f"report: {run.file(RunFolder.REPORT_HTML)}; trade-off: "
@@ -137,9 +140,11 @@ def tune(
         for intervention in loaded.values():
             intervention.check_compatible(lm)
         methods: dict[str, Any] = dict(loaded)
-        if eigenshift:
-            methods = {"eigenshift": EigenShift.fit_statistics(lm, fit), **methods}
-        summary = run_tune(lm, methods, settings, evaluation, out)
+        with open_engine(evaluation.engine) as engine:  # one vLLM worker for fit and tune
+            if eigenshift:
+                methods = {"eigenshift": EigenShift.fit_statistics(lm, fit, engine=engine),
+                           **methods}  # fmt: skip
+            summary = run_tune(lm, methods, settings, evaluation, out, engine=engine)
     click.echo(format_table(RunFolder(out / "test").metrics()))
     for name, point in summary["chosen"].items():
         click.echo(f"{name}: {point or 'no point meets the rule'}")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..data import LabelledSource
+from ..engines import EngineConfig, open_engine
 from ..interventions import META_FILE, REGISTRY, Intervention
 from ..models import ModelOptions
 from .common import model_options, out_option
@@ -30,6 +31,7 @@ def _command(method: type[Intervention]) -> click.Command:
         data: LabelledSource | None = None,
         neurons: str | None = None,
         neuron_data: LabelledSource | None = None,
+        engine: EngineConfig | None = None,
     ) -> None:
         lm = model.load()
         inputs: dict[str, Any] = {}
@@ -40,13 +42,16 @@ def _command(method: type[Intervention]) -> click.Command:
 
             kept = out.with_name(f"{out.name}-neurons")  # scores computed here are kept
             inputs["neurons"] = neuron_scores_from(lm, neurons, neuron_data, kept)
-        edit = method.fit(lm, config, **inputs)
+        with open_engine(engine) as opened:
+            edit = method.fit(lm, config, engine=opened, **inputs)
         edit.save(out)
         click.echo(edit.describe(lm))
         click.echo(f"saved to {out}")
 
     command = out_option(marker=META_FILE)(run)
     command = config_options(method.config_class, into="config")(command)
+    if method.generates:
+        command = config_options(EngineConfig, into="engine")(command)
     if "data" in method.needs:
         command = config_options(LabelledSource, into="data")(command)
     if "neurons" in method.needs:

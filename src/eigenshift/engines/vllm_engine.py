@@ -2,103 +2,339 @@
 
 vLLM pins a transformers older than eigenshift's, so it lives in its own environment (`make
 vllm` builds `.venv-vllm` with vLLM's CPU build; on GPUs, `pip install vllm` there) and runs
-`vllm_worker.py` as a subprocess that imports nothing of eigenshift. Prompts are tokenized here
-exactly as our own loop tokenizes them, every continuation has its own seed (`row_seed`, as in
-our loop), and the text of each continuation is decoded here with the model's tokenizer, so
-both engines feed the same pipeline. vLLM serves a model folder: an edit reaches it baked into an
-export.
+`vllm_worker.py`, which imports nothing of eigenshift, as a long-lived subprocess: the model loads
+once per served folder, not once per chunk of prompts.
+
+vLLM serves a model folder, so an edit reaches it baked into an export, cached under
+`cache_dir()/exports` by the model, its dtype and the artifact's digest (a rerun reuses it). An
+edit that shifts every logit travels as the export's `logit_bias.json`, which goes into every
+request's `logit_bias`. Before the first continuation of an export, a probe compares vLLM's
+next-token log-probabilities with those of the saved weights: a family whose vLLM loader ties
+the unembedding to the input embeddings (Gemma-2 and Cohere in vLLM 0.32) would silently serve
+the unedited head, and is refused instead.
+
+Prompts are tokenized here exactly as our loop tokenizes them, every row has its own seed
+(`row_seed`), generation stops at our loop's stop tokens, and continuations are decoded here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+import torch
+from tqdm.auto import tqdm
 
 from ..assets import cache_dir
-from ..errors import InputError
+from ..errors import EngineError, InputError, NotBakeableError
 from ..generation import Generation, SamplingConfig, eos_ids, prompt_limit, row_seed, shorten
 from ..models import LanguageModel
+from ..models.loading import LOGIT_BIAS_FILE
+from .base import Advance, EngineConfig
+
+if TYPE_CHECKING:
+    from ..interventions import Intervention
 
 log = logging.getLogger(__name__)
 
 PYTHON_VARIABLE = "EIGENSHIFT_VLLM_PYTHON"
 DEFAULT_PYTHON = Path(".venv-vllm/bin/python")
 WORKER = Path(__file__).with_name("vllm_worker.py")
+PROBE_FILE = "eigenshift-probe.json"
+PROBE_TEXTS = ("The weather today is", "You are such a", "I think that the", "Once upon a time")
+PROBE_TOP = 5  # tokens compared per probe text
+# Largest |log p| difference between vLLM and the saved weights taken as the same model: float32
+# kernels differ by ~1e-4; half precision rounds logits by ~1e-2 relative.
+PROBE_TOLERANCE = {torch.float32: 0.02, torch.float64: 0.02}
+HALF_TOLERANCE = 0.3
+CPU_MEMORY_SHARE = 0.25  # of host memory for vLLM's KV cache, when none is given on a CPU
+
+
+@dataclass
+class Served:
+    """A folder vLLM loads, the logit bias every request carries, the probe that checks it."""
+
+    folder: Path
+    logit_bias: dict[str, float] | None
+    probe: dict[str, Any] | None  # {"prompt_token_ids", "saved", "original"}; None: no check
+
+
+def _read_logit_bias(folder: Path) -> dict[str, float] | None:
+    path = folder / LOGIT_BIAS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _next_token_logprobs(lm: LanguageModel, ids: list[list[int]]) -> list[dict[str, float]]:
+    """log-softmax of the next token after each prompt, its top PROBE_TOP tokens."""
+    out = []
+    with torch.inference_mode():
+        for row in ids:
+            tensor = torch.tensor([row], device=lm.device)
+            logits = lm.model(input_ids=tensor).logits[0, -1].float()
+            logp = torch.log_softmax(logits, -1)
+            top = torch.topk(logp, PROBE_TOP)
+            out.append({str(int(t)): float(v) for t, v in zip(top.indices, top.values,
+                                                              strict=True)})  # fmt: skip
+    return out
+
+
+def probe_tokens(lm: LanguageModel) -> list[list[int]]:
+    return [lm.encode([text]).input_ids[0].tolist() for text in PROBE_TEXTS]
+
+
+def check_probe(lm: LanguageModel, probe: dict[str, Any], served: list[dict[str, float]],
+                folder: Path, method: str) -> None:  # fmt: skip
+    """vLLM's raw log-probabilities must match the saved weights'; when they match the unedited
+    model's instead, vLLM dropped the edit (a family it ties by architecture)."""
+    tolerance = PROBE_TOLERANCE.get(lm.dtype, HALF_TOLERANCE)
+
+    def distance(reference: list[dict[str, float]]) -> float:
+        worst = 0.0
+        for ref, got in zip(reference, served, strict=True):
+            for token, value in ref.items():
+                if token not in got:  # outside vLLM's top: at least as far as its k-th
+                    worst = max(worst, abs(value - min(got.values())))
+                else:
+                    worst = max(worst, abs(value - got[token]))
+        return worst
+
+    saved, original = distance(probe["saved"]), distance(probe["original"])
+    if saved <= tolerance:
+        log.info("vLLM serves %s as saved (probe: max |log p| difference %.2g)", folder, saved)
+        return
+    if original <= tolerance:  # the unedited model's, not the edit's
+        raise NotBakeableError(
+            f"vLLM serves the unedited unembedding of this {lm.arch.family} model (its loader "
+            f"ties the head to the input embeddings), so '{method}' would be silently dropped "
+            f"(probe: {original:.3g} from the original, {saved:.3g} from the edit): evaluate it "
+            "with --engine hf"
+        )
+    raise EngineError(
+        f"vLLM's next-token log-probabilities for {folder} differ from the saved weights' by "
+        f"{saved:.3g} (tolerance {tolerance}): this model does not serve faithfully in vLLM; use "
+        "--engine hf"
+    )
+
+
+class _Worker:
+    """One vLLM process serving one folder; requests and answers are JSON lines."""
+
+    def __init__(self, python: Path, script: Path, setup: dict[str, Any], log_path: Path) -> None:
+        self.key = json.dumps(setup, sort_keys=True)
+        self.log_path = log_path
+        self.log: IO[str] = log_path.open("w", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [str(python), str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True, bufsize=1,
+            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        )  # fmt: skip
+        self.folder = setup["model"]
+        self.send(setup)
+        ready = self.receive("ready")
+        log.info("vLLM loaded %s in %.1f s", self.folder, ready["ready"])
+
+    def send(self, record: dict[str, Any]) -> None:
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps(record) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.fail()
+
+    def receive(self, kind: str, advance: Advance | None = None) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        done = 0
+        for line in self.process.stdout:
+            record = json.loads(line)
+            if "progress" in record:
+                if advance is not None:
+                    advance(int(record["progress"]) - done)
+                done = int(record["progress"])
+                continue
+            if kind in record:
+                return dict(record)
+        self.fail()
+
+    def fail(self) -> NoReturn:
+        code = self.process.wait()
+        self.log.close()
+        text = self.log_path.read_text(errors="replace")
+        kept = cache_dir() / "vllm-last-failure.log"  # vLLM's root cause is in it
+        kept.write_text(text)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        raise EngineError(f"vLLM failed on {self.folder}: {lines[-1] if lines else 'no output'} "
+                          f"(exit {code}); its log: {kept}")  # fmt: skip
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
 
 
 @dataclass
 class VLLMEngine:
-    """`engine_args` go to `vllm.LLM` unchanged: tensor_parallel_size, data_parallel_size,
-    pipeline_parallel_size, gpu_memory_utilization, dtype, max_model_len, enforce_eager...
-    On a CPU, vLLM's KV cache takes gpu_memory_utilization (0.92 by default) of host memory,
-    which leaves a process that also holds the model to the OOM killer: give 0.2 to 0.3."""
+    """The `vllm` engine. Its arguments come from `EngineConfig` (tensor/pipeline/data
+    parallelism, memory share, context length, any other through --engine-arg)."""
 
     python: Path
-    engine_args: dict[str, Any] = field(default_factory=dict)
+    config: EngineConfig = field(default_factory=lambda: EngineConfig(engine="vllm"))
     worker: Path = WORKER  # the script the python runs (tests give a stand-in)
-    seconds: float = 0.0  # the last call's generation time inside vLLM (loading excluded)
+    exports: Path | None = None  # where baked exports are cached (default cache_dir()/exports)
+    seconds: float = 0.0  # generation time inside vLLM so far (loading excluded)
+    name: str = "vllm"
+    _served: dict[str, Served] = field(default_factory=dict, repr=False)
+    _probed: set[str] = field(default_factory=set, repr=False)
+    _process: _Worker | None = field(default=None, repr=False)
 
     @classmethod
-    def find(cls, python: str | Path | None = None, **engine_args: Any) -> VLLMEngine:
-        path = Path(python or os.environ.get(PYTHON_VARIABLE) or DEFAULT_PYTHON).expanduser()
+    def find(cls, config: EngineConfig | None = None) -> VLLMEngine:
+        config = config or EngineConfig(engine="vllm")
+        chosen = config.vllm_python or os.environ.get(PYTHON_VARIABLE) or DEFAULT_PYTHON
+        path = Path(chosen).expanduser()
         if not path.is_file():
             raise InputError(f"no vLLM environment at {path}: run `make vllm`, or point "
-                             f"{PYTHON_VARIABLE} at a python that has vllm")  # fmt: skip
-        return cls(path, engine_args)
+                             f"{PYTHON_VARIABLE} (or --vllm-python) at a python that has "
+                             "vllm")  # fmt: skip
+        return cls(path, config)
+
+    # -- what vLLM serves ----------------------------------------------------------------------
+    def prepare(self, lm: LanguageModel, interventions: Sequence[Intervention]) -> None:
+        """Bake and export every intervention now, so an unbakeable one is refused before any
+        continuation is generated."""
+        for intervention in interventions:
+            self.served(lm, intervention)
+
+    def served(self, lm: LanguageModel, intervention: Intervention | None) -> Served:
+        key = "original" if intervention is None else intervention.digest()
+        if key in self._served:
+            return self._served[key]
+        if intervention is None:
+            folder = Path(lm.location) if lm.location and Path(lm.location).is_dir() else None
+            # A hub id is resolved by vLLM in the same hub cache.
+            served = Served(folder or Path(lm.location), _read_logit_bias(folder) if folder
+                            else None, None)  # fmt: skip
+        else:
+            served = self._export(lm, intervention)
+        self._served[key] = served
+        return served
+
+    def _export(self, lm: LanguageModel, intervention: Intervention) -> Served:
+        from ..export import EXPORT_FILE, export_model, without_logit_bias
+
+        identity = json.dumps([lm.location, lm.weight_hash(lm.arch.unembedding), str(lm.dtype),
+                               intervention.digest()])  # fmt: skip
+        folder = (self.exports or cache_dir() / "exports") / hashlib.sha256(
+            identity.encode()).hexdigest()[:20]  # fmt: skip
+        probe_path = folder / PROBE_FILE
+        if not ((folder / EXPORT_FILE).is_file() and probe_path.is_file()):
+            ids = probe_tokens(lm)
+            with without_logit_bias(lm):
+                original = _next_token_logprobs(lm, ids)
+            saved: list[dict[str, float]] = []
+            try:
+                export_model(lm, intervention, folder,
+                             inspect=lambda m: saved.extend(_next_token_logprobs(m, ids)))
+            except NotBakeableError as exc:
+                raise NotBakeableError(f"{exc} (the vllm engine serves baked weights; "
+                                       "--engine hf applies it as hooks)") from None
+            probe_path.write_text(json.dumps({"prompt_token_ids": ids, "saved": saved,
+                                              "original": original}) + "\n")  # fmt: skip
+            log.info("exported '%s' for vLLM to %s", intervention.method, folder)
+        return Served(folder, _read_logit_bias(folder), json.loads(probe_path.read_text()))
+
+    # -- generation ----------------------------------------------------------------------------
+    def _engine_args(self, lm: LanguageModel, context: int) -> dict[str, Any]:
+        args: dict[str, Any] = {"seed": 0, "skip_tokenizer_init": True}
+        if self.config.vllm_dtype != "model":
+            args["dtype"] = self.config.vllm_dtype
+        else:
+            args["dtype"] = str(lm.dtype).removeprefix("torch.")
+        if self.config.gpu_memory_utilization is None and not torch.cuda.is_available():
+            args["gpu_memory_utilization"] = CPU_MEMORY_SHARE
+        args["max_model_len"] = context
+        return args | self.config.vllm_args()
+
+    def _worker_for(self, lm: LanguageModel, folder: Path, context: int) -> _Worker:
+        setup = {"model": str(folder), "engine_args": self._engine_args(lm, context)}
+        key = json.dumps(setup, sort_keys=True)
+        if self._process is None or self._process.key != key:
+            self.close()
+            self._process = _Worker(self.python, self.worker, setup,
+                                    cache_dir() / "vllm-worker.log")  # fmt: skip
+        return self._process
 
     def generate(
         self,
         lm: LanguageModel,
-        folder: str | Path,
+        intervention: Intervention | None,
         prompts: Sequence[str],
         config: SamplingConfig,
+        *,
         prompt_ids: Sequence[int] | None = None,
+        progress: bool = False,
+        advance: Advance | None = None,
     ) -> list[Generation]:
-        """`config.samples` continuations of every prompt by the model saved in `folder` (whose
-        tokenizer `lm` has), in (prompt, sample) order, as `generation.generate` returns them."""
+        served = self.served(lm, intervention)
         prompt_ids = list(range(len(prompts))) if prompt_ids is None else list(prompt_ids)
-        prompts = shorten(lm, prompts, prompt_limit(lm, config))
+        if len(prompt_ids) != len(prompts):
+            raise InputError("prompt_ids must have one entry per prompt")
+        limit = prompt_limit(lm, config)
+        prompts = shorten(lm, prompts, limit)
         encoded = [lm.encode([p]).input_ids[0].tolist() for p in prompts]
+        # Room for the longest prompt the settings allow (so one worker serves every chunk).
+        context = self.config.max_model_len or limit + config.max_new_tokens + 8
+        worker = self._worker_for(lm, served.folder, context)
         rows = [(p, s) for p in range(len(prompts)) for s in range(config.samples)]
-        request = {
-            "model": str(folder),
-            "engine_args": self.engine_args,
+        stops = eos_ids(lm)
+        if served.probe is not None and str(served.folder) not in self._probed:
+            worker.send({"rows": [], "sampling": {}, "probe": {
+                "prompt_token_ids": served.probe["prompt_token_ids"], "logprobs": PROBE_TOP}})
+            method = intervention.method if intervention is not None else "original"
+            check_probe(lm, served.probe, worker.receive("outputs")["probe"], served.folder,
+                        method)  # fmt: skip
+            self._probed.add(str(served.folder))
+        worker.send({
             "sampling": {"greedy": config.greedy, "temperature": config.temperature,
-                         "top_p": config.top_p, "max_tokens": config.max_new_tokens},
+                         "top_p": config.top_p, "max_tokens": config.max_new_tokens,
+                         "stop_token_ids": sorted(stops)},
             "rows": [{"prompt_token_ids": encoded[p],
                       "seed": row_seed(config.seed, prompt_ids[p], s)} for p, s in rows],
-        }  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="eigenshift-vllm-") as tmp:
-            names = ("request.json", "out.jsonl", "stderr.txt")
-            request_path, out_path, err_path = (Path(tmp) / name for name in names)
-            request_path.write_text(json.dumps(request))
-            with err_path.open("w") as err:
-                done = subprocess.run([str(self.python), str(self.worker), str(request_path),
-                                       str(out_path)], stdout=err, stderr=err)  # fmt: skip
-            if done.returncode != 0 or not out_path.is_file():
-                log_path = cache_dir() / "vllm-last-failure.log"  # vLLM's root cause is in it
-                text = err_path.read_text(errors="replace")
-                log_path.write_text(text)
-                lines = [ln for ln in text.splitlines() if ln]
-                raise InputError(f"vLLM failed on {folder}: {lines[-1] if lines else 'no output'}"
-                                 f" (exit {done.returncode}); its log: {log_path}")  # fmt: skip
-            records = [json.loads(line) for line in out_path.read_text().splitlines()]
-        self.seconds = float(records[-1]["seconds"])
-        stops = eos_ids(lm)
+            "logit_bias": served.logit_bias,
+        })  # fmt: skip
+        bar = tqdm(total=len(rows), desc="generate (vLLM)", unit="seq", disable=not progress)
+
+        def moved(n: int) -> None:
+            bar.update(n)
+            if advance is not None:
+                advance(n)
+
+        answer = worker.receive("outputs", moved)
+        bar.close()
+        self.seconds += float(answer["seconds"])
         out = []
-        for (p, s), record in zip(rows, records[:-1], strict=True):
+        for (p, s), record in zip(rows, answer["outputs"], strict=True):
             ids = list(record["token_ids"])
             while ids and ids[-1] in stops:  # our loop ends before the stop token
                 ids.pop()
             out.append(Generation(prompt_index=prompt_ids[p], sample_index=s, prompt=prompts[p],
                                   text=str(lm.tokenizer.decode(ids, skip_special_tokens=True)),
                                   token_ids=ids))  # fmt: skip
-        log.info("vLLM: %d continuations in %.1f s of generation", len(out), self.seconds)
         return out
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
+            self._process = None

@@ -14,7 +14,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data import load_clean_texts
-from ..generation import Generation, generate
+from ..engines import Engine
+from ..generation import Generation
 from ..interventions import Intervention
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
@@ -81,10 +82,10 @@ def _rows(
 
 
 def collect_continuations(
-    lm: LanguageModel, plan: Plan, timer: Timer, progress: bool
+    lm: LanguageModel, plan: Plan, timer: Timer, progress: bool, engine: Engine
 ) -> ContinuationStore:
-    """Generate what the store lacks for every method, on the same prompts and row seeds; the
-    store, complete, is returned for the summary (read from disk once)."""
+    """Generate what the store lacks for every method, on the same prompts and row seeds, with
+    `engine`; the store, complete, is returned for the summary (read from disk once)."""
     config, store = plan.config, plan.run.store()
     samples = config.sampling.samples
     scorer = load_scorer(config.scorer)
@@ -96,13 +97,12 @@ def collect_continuations(
             log.info("%s: %d of %d prompts to generate", name, len(todo), len(plan.prompt_ids))
         bar = tqdm(total=len(todo) * samples, desc=f"evaluate {name}", unit="continuation",
                    disable=not progress)  # moved after every generated batch  # fmt: skip
-        for start in range(0, len(todo), config.chunk_prompts):
-            chunk = todo[start : start + config.chunk_prompts]
+        for start in range(0, len(todo), config.chunk):
+            chunk = todo[start : start + config.chunk]
             t0 = time.perf_counter()
-            with _applied(lm, iv):
-                gens = generate(lm, [plan.prompt_texts[k] for k in chunk], config.sampling,
-                                prompt_ids=[plan.prompt_ids[k] for k in chunk],
-                                progress=False, advance=bar.update)  # fmt: skip
+            gens = engine.generate(lm, iv, [plan.prompt_texts[k] for k in chunk], config.sampling,
+                                   prompt_ids=[plan.prompt_ids[k] for k in chunk],
+                                   advance=bar.update)  # fmt: skip
             store.append(_rows(lm, name, gens, scorer, judge, known, config.ppl_batch_size))
             timer.add(name, time.perf_counter() - t0)
         bar.close()

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..engines import Engine, open_engine
 from ..interventions import Intervention
 from ..models import LanguageModel
 from .collect import Timer, collect_continuations, collect_perplexity
@@ -29,11 +30,15 @@ def evaluate(
     out: str | Path = "runs/evaluate",
     *,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Evaluate the original model and each intervention; writes the continuations (as it goes),
-    the perplexities and the metrics into the run folder `out`, and returns the metrics."""
-    with RunFolder(out).lock() as run:
-        return _evaluate(lm, interventions, config or EvalConfig(), run, progress)
+    the perplexities and the metrics into the run folder `out`, and returns the metrics.
+    Continuations come from `engine`, else from the one `config.engine` names (opened and
+    closed here: pass one to share a vLLM worker across evaluations)."""
+    config = config or EvalConfig()
+    with RunFolder(out).lock() as run, open_engine(config.engine, engine) as opened:
+        return _evaluate(lm, interventions, config, run, progress, opened)
 
 
 def _evaluate(
@@ -42,10 +47,12 @@ def _evaluate(
     config: EvalConfig,
     run: RunFolder,
     progress: bool,
+    engine: Engine,
 ) -> dict[str, Any]:
     todo = plan(lm, interventions, config, run)
+    engine.prepare(lm, [iv for _, iv in todo.methods if iv is not None])  # refusals before work
     timer = Timer(run)
-    store = collect_continuations(lm, todo, timer, progress)
+    store = collect_continuations(lm, todo, timer, progress, engine)
     ppl = collect_perplexity(lm, todo, timer, progress)
     metrics = summarise(store, todo.methods, todo.prompt_ids, ppl, timer.seconds,
                         todo.config)  # fmt: skip

@@ -3,18 +3,15 @@ shuffle without any prompt an intervention was fitted on), and the resume check 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
-
 from ..data import PromptSet, load_prompts
+from ..engines import EngineConfig
 from ..errors import InputError
-from ..generation import SAMPLER, SamplingConfig
+from ..generation import SamplingConfig
 from ..interventions import Intervention
 from ..models import LanguageModel
 from ..settings import check_settings, setting
@@ -26,6 +23,7 @@ ORIGINAL = "original"
 # and one-by-one generation agree).
 RESUME_KEYS = ("prompts", "max_prompts", "prompt_seed", "scorer", "judge", "clean_text",
                "clean_texts", "ppl_max_length")  # fmt: skip
+HF_CHUNK, VLLM_CHUNK = 16, 128
 RESUME_SAMPLING = ("samples", "max_new_tokens", "max_prompt_tokens", "top_p", "temperature",
                    "greedy", "seed")  # fmt: skip
 
@@ -48,7 +46,10 @@ class EvalConfig:
     ppl_max_length: int = setting(128, "Tokens of each clean text scored.", minimum=1)
     ppl_batch_size: int = setting(8, "Texts per perplexity pass.", minimum=1)
     bootstrap: int = setting(1000, "Bootstrap resamples over prompts.", minimum=10)
-    chunk_prompts: int = setting(16, "Prompts generated between two saves.", minimum=1)
+    chunk_prompts: int | None = setting(None, "Prompts generated between two saves (default: "
+                                              f"{HF_CHUNK} with hf, {VLLM_CHUNK} with "
+                                              "vllm).", minimum=1)  # fmt: skip
+    engine: EngineConfig = setting(EngineConfig())
     exclude_prompt_indices: tuple[int, ...] = setting((), cli=False)  # e.g. a fit's prompts
 
     def __post_init__(self) -> None:
@@ -58,11 +59,17 @@ class EvalConfig:
         if not 0 < self.threshold < 1:
             raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
 
+    @property
+    def chunk(self) -> int:
+        """vLLM batches a whole request: larger chunks keep it busy."""
+        default = HF_CHUNK if self.engine.engine == "hf" else VLLM_CHUNK
+        return self.chunk_prompts or default
+
     def resume_settings(self) -> dict[str, Any]:
         settings = {k: getattr(self, k) for k in RESUME_KEYS}
         settings |= {k: getattr(self.sampling, k) for k in RESUME_SAMPLING}
         settings["exclude_prompt_indices"] = sorted(self.exclude_prompt_indices)
-        settings["sampler"] = SAMPLER
+        settings["sampler"] = self.engine.sampler
         return settings
 
 
@@ -114,19 +121,8 @@ def exclude_fit_prompts(
 
 
 def signature(intervention: Intervention | None) -> str:
-    """What the edit is (method, parameters, the weights and data it was fitted on, its tensors),
-    not when it was made: a deterministic refit resumes the run its first fit started."""
-    if intervention is None:
-        return ORIGINAL
-    meta = intervention.meta
-    digest = hashlib.sha256(json.dumps(
-        [meta.method, meta.params, meta.weight_hashes, meta.data_hashes, meta.seed],
-        sort_keys=True, default=str).encode())  # fmt: skip
-    for name in sorted(intervention.tensors):
-        digest.update(name.encode())
-        tensor = intervention.tensors[name].detach().cpu().contiguous().reshape(-1)
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+    """The intervention's digest; the original model's name for no intervention."""
+    return ORIGINAL if intervention is None else intervention.digest()
 
 
 def method_names(interventions: Mapping[str, Intervention] | Sequence[Intervention]) -> Methods:

@@ -13,6 +13,8 @@ damaged or hand-edited artifact is one `ArtifactError`, never a crash inside gen
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -35,6 +37,7 @@ from .edits import Edit, fold_all, installed
 
 if TYPE_CHECKING:
     from ..data import LabelledTexts
+    from ..engines import Engine
     from ..locate.neurons import NeuronScores
 
 TENSORS_FILE = "intervention.safetensors"
@@ -89,6 +92,7 @@ class FitInputs:
 
     data: LabelledTexts | None = None  # labelled texts (toxic and non-toxic)
     neurons: NeuronScores | None = None  # `locate neurons` scores
+    engine: Engine | None = None  # how a method that generates does (None: our own loop)
 
 
 NEEDS = {
@@ -108,6 +112,7 @@ class Intervention(ABC):
     needs: ClassVar[tuple[str, ...]] = ()  # keys of NEEDS; prompts come from a config field
     knobs: ClassVar[tuple[str, ...]] = ()  # params an artifact may change without a refit
     index_tensors: ClassVar[tuple[str, ...]] = ()  # integer tensors; every other is floating
+    generates: ClassVar[bool] = False  # its fit generates continuations (with an engine)
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
         if meta.method != self.method:
@@ -183,16 +188,18 @@ class Intervention(ABC):
         *,
         data: LabelledTexts | None = None,
         neurons: NeuronScores | None = None,
+        engine: Engine | None = None,
         progress: bool = True,
         **settings: Any,
     ) -> Self:
         """Fit on `lm`; `settings` change single fields of the config (unknown names are an
-        error), `data` and `neurons` are the inputs the method `needs`."""
+        error), `data` and `neurons` are the inputs the method `needs`; a method that generates
+        (`generates`) does so with `engine`."""
         if config is not None and not isinstance(config, cls.config_class):
             raise InputError(f"'{cls.method}' takes a {cls.config_class.__name__}, not a "
                              f"{type(config).__name__}")  # fmt: skip
         config = with_settings(config or cls.config_class(), settings, f"'{cls.method}'")
-        inputs = FitInputs(data=data, neurons=neurons)
+        inputs = FitInputs(data=data, neurons=neurons, engine=engine)
         for need in NEEDS:
             given = getattr(inputs, need) is not None
             if need in cls.needs and not given:
@@ -211,6 +218,20 @@ class Intervention(ABC):
     @abstractmethod
     def edits(self, lm: LanguageModel) -> list[Edit]:
         """The edits this intervention makes to `lm` (none: it is the identity)."""
+
+    def digest(self) -> str:
+        """What the edit is (method, parameters, the weights and data it was fitted on, its
+        tensors), not when it was made: a deterministic refit resumes the run its first fit
+        started, and reuses the export cached for it."""
+        meta = self.meta
+        digest = hashlib.sha256(json.dumps(
+            [meta.method, meta.params, meta.weight_hashes, meta.data_hashes, meta.seed],
+            sort_keys=True, default=str).encode())  # fmt: skip
+        for name in sorted(self.tensors):
+            digest.update(name.encode())
+            tensor = self.tensors[name].detach().cpu().contiguous().reshape(-1)
+            digest.update(tensor.view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def describe(self, lm: LanguageModel) -> str:
         """What was fitted, for the command line."""
@@ -266,6 +287,16 @@ class Intervention(ABC):
     def bake(self, lm: LanguageModel) -> None:
         """Fold the edit into `lm`'s weights (untying a tied unembedding first, where needed)."""
         fold_all(lm, self.checked_edits(lm), self.method, lambda: self.applied(lm))
+
+    @contextmanager
+    def baked(self, lm: LanguageModel) -> Iterator[LanguageModel]:
+        """The edit folded into the weights for the duration of the block; the weights, the
+        head's tie and any added bias are put back on any exit."""
+        edits = self.checked_edits(lm)
+        touched = [e.target.module for e in edits]
+        with lm.weights_kept([*touched, lm.arch.unembedding]):
+            fold_all(lm, edits, self.method, lambda: self.applied(lm))
+            yield lm
 
     def save(self, directory: str | Path) -> Path:
         """Write atomically: a crash leaves the old folder or the new one, never half of one."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import torch
 
@@ -46,6 +46,9 @@ from ..settings import check_settings, setting
 from ..stability import Projections, bootstrap, direction_stats, halves, selection_score
 from .base import ArtifactMeta, FitInputs, Intervention, Shapes, register
 from .edits import Affine, Edit
+
+if TYPE_CHECKING:
+    from ..engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +131,9 @@ def fit_prompt_indices(config: EigenShiftConfig) -> tuple[list[int], list[str], 
 
 
 def collect_evidence(
-    lm: LanguageModel, config: EigenShiftConfig, scorer: Scorer, progress: bool = True
-) -> tuple[FitStates, dict[str, Any]]:
+    lm: LanguageModel, config: EigenShiftConfig, scorer: Scorer, progress: bool = True,
+    engine: Engine | None = None,
+) -> tuple[FitStates, dict[str, Any]]:  # fmt: skip
     """The states of every source the config names, and what identifies the inputs (data hashes,
     fit prompt indices)."""
     states = FitStates.empty(lm.arch.hidden_size)
@@ -137,7 +141,8 @@ def collect_evidence(
     if config.uses("generated"):
         ids, texts, prompts_hash = fit_prompt_indices(config)
         states = states.combine(generated_states(lm, texts, ids, config.sampling, scorer,
-                                                 config.rule, config.threshold, progress))
+                                                 config.rule, config.threshold, progress,
+                                                 engine))  # fmt: skip
         inputs["data_hashes"]["prompts"] = prompts_hash
         inputs["fit_prompt_indices"] = ids
     if config.uses("labelled"):
@@ -229,12 +234,14 @@ class EigenShift(Intervention):
     config_class = EigenShiftConfig
     knobs = ("alpha",)
     index_tensors = ("indices",)
+    generates = True  # with --evidence generated or both
 
     @classmethod
     def fit_inputs(
         cls, lm: LanguageModel, config: EigenShiftConfig, inputs: FitInputs, progress: bool
     ) -> Self:
-        return cls.fit_statistics(lm, config, progress=progress).intervention()  # type: ignore[return-value]
+        return cls.fit_statistics(lm, config, engine=inputs.engine,
+                                  progress=progress).intervention()  # type: ignore[return-value]
 
     @classmethod
     def fit_statistics(
@@ -244,14 +251,17 @@ class EigenShift(Intervention):
         *,
         scorer: Scorer | None = None,
         states: tuple[FitStates, dict[str, Any]] | None = None,
+        engine: Engine | None = None,
         progress: bool = True,
     ) -> EigenShiftFit:
         """Gather evidence, decompose, score and measure stability; `states` from an earlier fit
-        with the same evidence settings skips the gathering (e.g. to compare recipes)."""
+        with the same evidence settings skips the gathering (e.g. to compare recipes); generated
+        evidence comes from `engine` (default: our own loop)."""
         config = config or EigenShiftConfig()
         t0 = time.perf_counter()
         if states is None:
-            states = collect_evidence(lm, config, scorer or load_scorer(config.scorer), progress)
+            states = collect_evidence(lm, config, scorer or load_scorer(config.scorer), progress,
+                                      engine)  # fmt: skip
         evidence, inputs = states
         n_toxic, n_clean = len(evidence.toxic), len(evidence.clean)
         counts = {**evidence.counts, "toxic_states": n_toxic, "clean_states": n_clean}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -199,6 +200,39 @@ class LanguageModel:
             head.bias = bias
             self.logit_bias_added = True
         return bias
+
+    @contextmanager
+    def weights_kept(self, names: Iterable[str]) -> Iterator[LanguageModel]:
+        """These modules' parameters, the unembedding's tie and the added-bias mark put back on
+        any exit, whatever the block wrote, untied or added: a bake for the length of a block
+        (an export, another engine) without loading a second copy of the model. The values are
+        kept on the CPU, so a GPU holds no second copy either."""
+        kept = {}
+        with torch.no_grad():
+            for name in dict.fromkeys(names):
+                params = self.module(name)._parameters
+                kept[name] = {key: (param, None if param is None else param.detach().cpu().clone())
+                              for key, param in params.items()}  # fmt: skip
+        configs = [c for c in (self.model.config, getattr(self.model.config, "text_config", None))
+                   if c is not None]  # fmt: skip
+        ties = [getattr(c, "tie_word_embeddings", None) for c in configs]
+        arch, bias_added = self.arch, self.logit_bias_added
+        try:
+            yield self
+        finally:
+            with torch.no_grad():
+                for name, saved in kept.items():
+                    params = self.module(name)._parameters
+                    for key in [k for k in params if k not in saved]:
+                        del params[key]
+                    for key, (param, value) in saved.items():
+                        if param is not None and value is not None:
+                            param.copy_(value)
+                        params[key] = param
+            for config, tie in zip(configs, ties, strict=True):
+                if tie is not None:
+                    config.tie_word_embeddings = tie
+            self.arch, self.logit_bias_added = arch, bias_added
 
     def describe(self) -> dict[str, object]:
         n_params = sum(p.numel() for p in self.model.parameters())
