@@ -40,11 +40,12 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 
-test: lint
-	EIGENSHIFT_TEST_CACHE=$(TEST_CACHE) $(PY) -m pytest -q
+test: lint vllm
+	EIGENSHIFT_TEST_CACHE=$(TEST_CACHE) EIGENSHIFT_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
+		$(PY) -m pytest -q
 
 test-fast: lint
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -m "not integration"  # no vLLM needed
 
 bench: install
 	$(PY) benchmarks/bench_batching.py

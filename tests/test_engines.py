@@ -154,7 +154,7 @@ def test_an_edit_is_exported_once_and_checked_by_its_probe(stand_in, tmp_path, m
     # architecture) is refused, naming the hf engine.
     monkeypatch.setenv("STAND_IN_PROBE", "original")
     tied = stand_in()
-    with pytest.raises(NotBakeableError, match=r"unedited unembedding.*--engine hf"):
+    with pytest.raises(NotBakeableError, match=r"serves the unedited unembedding.*--engine hf"):
         tied.generate(lm, edit, PROMPTS[:1], SamplingConfig(max_new_tokens=3))
     tied.close()
     monkeypatch.setenv("STAND_IN_PROBE", "saved")

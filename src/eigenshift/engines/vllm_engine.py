@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,10 @@ PROBE_TOP = 5  # tokens compared per probe text
 # kernels differ by ~1e-4; half precision rounds logits by ~1e-2 relative.
 PROBE_TOLERANCE = {torch.float32: 0.02, torch.float64: 0.02}
 HALF_TOLERANCE = 0.3
+EXCEPTION_LINE = re.compile(r"(?:^|\] |\s)([\w.]*(?:Error|Exception): .*)$")
+# How vLLM refuses an untied head of a family it always ties (Gemma-2 in vLLM 0.32); older
+# versions skipped the weight silently, which the probe catches.
+UNTIED_REFUSED = re.compile(r"no module or parameter named 'lm_head'")
 CPU_MEMORY_SHARE = 0.25  # of host memory for vLLM's KV cache, when none is given on a CPU
 
 
@@ -89,6 +94,12 @@ def probe_tokens(lm: LanguageModel) -> list[list[int]]:
     return [lm.encode([text]).input_ids[0].tolist() for text in PROBE_TEXTS]
 
 
+def tied_message(lm: LanguageModel, method: str, what: str) -> str:
+    return (f"vLLM ties this {lm.arch.family} model's unembedding to its input embeddings and "
+            f"{what}, so '{method}', which edits the head, cannot be served by vLLM: evaluate it "
+            "with --engine hf")  # fmt: skip
+
+
 def check_probe(lm: LanguageModel, probe: dict[str, Any], served: list[dict[str, float]],
                 folder: Path, method: str) -> None:  # fmt: skip
     """vLLM's raw log-probabilities must match the saved weights'; when they match the unedited
@@ -110,12 +121,9 @@ def check_probe(lm: LanguageModel, probe: dict[str, Any], served: list[dict[str,
         log.info("vLLM serves %s as saved (probe: max |log p| difference %.2g)", folder, saved)
         return
     if original <= tolerance:  # the unedited model's, not the edit's
-        raise NotBakeableError(
-            f"vLLM serves the unedited unembedding of this {lm.arch.family} model (its loader "
-            f"ties the head to the input embeddings), so '{method}' would be silently dropped "
-            f"(probe: {original:.3g} from the original, {saved:.3g} from the edit): evaluate it "
-            "with --engine hf"
-        )
+        raise NotBakeableError(tied_message(
+            lm, method, f"serves the unedited unembedding (probe: {original:.3g} from the "
+            f"original, {saved:.3g} from the edit)"))  # fmt: skip
     raise EngineError(
         f"vLLM's next-token log-probabilities for {folder} differ from the saved weights' by "
         f"{saved:.3g} (tolerance {tolerance}): this model does not serve faithfully in vLLM; use "
@@ -169,8 +177,14 @@ class _Worker:
         kept = cache_dir() / "vllm-last-failure.log"  # vLLM's root cause is in it
         kept.write_text(text)
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        raise EngineError(f"vLLM failed on {self.folder}: {lines[-1] if lines else 'no output'} "
-                          f"(exit {code}); its log: {kept}")  # fmt: skip
+        # The root cause is the first exception vLLM reports (its own processes add wrappers
+        # and shutdown lines after it; warnings may carry handled exceptions).
+        causes = [m.group(1) for ln in lines if " WARNING " not in ln
+                  for m in [EXCEPTION_LINE.search(ln)] if m]  # fmt: skip
+        cause = (causes or lines or ["no output"])[0 if causes else -1]
+        cause = cause if len(cause) <= 400 else cause[:400] + "..."
+        raise EngineError(f"vLLM failed on {self.folder}: {cause} (exit {code}); its log: "
+                          f"{kept}")  # fmt: skip
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -296,7 +310,13 @@ class VLLMEngine:
         encoded = [lm.encode([p]).input_ids[0].tolist() for p in prompts]
         # Room for the longest prompt the settings allow (so one worker serves every chunk).
         context = self.config.max_model_len or limit + config.max_new_tokens + 8
-        worker = self._worker_for(lm, served.folder, context)
+        try:
+            worker = self._worker_for(lm, served.folder, context)
+        except EngineError as exc:
+            if intervention is not None and UNTIED_REFUSED.search(str(exc)):
+                raise NotBakeableError(tied_message(lm, intervention.method, "refuses to load "
+                                                    "a separate lm_head")) from None  # fmt: skip
+            raise
         rows = [(p, s) for p in range(len(prompts)) for s in range(config.samples)]
         stops = eos_ids(lm)
         if served.probe is not None and str(served.folder) not in self._probed:

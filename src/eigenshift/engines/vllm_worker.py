@@ -72,7 +72,8 @@ def main() -> None:
                       for out in outs]  # fmt: skip
         sampling = request["sampling"]
         common: dict[str, Any] = {"max_tokens": sampling.get("max_tokens"),
-                                  "logit_bias": request.get("logit_bias") or None,
+                                  "logit_bias": {int(t): float(b) for t, b in
+                                                 (request.get("logit_bias") or {}).items()} or None,
                                   "stop_token_ids": sampling.get("stop_token_ids"),
                                   "detokenize": False}  # the caller decodes  # fmt: skip
         if not request["rows"]:
