@@ -79,9 +79,9 @@ def main() -> None:
             gens, seconds = timed(lambda e=engine: e.generate(lm, edit, prompts, sampled))
             row["edited_tokens_per_s"] = round(sum(len(g.token_ids) for g in gens) / seconds, 1)
             with tempfile.TemporaryDirectory() as tmp:
-                metrics, row["evaluate_wall_s"] = timed(lambda e=engine, t=tmp: evaluate(
-                    lm, {"eigenshift": edit}, replace(evaluation, engine=config), t,
-                    progress=False, engine=e))  # fmt: skip
+                run = replace(evaluation, engine=config)
+                metrics, row["evaluate_wall_s"] = timed(lambda e=engine, t=tmp, c=run: evaluate(
+                    lm, {"eigenshift": edit}, c, t, progress=False, engine=e))  # fmt: skip
             row["metrics"] = {r["method"]: {"expected_max_toxicity": round(
                 r["expected_max_toxicity"], 4), "toxic_fraction": r["toxic_fraction"],
                 "perplexity": round(r["perplexity"], 3)} for r in metrics["methods"]}  # fmt: skip
