@@ -4,8 +4,9 @@ import pytest
 import torch
 from conftest import PROMPTS, make_lm
 
+from eigenshift import generation
 from eigenshift.errors import InputError
-from eigenshift.generation import SamplingConfig, generate, sample_top_p
+from eigenshift.generation import SamplingConfig, generate, sample_top_p, sorted_top_p
 from eigenshift.hooks import capture, transform
 
 
@@ -96,6 +97,17 @@ def test_top_p_with_candidates_equals_full_sort():
     fast = sample_top_p(probs, noise, 0.9, candidates=50)
     full = sample_top_p(probs, noise, 0.9, candidates=5000)
     assert torch.equal(fast, full)
+
+
+@pytest.mark.parametrize("rounds", [1, generation.RACE_ROUNDS])  # 1: rows left to the sort
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.95, 0.999])
+def test_the_race_first_picks_what_the_sorted_prefix_picks(top_p, rounds, monkeypatch):
+    monkeypatch.setattr(generation, "RACE_ROUNDS", rounds)
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(256, 5000, generator=g) * torch.linspace(0.05, 6, 256)[:, None]
+    probs = torch.softmax(logits, -1)  # from near-flat rows to peaked ones
+    noise = torch.empty(256, 5000).exponential_(generator=g)
+    assert torch.equal(sample_top_p(probs, noise, top_p), sorted_top_p(probs, noise, top_p))
 
 
 def test_top_p_samples_only_from_the_nucleus():

@@ -93,15 +93,11 @@ def _nucleus(
     return idx.gather(1, ratio.argmax(-1, keepdim=True)).squeeze(-1)
 
 
-def sample_top_p(
+def sorted_top_p(
     probs: torch.Tensor, noise: torch.Tensor, top_p: float, candidates: int = 1024
 ) -> torch.Tensor:
-    """Exact nucleus sampling without sorting the whole vocabulary for most rows; `noise` holds
-    one Exp(1) draw per row and token.
-
-    The nucleus is a prefix of the sorted distribution, so if the top `candidates` tokens already
-    hold top_p of the mass the nucleus lies inside them; other rows fall back to a full sort.
-    """
+    """Nucleus sampling by the sorted prefix: the top `candidates` tokens when they already hold
+    top_p of the mass (the nucleus then lies inside them), a full sort for other rows."""
     k = min(candidates, probs.shape[-1])
     vals, idx = probs.topk(k, dim=-1)
     out = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
@@ -113,6 +109,42 @@ def sample_top_p(
         rows = (~enough).nonzero().squeeze(-1)
         full_vals, full_idx = probs[rows].sort(dim=-1, descending=True)
         out[rows] = _nucleus(full_vals, full_idx, noise[rows], top_p)
+    return out
+
+
+RACE_ROUNDS = 6  # rounds of the race before a row goes to the sorted path
+
+
+def sample_top_p(
+    probs: torch.Tensor, noise: torch.Tensor, top_p: float, candidates: int = 1024
+) -> torch.Tensor:
+    """Exact nucleus sampling, `noise` holding one Exp(1) draw per row and token: the winner is
+    the nucleus token with the largest p / E.
+
+    The race is run first, without sorting: the token with the largest ratio wins when it lies
+    in the nucleus (the tokens more likely than it hold less than top_p). When it does not, no
+    token as unlikely does either, and they all leave the race. A round costs a few passes over
+    the vocabulary where a sort costs dozens, and a few rounds settle nearly every row; the rest
+    take the sorted path, which picks the same token.
+    """
+    tiny = torch.finfo(noise.dtype).tiny
+    ratio = probs / noise.clamp_min(tiny)
+    if top_p >= 1.0:
+        return ratio.argmax(-1)
+    out = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
+    rows = torch.arange(probs.shape[0], device=probs.device)
+    p = probs
+    for _ in range(RACE_ROUNDS):
+        best = ratio.argmax(-1, keepdim=True)
+        p_best = p.gather(1, best)
+        above = torch.where(p > p_best, p, 0.0).sum(-1)  # mass of the more likely tokens
+        inside = above < top_p
+        out[rows[inside]] = best[inside, 0]
+        if bool(inside.all()):
+            return out
+        rows, p, ratio, p_best = rows[~inside], p[~inside], ratio[~inside], p_best[~inside]
+        ratio = ratio.masked_fill(p <= p_best, -1.0)  # out of the nucleus with the loser
+    out[rows] = sorted_top_p(probs[rows], noise[rows], top_p, candidates)
     return out
 
 
