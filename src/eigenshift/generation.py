@@ -51,7 +51,7 @@ class SamplingConfig:
     temperature: float = setting(1.0, "Softmax temperature of sampling (below 1: sharper).")
     greedy: bool = setting(False, "Argmax decoding instead of sampling.", flag="--greedy/--sample")
     seed: int = setting(0, "Seed of the random stream each (prompt, sample) row draws from.")
-    batch_size: int = setting(32, "Rows generated at once (results do not depend on it).",
+    batch_size: int = setting(128, "Rows generated at once (results do not depend on it).",
                               minimum=1)  # fmt: skip
     # Exact top-p looks among this many most likely tokens first (method.md section 7) and sorts
     # the whole vocabulary only for rows whose top candidates hold less than top_p of the mass.
@@ -237,7 +237,13 @@ def _generate_batch(
     capture_hidden: bool,
 ) -> list[Generation]:
     device = lm.device
-    batch = lm.encode([prompts[p] for p, _ in rows])
+    # The samples of one prompt share its prompt pass: it runs once per distinct prompt, and the
+    # KV cache is then copied to each of its rows.
+    distinct = list(dict.fromkeys(p for p, _ in rows))
+    slot = {p: i for i, p in enumerate(distinct)}
+    spread = torch.tensor([slot[p] for p, _ in rows], device=device)
+    shared = len(distinct) < len(rows)
+    batch = lm.encode([prompts[p] for p in distinct])
     b = len(rows)
     gens = [torch.Generator().manual_seed(row_seed(config.seed, prompt_ids[p], s)) for p, s in rows]
     eos = torch.tensor(sorted(eos_ids(lm)), device=device)
@@ -263,6 +269,12 @@ def _generate_batch(
                 **extra,
             )
             logits = out.logits[:, -1, :].float()
+            last = seen[-1][:, -1, :] if hidden is not None else None
+            if step == 0 and shared:  # from the distinct prompts to the rows
+                logits = logits[spread]
+                last = last[spread] if last is not None else None
+                extra[cache_argument(lm)].reorder_cache(spread)
+                mask, positions = mask[spread], positions[spread]
             if config.greedy:
                 nxt = logits.argmax(-1)
             else:
@@ -271,8 +283,8 @@ def _generate_batch(
                 nxt = sample_top_p(probs, noise, config.top_p, config.candidates)
             nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
             tokens[:, step] = nxt
-            if hidden is not None:
-                hidden[:, step] = seen[-1][:, -1, :].float().cpu()
+            if hidden is not None and last is not None:
+                hidden[:, step] = last.float().cpu()
             hit_eos = torch.isin(nxt, eos) & ~finished
             lengths = torch.where(hit_eos, torch.full_like(lengths, step), lengths)
             finished |= hit_eos

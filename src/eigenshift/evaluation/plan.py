@@ -23,7 +23,7 @@ ORIGINAL = "original"
 # and one-by-one generation agree).
 RESUME_KEYS = ("prompts", "max_prompts", "prompt_seed", "scorer", "judge", "clean_text",
                "clean_texts", "ppl_max_length")  # fmt: skip
-HF_CHUNK, VLLM_CHUNK = 16, 128
+HF_CHUNK, VLLM_CHUNK = 32, 128  # 32 prompts x 4 samples: one batch of our loop
 RESUME_SAMPLING = ("samples", "max_new_tokens", "max_prompt_tokens", "top_p", "temperature",
                    "greedy", "seed")  # fmt: skip
 
