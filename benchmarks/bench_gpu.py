@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--memory", type=float, default=0.5, help="vLLM's share of GPU memory")
     parser.add_argument("--max-texts", type=int, default=None, help="labelled texts of the fit")
+    parser.add_argument("--eager", action="store_true", help="vLLM without compilation")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: run this on a GPU machine (or --device cpu)")
@@ -70,8 +71,9 @@ def main() -> None:
     evaluation = EvalConfig(max_prompts=args.prompts, sampling=sampled)
     answers = {}
     for name in args.engines:
-        config = EngineConfig(engine=name, gpu_memory_utilization=args.memory if name == "vllm"
-                              else None)  # fmt: skip
+        vllm = name == "vllm"
+        config = EngineConfig(engine=name, gpu_memory_utilization=args.memory if vllm else None,
+                              enforce_eager=args.eager and vllm)  # fmt: skip
         row: dict[str, object] = {}
         with open_engine(config) as engine:
             answers[name], row["first_call_s"] = timed(lambda e=engine: e.generate(
