@@ -173,6 +173,9 @@ def test_check_probe_tolerates_rounding_only():
         check_probe(lm, probe, [{"5": -1.5, "6": -1.8}], Path("x"), "m")
     half = make_lm("llama", dtype=torch.bfloat16)
     check_probe(half, probe, [{"5": -1.1, "6": -2.1}], Path("x"), "m")  # bf16 rounding
+    check_probe(lm, probe, [{"5": -1.1, "6": -2.1}], Path("x"), "m", "bfloat16")  # vLLM's bf16
+    with pytest.raises(EngineError):
+        check_probe(lm, probe, [{"5": -1.1, "6": -2.1}], Path("x"), "m", "float32")
 
 
 def test_an_unbakeable_edit_is_refused_before_any_generation(stand_in, tmp_path):

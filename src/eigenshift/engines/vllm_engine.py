@@ -52,9 +52,9 @@ PROBE_FILE = "eigenshift-probe.json"
 PROBE_TEXTS = ("The weather today is", "You are such a", "I think that the", "Once upon a time")
 PROBE_TOP = 5  # tokens compared per probe text
 # Largest |log p| difference between vLLM and the saved weights taken as the same model: float32
-# kernels differ by ~1e-4; half precision rounds logits by ~1e-2 relative.
-PROBE_TOLERANCE = {torch.float32: 0.02, torch.float64: 0.02}
-HALF_TOLERANCE = 0.3
+# kernels differ by ~1e-4; half precision (ours or vLLM's) rounds logits by ~1e-2 relative.
+FULL_TOLERANCE, HALF_TOLERANCE = 0.02, 0.3
+FULL_PRECISION = ("float32", "float64", "float", "double")
 EXCEPTION_LINE = re.compile(r"(?:^|\] |\s)([\w.]*(?:Error|Exception): .*)$")
 # How vLLM refuses an untied head of a family it always ties (Gemma-2 in vLLM 0.32); older
 # versions skipped the weight silently, which the probe catches.
@@ -101,10 +101,11 @@ def tied_message(lm: LanguageModel, method: str, what: str) -> str:
 
 
 def check_probe(lm: LanguageModel, probe: dict[str, Any], served: list[dict[str, float]],
-                folder: Path, method: str) -> None:  # fmt: skip
+                folder: Path, method: str, served_dtype: str = "float32") -> None:  # fmt: skip
     """vLLM's raw log-probabilities must match the saved weights'; when they match the unedited
     model's instead, vLLM dropped the edit (a family it ties by architecture)."""
-    tolerance = PROBE_TOLERANCE.get(lm.dtype, HALF_TOLERANCE)
+    full = lm.dtype in (torch.float32, torch.float64) and served_dtype in FULL_PRECISION
+    tolerance = FULL_TOLERANCE if full else HALF_TOLERANCE
 
     def distance(reference: list[dict[str, float]]) -> float:
         worst = 0.0
@@ -324,7 +325,7 @@ class VLLMEngine:
                 "prompt_token_ids": served.probe["prompt_token_ids"], "logprobs": PROBE_TOP}})
             method = intervention.method if intervention is not None else "original"
             check_probe(lm, served.probe, worker.receive("outputs")["probe"], served.folder,
-                        method)  # fmt: skip
+                        method, str(self._engine_args(lm, context)["dtype"]))  # fmt: skip
             self._probed.add(str(served.folder))
         worker.send({
             "sampling": {"greedy": config.greedy, "temperature": config.temperature,
