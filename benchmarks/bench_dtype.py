@@ -18,17 +18,10 @@ import argparse
 import json
 
 import torch
-from common import timed
+from common import matmul_gflops, timed
 
 from eigenshift import SamplingConfig, generate, load_model
 from eigenshift.data import load_prompts
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 20) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b  # warm-up
-    _, seconds = timed(lambda: [a @ b for _ in range(reps)])
-    return 2 * n**3 * reps / seconds / 1e9
 
 
 def main() -> None:

@@ -23,19 +23,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from common import timed
+from common import matmul_gflops, timed
 
 from eigenshift import SamplingConfig, load_model
 from eigenshift.data import load_prompts
 from eigenshift.engines import EngineConfig, HFEngine, open_engine
 from eigenshift.evaluation import EvalConfig, evaluate
-
-
-def matmul_flops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    _, seconds = timed(lambda: [a @ b for _ in range(repeats)])
-    return 2 * n**3 * repeats / seconds
 
 
 def tokens(gens) -> int:
@@ -76,7 +69,7 @@ def main() -> None:
         dtype = getattr(torch, name)
         lm = load_model("default", dtype=name)
         params = sum(p.numel() for p in lm.model.parameters())
-        limit = matmul_flops(dtype) / (2 * params)
+        limit = matmul_gflops(dtype) * 1e9 / (2 * params)
         hf = HFEngine()
         hf_gens, hf_s = timed(lambda lm=lm, e=hf: e.generate(lm, None, prompts, sampled))
         row: dict[str, object] = {"compute_limit_tokens_per_s": round(limit),
