@@ -16,9 +16,11 @@ def _key(gens):
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gemma3_text", "gpt_neox"])
 @pytest.mark.parametrize("greedy", [True, False])
-def test_batched_generation_equals_one_by_one(family, greedy):
+@pytest.mark.parametrize("batch", [15, 4])  # 4: a prompt's samples split over two batches
+def test_batched_generation_equals_one_by_one(family, greedy, batch):
+    """Batched rows, whose samples share their prompt's pass, equal rows generated alone."""
     lm = make_lm(family, dtype=torch.float64)  # float64: no ties broken differently by rounding
-    cfg = SamplingConfig(max_new_tokens=8, samples=3, greedy=greedy, seed=7, batch_size=15)
+    cfg = SamplingConfig(max_new_tokens=8, samples=3, greedy=greedy, seed=7, batch_size=batch)
     batched = generate(lm, PROMPTS, cfg, capture_hidden=True, progress=False)
     one = SamplingConfig(max_new_tokens=8, samples=3, greedy=greedy, seed=7, batch_size=1)
     singles = []
