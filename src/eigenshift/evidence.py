@@ -15,22 +15,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from .capture import TokenStates, capture_states, text_tokens
 from .data import LabelledTexts
+from .engines import Engine, HFEngine
 from .errors import InputError
-from .generation import Generation, SamplingConfig, generate
+from .generation import Generation, SamplingConfig
 from .models import LanguageModel
 from .scoring import Scorer
 from .scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
 from .settings import check_settings, setting
-
-if TYPE_CHECKING:
-    from .engines import Engine
 
 log = logging.getLogger(__name__)
 SOURCES = ("generated", "labelled")
@@ -223,12 +221,8 @@ def generated_states(
 ) -> FitStates:  # fmt: skip
     """Continuations of the prompts (greedy or sampled) by `engine` (default: our own loop),
     scored; teacher-forced states of their tokens, with the exact generated ids."""
-    if engine is None:
-        gens: list[Generation] = generate(lm, prompts, sampling, prompt_ids=prompt_ids,
-                                          progress=progress)  # fmt: skip
-    else:
-        gens = engine.generate(lm, None, prompts, sampling, prompt_ids=prompt_ids,
-                               progress=progress)  # fmt: skip
+    gens: list[Generation] = (engine or HFEngine()).generate(
+        lm, None, prompts, sampling, prompt_ids=prompt_ids, progress=progress)  # fmt: skip
     gens = [g for g in gens if g.token_ids]
     scores = scorer.score([g.text for g in gens]) if gens else np.zeros(0)
     toxic_idx = [i for i, s in enumerate(scores) if s >= threshold]
