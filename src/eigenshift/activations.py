@@ -32,6 +32,14 @@ def pool(x: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     raise ValueError(f"pooling must be one of {POOLINGS}, not '{pooling}'")
 
 
+def pool_site(t: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """A site's tensor pooled per text, in float32 on the CPU; a site that flattens the tokens
+    (OPT's MLP) is given its (batch, tokens) shape back first."""
+    if t.dim() == 2 and t.shape[0] == mask.numel():
+        t = t.view(*mask.shape, -1)
+    return pool(t.float(), mask, pooling).cpu()
+
+
 @dataclass
 class ActivationBatch:
     indices: list[int]  # positions of these texts in the input list
@@ -71,9 +79,7 @@ def _capture_pooled(
 
     def record(name: str):
         def fn(t: torch.Tensor) -> None:
-            if t.dim() == 2 and t.shape[0] == mask.numel():
-                t = t.view(*mask.shape, -1)  # OPT flattens tokens in its MLP
-            pooled[name] = pool(t.float(), mask, pooling).cpu()
+            pooled[name] = pool_site(t, mask, pooling)
             if len(pooled) == len(modules):
                 raise _Captured  # nothing after the deepest site is needed: skip the rest
 

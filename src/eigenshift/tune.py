@@ -142,7 +142,8 @@ def _tune(
             points[point].save(run.path / "chosen" / name)
     finals = {name: points[point] for name, point in chosen.items() if point} | fixed
     tested = evaluate(lm, finals, only(evaluation, test, len(prompts)), run.path / "test",
-                      progress=progress, engine=engine)  # fmt: skip
+                      progress=progress, engine=engine,
+                      reuse=[run.path / "validation"])  # same texts: same perplexities  # fmt: skip
     summary = {
         "rule": RULE.format(limit=config.ppl_limit),
         "prompts": {"fit": sorted(fitted), "validation": sorted(val), "test": sorted(test)},

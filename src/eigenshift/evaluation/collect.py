@@ -4,10 +4,9 @@ interrupted run resumes; and the clean-text perplexity of every method, cached p
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,20 +15,15 @@ from tqdm.auto import tqdm
 from ..data import load_clean_texts
 from ..engines import Engine
 from ..generation import Generation
-from ..interventions import Intervention
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
 from .fluency import degenerate_reason
-from .perplexity import perplexities, sequence_nll
-from .plan import Plan
+from .perplexity import sequence_nll, shared_perplexities
+from .plan import CLEAN_TEXT_KEYS, Plan, signature
 from .run import RunFolder
 from .store import ContinuationStore
 
 log = logging.getLogger(__name__)
-
-
-def _applied(lm: LanguageModel, iv: Intervention | None) -> contextlib.AbstractContextManager[Any]:
-    return iv.applied(lm) if iv is not None else contextlib.nullcontext()
 
 
 class Timer:
@@ -110,20 +104,54 @@ def collect_continuations(
 
 
 def collect_perplexity(
-    lm: LanguageModel, plan: Plan, timer: Timer, progress: bool
+    lm: LanguageModel,
+    plan: Plan,
+    timer: Timer,
+    progress: bool,
+    reuse: Sequence[RunFolder] = (),
 ) -> dict[str, list[float]]:
-    """Per-text perplexity of clean text under each method, cached in the run folder."""
+    """Per-text perplexity of clean text under each method, cached in the run folder; taken
+    from a `reuse` folder that scored the same edit on the same texts with the same model (a
+    tune's test takes its validation's), and otherwise computed for all methods at once
+    (`shared_perplexities`)."""
     config, run = plan.config, plan.run
     cache: dict[str, list[float]] = run.read_json(RunFolder.PERPLEXITY, {})
     clean = load_clean_texts(config.clean_text, limit=config.clean_texts)
+    known = _known_perplexity(reuse, run)
+    todo = []
     for name, iv in plan.methods:
         if name in cache and len(cache[name]) == len(clean):
             continue
-        t0 = time.perf_counter()
-        with _applied(lm, iv):
-            values = perplexities(lm, clean.texts, max_length=config.ppl_max_length,
-                                  batch_size=config.ppl_batch_size, progress=progress)  # fmt: skip
+        earlier = known.get(signature(iv))
+        if earlier is not None and len(earlier) == len(clean):
+            log.info("%s: clean-text perplexity taken from an earlier run of the same edit", name)
+            cache[name] = earlier
+            run.write_json(RunFolder.PERPLEXITY, cache)
+        else:
+            todo.append((name, iv))
+    for name, values, seconds in shared_perplexities(
+        lm, clean.texts, todo, max_length=config.ppl_max_length,
+        batch_size=config.ppl_batch_size, progress=progress,
+    ):  # fmt: skip
         cache[name] = [float(v) for v in values]
         run.write_json(RunFolder.PERPLEXITY, cache)
-        timer.add(name, time.perf_counter() - t0)
+        timer.add(name, seconds)
     return cache
+
+
+def _known_perplexity(folders: Sequence[RunFolder], run: RunFolder) -> dict[str, list[float]]:
+    """Signature -> per-text perplexity from folders whose run shares this run's model and
+    clean-text settings."""
+    ours = run.read_json(RunFolder.RUN)
+    known: dict[str, list[float]] = {}
+    for folder in folders:
+        record = folder.read_json(RunFolder.RUN)
+        values = folder.read_json(RunFolder.PERPLEXITY, {})
+        if not isinstance(record, dict) or not isinstance(values, dict) or ours is None:
+            continue
+        same = record.get("model") == ours["model"] and all(
+            record["settings"].get(k) == ours["settings"].get(k) for k in CLEAN_TEXT_KEYS)
+        if same:
+            known.update({sig: values[name] for name, sig in record["methods"].items()
+                          if name in values})  # fmt: skip
+    return known

@@ -31,14 +31,17 @@ def evaluate(
     *,
     progress: bool = True,
     engine: Engine | None = None,
+    reuse: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Evaluate the original model and each intervention; writes the continuations (as it goes),
     the perplexities and the metrics into the run folder `out`, and returns the metrics.
     Continuations come from `engine`, else from the one `config.engine` names (opened and
-    closed here: pass one to share a vLLM worker across evaluations)."""
+    closed here: pass one to share a vLLM worker across evaluations). Clean-text perplexities
+    of the same edits are taken from the run folders in `reuse`."""
     config = config or EvalConfig()
     with RunFolder(out).lock() as run, open_engine(config.engine, engine) as opened:
-        return _evaluate(lm, interventions, config, run, progress, opened)
+        return _evaluate(lm, interventions, config, run, progress, opened,
+                         [RunFolder(p) for p in reuse])  # fmt: skip
 
 
 def _evaluate(
@@ -48,12 +51,13 @@ def _evaluate(
     run: RunFolder,
     progress: bool,
     engine: Engine,
+    reuse: Sequence[RunFolder],
 ) -> dict[str, Any]:
     todo = plan(lm, interventions, config, run)
     engine.prepare(lm, [iv for _, iv in todo.methods if iv is not None])  # refusals before work
     timer = Timer(run)
     store = collect_continuations(lm, todo, timer, progress, engine)
-    ppl = collect_perplexity(lm, todo, timer, progress)
+    ppl = collect_perplexity(lm, todo, timer, progress, reuse)
     metrics = summarise(store, todo.methods, todo.prompt_ids, ppl, timer.seconds,
                         todo.config)  # fmt: skip
     config_record = {k: v for k, v in asdict(todo.config).items() if k != "exclude_prompt_indices"}

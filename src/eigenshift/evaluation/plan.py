@@ -23,6 +23,8 @@ ORIGINAL = "original"
 # and one-by-one generation agree).
 RESUME_KEYS = ("prompts", "max_prompts", "prompt_seed", "scorer", "judge", "clean_text",
                "clean_texts", "ppl_max_length")  # fmt: skip
+# What a clean-text perplexity depends on besides the model and the edit.
+CLEAN_TEXT_KEYS = ("clean_text", "clean_texts", "ppl_max_length")
 HF_CHUNK, VLLM_CHUNK = 32, 128  # 32 prompts x 4 samples: one batch of our loop
 RESUME_SAMPLING = ("samples", "max_new_tokens", "max_prompt_tokens", "top_p", "temperature",
                    "greedy", "seed")  # fmt: skip
