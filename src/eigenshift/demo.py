@@ -10,10 +10,13 @@ EigenShift's evidence is gathered again (minutes) and gives the same fit, so the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .data import load_labelled
 from .errors import ArtifactError
@@ -32,8 +35,10 @@ from .interventions import (
     MeanDifferenceSteering,
     load_intervention,
 )
+from .io_utils import Stopwatch
 from .locate.neurons import neuron_scores_for
 from .models import LanguageModel, load_model
+from .models.loading import DType
 from .report import write_report
 from .settings import setting
 from .tune import TuneConfig, tune
@@ -55,6 +60,7 @@ QUICK_FIT = replace(FIT, max_texts=1500, rule=replace(FIT.rule, clean_budget=500
 # the causal Linear-AcT fit.
 BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
 ACT_TEXTS, QUICK_ACT_TEXTS = 400, 120
+STAGES = "stages.json"  # where the demo's time went
 
 
 def reused(
@@ -81,12 +87,16 @@ def on_data(method: str, data_hash: str) -> Callable[[Intervention], bool]:
     return lambda iv: iv.method == method and data_hash in iv.meta.data_hashes.values()
 
 
-def fit_baselines(lm: LanguageModel, out: Path, quick: bool) -> dict[str, Intervention]:
+def fit_baselines(
+    lm: LanguageModel, out: Path, quick: bool, clock: Stopwatch | None = None
+) -> dict[str, Intervention]:
     """The paper's baselines at their published settings (AurA: every unit above 0.5; Det-0 and
     Damp: the top 1% of units, Damp at 0.5), and the two steering methods at strength 1."""
+    clock = clock or Stopwatch()
     data = load_labelled("default", max_examples=QUICK_BASELINE_TEXTS if quick else BASELINE_TEXTS)
     act_data = load_labelled("default", max_examples=QUICK_ACT_TEXTS if quick else ACT_TEXTS)
-    scores = neuron_scores_for(lm, data, out / "neurons")
+    with clock("neuron scores"):
+        scores = neuron_scores_for(lm, data, out / "neurons")
     h, act_h = data.hash(), act_data.hash()
     makers: dict[str, tuple[str, Callable[[], Intervention]]] = {
         "aura": (h, lambda: AurA.fit(lm, neurons=scores)),
@@ -95,8 +105,11 @@ def fit_baselines(lm: LanguageModel, out: Path, quick: bool) -> dict[str, Interv
         "steer": (h, lambda: MeanDifferenceSteering.fit(lm, data=data)),
         "linear-act": (act_h, lambda: LinearAcT.fit(lm, data=act_data)),
     }
-    return {name: reused(lm, out / name, on_data(name, data_hash), make)
-            for name, (data_hash, make) in makers.items()}  # fmt: skip
+    fitted = {}
+    for name, (data_hash, make) in makers.items():
+        with clock(f"fit {name}"):
+            fitted[name] = reused(lm, out / name, on_data(name, data_hash), make)
+    return fitted
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,9 @@ class DemoConfig:
     out: Path = setting(Path("runs/demo"), "Run folder; a rerun resumes it and reuses its fits.")
     baselines: bool = setting(True, "Also fit and evaluate AurA, Det-0, Damp, steering and "
                                     "Linear-AcT.")  # fmt: skip
+    dtype: DType = setting("fast", "Weight dtype; fast: bfloat16 where the CPU or GPU computes "
+                                   "it natively, else float32 (docs/results.md compares the "
+                                   "two).")  # fmt: skip
 
 
 def run_demo(
@@ -122,18 +138,49 @@ def _demo(
     config: DemoConfig, evaluation: EvalConfig | None
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     out = Path(config.out)
-    lm = load_model(config.model)
-    fit = EigenShift.fit_statistics(lm, QUICK_FIT if config.quick else FIT)
+    clock = Stopwatch()
+    t0 = time.perf_counter()
+    with clock("load"):
+        lm = load_model(config.model, dtype=config.dtype)
+    log.info("demo: %s in %s", lm.name, str(lm.dtype).removeprefix("torch."))
+    with clock("fit eigenshift"):
+        fit = EigenShift.fit_statistics(lm, QUICK_FIT if config.quick else FIT)
     tuned: dict[str, EigenShiftFit | Intervention] = {"eigenshift": fit}
     fixed: dict[str, Intervention] = {}
     if config.baselines:
-        for name, baseline in fit_baselines(lm, out, config.quick).items():
+        for name, baseline in fit_baselines(lm, out, config.quick, clock).items():
             (tuned if name in TUNED else fixed)[name] = baseline
     settings = evaluation or (QUICK if config.quick else DEMO)
-    tune(lm, tuned, QUICK_TUNE if config.quick else TUNE, settings, out / "tune", fixed=fixed)
+    with clock("tune"):
+        tune(lm, tuned, QUICK_TUNE if config.quick else TUNE, settings, out / "tune", fixed=fixed)
     test = out / "tune" / "test"
     folder = out / "tune" / "chosen" / "eigenshift"
     chosen = load_intervention(folder, lm) if folder.is_dir() else fit.intervention()
     assert isinstance(chosen, EigenShift)
-    write_explanation(lm, chosen, test)
-    return RunFolder(test).metrics(), write_report(test)
+    with clock("explain"):
+        write_explanation(lm, chosen, test)
+    with clock("report"):
+        paths = write_report(test)
+    write_stages(out, clock.seconds, time.perf_counter() - t0, lm)
+    return RunFolder(test).metrics(), paths
+
+
+def write_stages(out: Path, seconds: dict[str, float], total: float, lm: LanguageModel) -> None:
+    """stages.json: where this session's time went, the tune split into its evaluations'
+    generation, perplexity and summary (a resumed session shows only what it did)."""
+    stages: dict[str, float] = {}
+    for name, value in seconds.items():
+        if name != "tune":
+            stages[name] = value
+            continue
+        inner = 0.0
+        for part in ("validation", "test"):
+            done = RunFolder(out / "tune" / part).read_json(RunFolder.METRICS, {})
+            for stage, value_ in done.get("stage_seconds", {}).items():
+                stages[f"tune {part}: {stage}"] = value_
+                inner += value_
+        stages["tune: other"] = round(max(value - inner, 0.0), 2)
+    RunFolder(out).write_json(STAGES, {"dtype": str(lm.dtype).removeprefix("torch."),
+                                       "threads": torch.get_num_threads(),
+                                       "total_seconds": round(total, 2),
+                                       "stages": stages})  # fmt: skip

@@ -1,7 +1,7 @@
 """Files and folders we write and read: atomic writes (a crash leaves the previous version or the
 new one, never a torn one), the one check of an output folder before work, the clean-up of what
 a killed run left behind, and the one reader of JSON and JSONL that turns a malformed file into
-one line naming the file and line."""
+one line naming the file and line; and the stopwatch whose stage times runs record."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,3 +217,18 @@ def read_jsonl(
                              f"({{...}}), not {type(row).__name__}")  # fmt: skip
         rows.append((number, row))
     return rows, torn
+
+
+class Stopwatch:
+    """Seconds per named stage, for records of where a run's time went."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 2)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..engines import Engine, open_engine
 from ..interventions import Intervention
+from ..io_utils import Stopwatch
 from ..models import LanguageModel
 from .collect import Timer, collect_continuations, collect_perplexity
 from .plan import EvalConfig, plan
@@ -56,16 +57,21 @@ def _evaluate(
     todo = plan(lm, interventions, config, run)
     engine.prepare(lm, [iv for _, iv in todo.methods if iv is not None])  # refusals before work
     timer = Timer(run)
-    store = collect_continuations(lm, todo, timer, progress, engine)
-    ppl = collect_perplexity(lm, todo, timer, progress, reuse)
-    metrics = summarise(store, todo.methods, todo.prompt_ids, ppl, timer.seconds,
-                        todo.config)  # fmt: skip
+    stages = Stopwatch()
+    with stages("continuations"):
+        store = collect_continuations(lm, todo, timer, progress, engine)
+    with stages("perplexity"):
+        ppl = collect_perplexity(lm, todo, timer, progress, reuse)
+    with stages("summary"):
+        metrics = summarise(store, todo.methods, todo.prompt_ids, ppl, timer.seconds,
+                            todo.config)  # fmt: skip
     config_record = {k: v for k, v in asdict(todo.config).items() if k != "exclude_prompt_indices"}
     metrics.update({
         "model": lm.describe(),
         "prompts_source": todo.prompts_source,
         "config": config_record,
         "excluded_prompts": len(todo.config.exclude_prompt_indices),
+        "stage_seconds": stages.seconds,  # of the session that finished the run
     })  # fmt: skip
     run.write_json(RunFolder.METRICS, metrics)
     return metrics

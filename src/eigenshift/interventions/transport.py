@@ -169,7 +169,8 @@ def causal_by_replay(
     order = sorted(range(len(data.texts)), key=lambda i: len(data.texts[i]))
     chunks = [order[s : s + config.batch_size] for s in range(0, len(order), config.batch_size)]
     entries, hidden = [], []
-    for n, idx in enumerate(chunks):
+    for n, idx in enumerate(tqdm(chunks, desc="transport (one pass)", unit="batch",
+                                 disable=not progress)):  # fmt: skip
         batch = lm.encode([data.texts[i] for i in idx], max_length=config.max_length)
         only_last = {} if n == 0 or not accepts_logits_to_keep(lm) else {"logits_to_keep": 1}
         logits, entry = trunk.capture(batch.model_inputs(), {0, first}, **only_last)

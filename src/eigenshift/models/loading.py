@@ -33,7 +33,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 LOGIT_BIAS_MARK = "eigenshift_logit_bias"
 LOGIT_BIAS_FILE = "logit_bias.json"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-DType = Literal["auto", "float32", "float16", "bfloat16"]
+DType = Literal["auto", "fast", "float32", "float16", "bfloat16"]
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 Quantize = Literal["4bit", "8bit"]
 
@@ -48,7 +48,8 @@ class ModelOptions:
         short="-m",
     )
     dtype: DType = setting("auto", "Weight dtype (auto: bfloat16 on a CUDA GPU that supports it, "
-                                   "else float32).")  # fmt: skip
+                                   "else float32; fast: also bfloat16 on a CPU with native "
+                                   "bfloat16 instructions).")  # fmt: skip
     device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
     device_map: str | None = setting(
         None, f"Spread the model over devices with accelerate: {', '.join(DEVICE_MAPS)}, or a "
@@ -190,12 +191,28 @@ def load_model(
 
 
 def _resolve_dtype(dtype: str, on_cuda: bool) -> torch.dtype:
-    """auto: bfloat16 where a CUDA GPU supports it, float32 elsewhere (CPUs, old GPUs)."""
-    if dtype == "auto":
-        return torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float32
+    """auto: bfloat16 where a CUDA GPU supports it, float32 elsewhere (CPUs, old GPUs); fast:
+    bfloat16 on CPUs that compute it natively too (3-4x float32's matmul rate here, metrics
+    inside float32's intervals: docs/results.md). auto keeps CPUs in float32 so that fits and
+    tests are reproducible to the last digit on any CPU."""
+    if dtype in ("auto", "fast"):
+        if on_cuda:
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return torch.bfloat16 if dtype == "fast" and native_cpu_bf16() else torch.float32
     if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype '{dtype}'; choose auto or one of {', '.join(DTYPES)}")
+        raise ModelLoadError(
+            f"unknown dtype '{dtype}'; choose auto, fast or one of {', '.join(DTYPES)}")
     return DTYPES[dtype]
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX); without them torch
+    emulates bfloat16 and is slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def _placement(

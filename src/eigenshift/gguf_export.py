@@ -1,0 +1,281 @@
+"""Edits leaving as GGUF, for llama.cpp and Ollama.
+
+- A weight edit: the source GGUF is copied field by field and tensor by tensor, byte for byte
+  (its quantization kept); only the tensors the edit changes are written anew, in F16 by default
+  or re-quantized with the gguf package. A tied unembedding gains its own `output.weight`, so the
+  token embeddings stay untouched.
+- A constant shift of every logit (centered EigenShift), which no GGUF tensor of these families
+  can hold, goes into the metadata as `eigenshift.logit_bias` and into `logit_bias.json` beside
+  the file: llama.cpp and its servers take it as `logit_bias` per request.
+- A shift of the residual stream after some blocks (mean-difference steering) is what llama.cpp
+  calls a control vector: one F32 `direction.N` tensor per block, added to block N's output.
+
+The source must be the GGUF the model was loaded from: eigenshift records it when it converts one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+import torch
+
+from .assets import sha256_file
+from .errors import InputError, NotBakeableError
+from .export import without_logit_bias
+from .interventions import Intervention
+from .io_utils import prepare_out, temporary_file
+from .models import LanguageModel, resolve_spec
+from .models.architecture import weight_of
+from .models.loading import LOGIT_BIAS_FILE
+
+log = logging.getLogger(__name__)
+
+SOURCE_RECORD = "eigenshift-source.json"  # written by models.gguf when it converts a GGUF
+GGUF_TYPES = ("f16", "f32", "bf16", "q8_0", "source")
+LOGIT_BIAS_KEY = "eigenshift.logit_bias"
+# llama.cpp's converter permutes these for the llama family: an edit of them would need it too.
+PERMUTED = ("attn_q", "attn_k")
+
+
+def _not_gguf(name: str) -> InputError:
+    return InputError(
+        f"'{name}' was not loaded from a GGUF file, so there are no quantized tensors to copy: "
+        "load it with --model FILE.gguf (e.g. one llama.cpp's convert_hf_to_gguf.py made from "
+        "this folder), or export --format hf"
+    )
+
+
+def check_gguf_source(spec: str) -> None:
+    """Refuse, before a model loads, a --model that cannot give a GGUF export its source."""
+    resolved = resolve_spec(spec)
+    if resolved.kind == "hub" or (
+        resolved.kind == "folder" and not (Path(resolved.location) / SOURCE_RECORD).is_file()
+    ):
+        raise _not_gguf(spec)
+
+
+def source_gguf(lm: LanguageModel) -> Path:
+    """The GGUF file `lm` was converted from, checked unchanged since."""
+    record_file = Path(lm.location or "") / SOURCE_RECORD
+    if not record_file.is_file():
+        raise _not_gguf(lm.name)
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    path = Path(record["gguf_file"])
+    if not path.is_file() or sha256_file(path) != record["sha256"]:
+        raise InputError(f"{path}, the GGUF '{lm.name}' was converted from, is gone or changed "
+                         "since: load the model from the GGUF file again")  # fmt: skip
+    return path
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    value: Any
+    vtype: gguf.GGUFValueType
+    sub_type: gguf.GGUFValueType | None
+
+
+def _fields(reader: gguf.GGUFReader) -> Iterator[_Field]:
+    """Every metadata field but the ones the writer makes itself."""
+    for field in reader.fields.values():
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        yield _Field(field.name, field.contents(), vtype, sub)
+
+
+def _arch(reader: gguf.GGUFReader) -> tuple[str, gguf.MODEL_ARCH]:
+    field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    name = str(field.contents()) if field else ""
+    by_name = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}
+    if name not in by_name:
+        raise InputError(f"the source GGUF's architecture '{name}' is unknown to the gguf "
+                         "package: export --format hf instead")  # fmt: skip
+    return name, by_name[name]
+
+
+def _encode(values: torch.Tensor, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
+    """A float tensor as GGUF data of `qtype` (raises one line for a type the package cannot
+    quantize to)."""
+    array = values.detach().float().cpu().numpy()
+    try:
+        return gguf.quants.quantize(array, qtype)
+    except (NotImplementedError, ValueError) as exc:
+        raise InputError(f"the gguf package cannot write {qtype.name} ({exc}); use "
+                         "--gguf-type f16, bf16, f32 or q8_0") from None  # fmt: skip
+
+
+def _parameters(lm: LanguageModel, modules: set[str]) -> dict[str, torch.Tensor]:
+    """HF parameter name -> tensor, for the weights and biases of `modules`."""
+    out = {}
+    for name in sorted(modules):
+        module = lm.module(name)
+        out[f"{name}.weight"] = weight_of(module)
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, torch.Tensor):
+            out[f"{name}.bias"] = bias
+    return out
+
+
+def export_gguf(
+    lm: LanguageModel,
+    intervention: Intervention,
+    out: str | Path,
+    *,
+    tensor_type: str = "f16",
+) -> Path:
+    """Write `lm` with `intervention` baked in as one GGUF file `out`, from the GGUF it was
+    loaded from; `lm` is put back as it was. A control-vector edit (steering) goes to
+    `export_control_vector` instead."""
+    if tensor_type not in GGUF_TYPES:
+        raise InputError(f"--gguf-type must be one of {', '.join(GGUF_TYPES)}, not "
+                         f"'{tensor_type}'")  # fmt: skip
+    out = _gguf_path(out)
+    if control_vector(lm, intervention) is not None:
+        return export_control_vector(lm, intervention, out)
+    source = source_gguf(lm)
+    reader = gguf.GGUFReader(source)
+    arch_name, arch = _arch(reader)
+    names = gguf.get_tensor_name_map(arch, lm.arch.num_layers)
+    present = {t.name: t for t in reader.tensors}
+    targets = {e.target.module for e in intervention.checked_edits(lm)}
+    with intervention.baked(lm), without_logit_bias(lm) as bias:
+        replaced: dict[str, np.ndarray] = {}
+        types: dict[str, gguf.GGMLQuantizationType] = {}
+        for hf_name, value in _parameters(lm, targets).items():
+            name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+            tied_head = name == "output.weight" and name not in present
+            if name is None or (name not in present and not tied_head):
+                raise NotBakeableError(
+                    f"the edit changes '{hf_name}', which the source GGUF ({arch_name}) has no "
+                    "tensor for: export --format hf")
+            if arch == gguf.MODEL_ARCH.LLAMA and name.split(".")[-2] in PERMUTED:
+                raise NotBakeableError(f"the edit changes '{hf_name}', which llama.cpp stores "
+                                       "permuted: export --format hf")  # fmt: skip
+            like = present["token_embd.weight" if tied_head else name]
+            qtype = (like.tensor_type if tensor_type == "source"
+                     else gguf.GGMLQuantizationType[tensor_type.upper()])  # fmt: skip
+            if like.tensor_type in (gguf.GGMLQuantizationType.F32,) and value.dim() == 1:
+                qtype = gguf.GGMLQuantizationType.F32  # norms and biases stay F32, as converted
+            replaced[name] = _encode(value, qtype)
+            types[name] = qtype
+        logit_bias = None if bias is None else bias.numpy().astype(np.float32)
+    writer = gguf.GGUFWriter(None, arch_name, endianess=reader.endianess)
+    for field in _fields(reader):
+        writer.add_key_value(field.name, field.value, field.vtype, sub_type=field.sub_type)
+    writer.add_string("eigenshift.method", intervention.method)
+    writer.add_string("eigenshift.digest", intervention.digest())
+    writer.add_string("eigenshift.source_sha256", sha256_file(source))
+    if logit_bias is not None:
+        writer.add_array(LOGIT_BIAS_KEY, logit_bias.tolist())
+    tensors: list[tuple[str, np.ndarray, gguf.GGMLQuantizationType]] = []
+    for tensor in reader.tensors:
+        data = replaced.pop(tensor.name, None)
+        if data is None:
+            tensors.append((tensor.name, tensor.data, tensor.tensor_type))
+        else:
+            tensors.append((tensor.name, data, types[tensor.name]))
+    tensors += [(name, data, types[name]) for name, data in replaced.items()]  # output.weight
+    with _atomic_file(out) as tmp:
+        _write(writer, tmp, tensors)
+        if logit_bias is not None:
+            bias_file = _bias_file(out)
+            bias_file.write_text(json.dumps({str(i): float(b) for i, b in
+                                             enumerate(logit_bias)}) + "\n")  # fmt: skip
+    log.info("wrote %s: %d of %d tensors edited (%s), the rest copied", out, len(types),
+             len(tensors), ", ".join(sorted(types)))  # fmt: skip
+    return out
+
+
+def _write(
+    writer: gguf.GGUFWriter, path: Path,
+    tensors: list[tuple[str, np.ndarray, gguf.GGMLQuantizationType]],
+) -> None:  # fmt: skip
+    for name, data, qtype in tensors:
+        writer.add_tensor_info(name, data.shape, data.dtype, data.nbytes, qtype)
+    writer.path = path
+    writer.write_header_to_file(path=path)
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for _, data, _ in tensors:
+        writer.write_tensor_data(data)
+    writer.close()
+
+
+def _bias_file(out: Path) -> Path:
+    return out.with_name(out.stem + "." + LOGIT_BIAS_FILE)
+
+
+def _gguf_path(out: str | Path) -> Path:
+    out = Path(out)
+    if out.suffix.lower() != ".gguf":
+        raise InputError(f"--out {out}: a GGUF export is one file; give a path ending in .gguf")
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a .gguf file path")
+    prepare_out(out.parent)
+    return out
+
+
+@contextmanager
+def _atomic_file(out: Path) -> Iterator[Path]:
+    """A temporary file beside `out`, put in its place only when the block succeeds (a crash
+    leaves the old file, and a temporary the next run removes)."""
+    with temporary_file(out.parent, out.name) as tmp:
+        yield tmp
+        os.replace(tmp, out)
+
+
+# -- control vectors ----------------------------------------------------------------------------
+def control_vector(lm: LanguageModel, intervention: Intervention) -> dict[int, torch.Tensor] | None:
+    """Block index -> the vector the edit adds to that block's output, when every edit is such
+    a shift (mean-difference steering); None for any other edit."""
+    edits = intervention.checked_edits(lm)
+    blocks = {f"{lm.arch.blocks}.{i}": i for i in range(lm.arch.num_layers)}
+    out: dict[int, torch.Tensor] = {}
+    for edit in edits:
+        affine = edit.affine
+        if (edit.site.side != "output" or edit.site.module not in blocks or affine is None
+                or affine.shift is None or affine.scale is not None or affine.left is not None):
+            return None
+        layer = blocks[edit.site.module]
+        out[layer] = out.get(layer, 0) + affine.shift.detach().float().cpu()
+    return out or None
+
+
+def export_control_vector(lm: LanguageModel, intervention: Intervention, out: str | Path) -> Path:
+    """The edit as a llama.cpp control vector (`--control-vector FILE` in llama-cli and
+    llama-server): `direction.N` is added to the output of block N (llama.cpp cannot steer
+    block 0)."""
+    out = _gguf_path(out)
+    vectors = control_vector(lm, intervention)
+    if vectors is None:
+        raise NotBakeableError(f"'{intervention.method}' is not a shift of block outputs, so it "
+                               "is no control vector: export it as a model")  # fmt: skip
+    if 0 in vectors:
+        raise NotBakeableError("llama.cpp control vectors cannot act on the first block's "
+                               "output: fit the steering at a later --layer")  # fmt: skip
+    hint = lm.model.config.model_type
+    with suppress(InputError):
+        hint = _arch(gguf.GGUFReader(source_gguf(lm)))[0]
+    writer = gguf.GGUFWriter(None, "controlvector")
+    writer.add_string("controlvector.model_hint", hint)
+    writer.add_uint32("controlvector.layer_count", len(vectors))
+    writer.add_string("eigenshift.method", intervention.method)
+    writer.add_string("eigenshift.digest", intervention.digest())
+    tensors = [(f"direction.{layer}", vectors[layer].numpy().astype(np.float32),
+                gguf.GGMLQuantizationType.F32) for layer in sorted(vectors)]  # fmt: skip
+    with _atomic_file(out) as tmp:
+        _write(writer, tmp, tensors)
+    log.info("wrote control vector %s (blocks %s)", out, sorted(vectors))
+    return out
+

@@ -1,0 +1,108 @@
+"""Running an exported GGUF in llama.cpp (through llama-cpp-python) on token ids we give it, so
+its next-token choices can be compared with the model eigenshift edited.
+
+The logit bias an export carries (`eigenshift.logit_bias`) is added to llama.cpp's logits, as a
+server adds a request's `logit_bias`; a control vector is read as llama.cpp's own loader reads
+it (`direction.N` acts on block N's output) and set on the context with `llama_set_adapter_cvec`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+
+from .errors import InputError
+from .gguf_export import LOGIT_BIAS_KEY
+
+
+def _llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise InputError("llama-cpp-python is not installed: pip install 'eigenshift[gguf]' "
+                         "(it builds llama.cpp, which needs a C++ compiler and cmake)") from None
+    return llama_cpp
+
+
+def logit_bias_of(path: Path) -> np.ndarray | None:
+    field = gguf.GGUFReader(path).get_field(LOGIT_BIAS_KEY)
+    return None if field is None else np.asarray(field.contents(), dtype=np.float32)
+
+
+def control_vector_data(path: Path) -> tuple[np.ndarray, int]:
+    """(data, n_embd) as llama.cpp's `common_control_vector_load` builds them: block N's vector
+    at offset (N - 1) * n_embd."""
+    reader = gguf.GGUFReader(path)
+    vectors = {int(t.name.split(".", 1)[1]): np.asarray(t.data, np.float32)
+               for t in reader.tensors if t.name.startswith("direction.")}  # fmt: skip
+    if not vectors or min(vectors) < 1:
+        raise InputError(f"{path} is not a llama.cpp control vector (direction.N, N >= 1)")
+    n_embd = len(next(iter(vectors.values())))
+    data = np.zeros(n_embd * max(vectors), np.float32)
+    for layer, vector in vectors.items():
+        data[n_embd * (layer - 1) : n_embd * layer] += vector
+    return data, n_embd
+
+
+class LlamaCpp:
+    """One llama.cpp context on a GGUF model, optionally with a control vector set."""
+
+    def __init__(
+        self, model: Path, *, control_vector: Path | None = None, n_ctx: int = 512,
+        threads: int | None = None,
+    ) -> None:  # fmt: skip
+        llama_cpp = _llama_cpp()
+        self.llm = llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, logits_all=True,
+                                   verbose=False, n_threads=threads or os.cpu_count() or 1,
+                                   seed=0)  # fmt: skip
+        self.bias = logit_bias_of(model)
+        if control_vector is not None:
+            data, n_embd = control_vector_data(control_vector)
+            layers = llama_cpp.llama_model_n_layer(self.llm.model)
+            buffer = (ctypes.c_float * len(data))(*data.tolist())
+            failed = llama_cpp.llama_set_adapter_cvec(self.llm.ctx, buffer, len(data), n_embd, 1,
+                                                      layers)  # fmt: skip
+            if failed:
+                raise InputError(f"llama.cpp refused the control vector {control_vector}")
+
+    def close(self) -> None:
+        self.llm.close()
+
+    def next_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Next-token logits after `ids` (with the export's logit bias)."""
+        self.llm.reset()
+        self.llm.eval(list(ids))
+        logits = np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+        return logits + self.bias if self.bias is not None else logits
+
+    def greedy(self, ids: Sequence[int], new_tokens: int, stop: Sequence[int] = ()) -> list[int]:
+        """The greedy continuation of `ids` (argmax of the biased logits each step)."""
+        self.llm.reset()
+        self.llm.eval(list(ids))
+        out: list[int] = []
+        for _ in range(new_tokens):
+            logits = np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+            if self.bias is not None:
+                logits = logits + self.bias
+            token = int(np.argmax(logits))
+            out.append(token)
+            if token in stop:
+                break
+            self.llm.eval([token])
+        return out
+
+
+@contextlib.contextmanager
+def llama_cpp_model(model: Path, **kwargs: Any) -> Iterator[LlamaCpp]:
+    runner = LlamaCpp(model, **kwargs)
+    try:
+        yield runner
+    finally:
+        runner.close()

@@ -1,0 +1,127 @@
+"""GGUF out: the source GGUF copied byte for byte except the tensors an edit changes, a tied head
+given its own output tensor, steering as a llama.cpp control vector; and, with llama-cpp-python,
+llama.cpp's next tokens on the export agree with our baked model."""
+
+from __future__ import annotations
+
+import json
+
+import gguf
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import make_lm
+from test_baselines import DATA, _neurons
+
+from eigenshift.cli import cli
+from eigenshift.errors import InputError, NotBakeableError
+from eigenshift.gguf_export import LOGIT_BIAS_KEY, export_gguf
+from eigenshift.interventions import AurA, MeanDifferenceSteering, ScaleUnembeddingInput
+
+MAP = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+
+
+def _as_gguf_source(lm, folder):
+    """Write `lm`'s weights as a llama GGUF (Q8_0 matrices, F32 norms; tied: no output.weight)
+    and record it as the file `lm` was converted from."""
+    path = folder / "tiny.gguf"
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(lm.arch.num_layers)
+    writer.add_string("general.name", "tiny")
+    for name, tensor in lm.model.state_dict().items():
+        if name == "lm_head.weight" and lm.arch.tied:
+            continue
+        gname = MAP.get_name(name, try_suffixes=(".weight", ".bias"))
+        if gname is None:
+            continue
+        array = tensor.float().numpy()
+        qtype = gguf.GGMLQuantizationType.F32 if array.ndim == 1 else gguf.GGMLQuantizationType.Q8_0
+        data = gguf.quants.quantize(array, qtype)
+        writer.add_tensor(gname, data, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    from eigenshift.assets import sha256_file
+
+    (folder / "eigenshift-source.json").write_text(json.dumps(
+        {"gguf_file": str(path), "sha256": sha256_file(path), "dequantized": True}))  # fmt: skip
+    lm.location = str(folder)
+    return path
+
+
+def _tensors(path):
+    return {t.name: t for t in gguf.GGUFReader(path).tensors}
+
+
+def test_aura_export_copies_every_untouched_tensor_byte_for_byte(tmp_path):
+    lm = make_lm("llama")
+    source = _as_gguf_source(lm, tmp_path)
+    aura = AurA.fit(lm, neurons=_neurons(lm))
+    out = export_gguf(lm, aura, tmp_path / "out" / "aura.gguf")
+    before, after = _tensors(source), _tensors(out)
+    assert set(after) == set(before)
+    edited = {f"blk.{i}.ffn_down.weight" for i in range(lm.arch.num_layers)}
+    for name, tensor in before.items():
+        if name in edited:
+            assert after[name].tensor_type == gguf.GGMLQuantizationType.F16
+        else:
+            assert after[name].tensor_type == tensor.tensor_type
+            assert bytes(after[name].data) == bytes(tensor.data), name
+    with aura.baked(lm):  # the edited tensor is the baked weight, in F16
+        want = lm.module("model.layers.1.mlp.down_proj").weight.detach().numpy().copy()
+    got = np.asarray(after["blk.1.ffn_down.weight"].data, np.float32)
+    np.testing.assert_allclose(got, want, atol=2e-3, rtol=1e-2)
+    assert not np.allclose(want, gguf.quants.dequantize(before["blk.1.ffn_down.weight"].data,
+                                                        gguf.GGMLQuantizationType.Q8_0),
+                           atol=1e-3)  # the edit shows  # fmt: skip
+    keys = gguf.GGUFReader(out).fields
+    assert keys["eigenshift.method"].contents() == "aura"
+    assert keys["general.name"].contents() == "tiny"
+
+
+def test_a_tied_head_gets_its_own_output_tensor_and_a_shift_its_logit_bias(tmp_path):
+    lm = make_lm("llama")  # tied
+    assert lm.arch.tied
+    source = _as_gguf_source(lm, tmp_path)
+    edit = ScaleUnembeddingInput.from_scale(lm, torch.linspace(0.2, 1.5, lm.arch.hidden_size))
+    out = export_gguf(lm, edit, tmp_path / "head.gguf", tensor_type="source")
+    before, after = _tensors(source), _tensors(out)
+    assert "output.weight" not in before and "output.weight" in after
+    assert after["output.weight"].tensor_type == before["token_embd.weight"].tensor_type  # Q8_0
+    assert bytes(after["token_embd.weight"].data) == bytes(before["token_embd.weight"].data)
+    assert lm.arch.tied and lm.model.lm_head.weight is lm.model.model.embed_tokens.weight
+    assert gguf.GGUFReader(out).get_field(LOGIT_BIAS_KEY) is None  # no shift: no bias
+
+
+def test_steering_exports_as_a_control_vector(tmp_path):
+    lm = make_lm("llama")
+    _as_gguf_source(lm, tmp_path)
+    steer = MeanDifferenceSteering.fit(lm, data=DATA, layer=1, strength=2.0, progress=False)
+    out = export_gguf(lm, steer, tmp_path / "steer.gguf")
+    reader = gguf.GGUFReader(out)
+    assert reader.get_field("general.architecture").contents() == "controlvector"
+    assert reader.get_field("controlvector.model_hint").contents() == "llama"
+    (tensor,) = reader.tensors
+    assert tensor.name == "direction.1" and tensor.tensor_type == gguf.GGMLQuantizationType.F32
+    np.testing.assert_allclose(np.asarray(tensor.data), 2.0 * steer.tensors["vector"].numpy(),
+                               rtol=1e-6)  # fmt: skip
+    first = MeanDifferenceSteering.fit(lm, data=DATA, layer=0, progress=False)
+    with pytest.raises(NotBakeableError, match="first block"):
+        export_gguf(lm, first, tmp_path / "first.gguf")
+
+
+def test_sources_that_are_not_gguf_are_refused_in_one_line(tmp_path, tiny_folder):
+    lm = make_lm("llama")
+    with pytest.raises(InputError, match="not loaded from a GGUF"):
+        export_gguf(lm, AurA.fit(lm, neurons=_neurons(lm)), tmp_path / "x.gguf")
+    with pytest.raises(InputError, match=r"ending in \.gguf"):
+        export_gguf(lm, AurA.fit(lm, neurons=_neurons(lm)), tmp_path / "x")
+    folder = tmp_path / "aura"
+    AurA.fit(lm, neurons=_neurons(lm)).save(folder)
+    result = CliRunner().invoke(cli, ["export", "--model", tiny_folder, "--intervention",
+                                       str(folder), "--format", "gguf", "--out",
+                                       str(tmp_path / "y.gguf")])  # fmt: skip
+    assert result.exit_code == 2 and "not loaded from a GGUF" in result.output
+    assert len(result.output.strip().splitlines()) == 1
