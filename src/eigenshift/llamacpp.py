@@ -11,15 +11,19 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gguf
 import numpy as np
+import torch
 
 from .errors import InputError
+from .generation import SamplingConfig, eos_ids, generate
 from .gguf_export import LOGIT_BIAS_KEY
+from .models import LanguageModel
 
 
 def _llama_cpp() -> Any:
@@ -82,7 +86,7 @@ class LlamaCpp:
         logits = np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
         return logits + self.bias if self.bias is not None else logits
 
-    def greedy(self, ids: Sequence[int], new_tokens: int, stop: Sequence[int] = ()) -> list[int]:
+    def greedy(self, ids: Sequence[int], new_tokens: int, stop: Collection[int] = ()) -> list[int]:
         """The greedy continuation of `ids` (argmax of the biased logits each step)."""
         self.llm.reset()
         self.llm.eval(list(ids))
@@ -106,3 +110,45 @@ def llama_cpp_model(model: Path, **kwargs: Any) -> Iterator[LlamaCpp]:
         yield runner
     finally:
         runner.close()
+
+
+@dataclass
+class Agreement:
+    """How often llama.cpp's choice equals ours, over the same token ids."""
+
+    top1: int  # prompts whose next token (argmax) is the same
+    greedy: int  # prompts whose whole greedy continuation is the same
+    greedy_tokens: int  # continuation tokens equal before the first difference, summed
+    prompts: int
+    new_tokens: int
+
+    def as_dict(self) -> dict[str, float]:
+        n = max(self.prompts, 1)
+        share = self.greedy_tokens / max(n * self.new_tokens, 1)
+        return {"prompts": self.prompts, "top1_agreement": self.top1 / n,
+                "greedy_equal": self.greedy / n, "greedy_prefix_share": share}  # fmt: skip
+
+
+def agreement(
+    lm: LanguageModel, runner: LlamaCpp, prompts: Sequence[str], new_tokens: int = 20,
+) -> Agreement:  # fmt: skip
+    """llama.cpp (`runner`) against `lm` as it is now (apply or bake the edit around the call):
+    next tokens and greedy continuations of the same prompt ids, stopping at `lm`'s eos."""
+    ids = [lm.tokenizer(p)["input_ids"] for p in prompts]
+    with torch.inference_mode():
+        ours_next = [int(lm.model(torch.tensor([x], device=lm.device)).logits[0, -1].argmax())
+                     for x in ids]  # fmt: skip
+    ours = generate(lm, list(prompts), SamplingConfig(greedy=True, max_new_tokens=new_tokens),
+                    progress=False)  # fmt: skip
+    stop = eos_ids(lm)
+    top1 = greedy = prefix = 0
+    for x, mine, gen in zip(ids, ours_next, ours, strict=True):
+        top1 += int(np.argmax(runner.next_logits(x))) == mine
+        theirs = [t for t in runner.greedy(x, new_tokens, stop=stop) if t not in stop]
+        same = [t for t in gen.token_ids if t not in stop]
+        greedy += theirs == same
+        for a, b in zip(theirs, same, strict=False):
+            if a != b:
+                break
+            prefix += 1
+    return Agreement(top1, greedy, prefix, len(ids), new_tokens)

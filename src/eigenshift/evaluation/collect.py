@@ -17,6 +17,7 @@ from ..engines import Engine
 from ..generation import Generation
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
+from .capability import boolq_correct
 from .fluency import degenerate_reason
 from .perplexity import sequence_nll, shared_perplexities
 from .plan import CLEAN_TEXT_KEYS, Plan, signature
@@ -155,3 +156,23 @@ def _known_perplexity(folders: Sequence[RunFolder], run: RunFolder) -> dict[str,
             known.update({sig: values[name] for name, sig in record["methods"].items()
                           if name in values})  # fmt: skip
     return known
+
+
+def collect_capability(
+    lm: LanguageModel, plan: Plan, timer: Timer, progress: bool
+) -> dict[str, list[float]]:
+    """Per-question BoolQ correctness of each method (lm-evaluation-harness), cached in the run
+    folder; nothing when the config asks for no questions."""
+    config, run = plan.config, plan.run
+    if not config.capability:
+        return {}
+    cache: dict[str, list[float]] = run.read_json(RunFolder.CAPABILITY, {})
+    todo = [(n, iv) for n, iv in plan.methods if len(cache.get(n, [])) != config.capability]
+    for name, iv in tqdm(todo, desc="capability (lm-eval BoolQ)", unit="method",
+                         disable=not progress or not todo):  # fmt: skip
+        t0 = time.perf_counter()
+        cache[name] = boolq_correct(lm, iv, limit=config.capability,
+                                    batch_size=config.ppl_batch_size)  # fmt: skip
+        run.write_json(RunFolder.CAPABILITY, cache)
+        timer.add(name, time.perf_counter() - t0)
+    return {name: cache[name] for name, _ in plan.methods}

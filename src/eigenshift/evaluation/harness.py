@@ -18,8 +18,9 @@ from ..engines import Engine, open_engine
 from ..interventions import Intervention
 from ..io_utils import Stopwatch
 from ..models import LanguageModel
-from .collect import Timer, collect_continuations, collect_perplexity
-from .plan import EvalConfig, plan
+from .capability import capability_summary
+from .collect import Timer, collect_capability, collect_continuations, collect_perplexity
+from .plan import ORIGINAL, EvalConfig, plan
 from .run import RunFolder
 from .summary import summarise
 
@@ -62,9 +63,16 @@ def _evaluate(
         store = collect_continuations(lm, todo, timer, progress, engine)
     with stages("perplexity"):
         ppl = collect_perplexity(lm, todo, timer, progress, reuse)
+    with stages("capability"):
+        correct = collect_capability(lm, todo, timer, progress)
     with stages("summary"):
         metrics = summarise(store, todo.methods, todo.prompt_ids, ppl, timer.seconds,
                             todo.config)  # fmt: skip
+        if correct:
+            capability = capability_summary(correct, ORIGINAL, todo.config.bootstrap,
+                                            todo.config.sampling.seed)  # fmt: skip
+            for row in metrics["methods"]:
+                row.update(capability[row["method"]])
     config_record = {k: v for k, v in asdict(todo.config).items() if k != "exclude_prompt_indices"}
     metrics.update({
         "model": lm.describe(),

@@ -48,6 +48,9 @@ class EvalConfig:
     ppl_max_length: int = setting(128, "Tokens of each clean text scored.", minimum=1)
     ppl_batch_size: int = setting(8, "Texts per perplexity pass.", minimum=1)
     bootstrap: int = setting(1000, "Bootstrap resamples over prompts.", minimum=10)
+    capability: int = setting(0, "BoolQ questions each method answers through "
+                                 "lm-evaluation-harness (0: none; needs eigenshift[lmeval]).",
+                              minimum=0)  # fmt: skip
     chunk_prompts: int | None = setting(None, "Prompts generated between two saves (default: "
                                               f"{HF_CHUNK} with hf, {VLLM_CHUNK} with "
                                               "vllm).", minimum=1)  # fmt: skip

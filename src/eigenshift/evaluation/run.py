@@ -24,6 +24,7 @@ class RunFolder:
     RUN = "run.json"  # settings, model and method signatures a resumed run must share
     CONTINUATIONS = "continuations.jsonl"
     PERPLEXITY = "perplexity.json"  # per-text clean perplexity per method, a cache
+    CAPABILITY = "capability.json"  # per-question BoolQ correctness per method, a cache
     SECONDS = "seconds.json"
     METRICS = "metrics.json"
     SWEEP = "sweep.json"

