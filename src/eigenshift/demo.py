@@ -22,7 +22,7 @@ from .data import load_labelled
 from .errors import ArtifactError
 from .evaluation import EvalConfig, RunFolder
 from .explain import write_explanation
-from .generation import SamplingConfig
+from .generation import ChatTemplate, SamplingConfig
 from .interventions import (
     AurA,
     Damp,
@@ -120,6 +120,9 @@ class DemoConfig:
     out: Path = setting(Path("runs/demo"), "Run folder; a rerun resumes it and reuses its fits.")
     baselines: bool = setting(True, "Also fit and evaluate AurA, Det-0, Damp, steering and "
                                     "Linear-AcT.")  # fmt: skip
+    chat_template: ChatTemplate = setting(
+        "none", "Prompt through the tokenizer's chat template, in the fit and the evaluation: "
+        "none, user (the prompt is the user's turn), assistant (it starts the reply).")
     dtype: DType = setting("fast", "Weight dtype; fast: bfloat16 where the CPU or GPU computes "
                                    "it natively, else float32 (docs/results.md compares the "
                                    "two).")  # fmt: skip
@@ -143,14 +146,19 @@ def _demo(
     with clock("load"):
         lm = load_model(config.model, dtype=config.dtype)
     log.info("demo: %s in %s", lm.name, str(lm.dtype).removeprefix("torch."))
+    fit_config = QUICK_FIT if config.quick else FIT
+    fit_config = replace(fit_config, sampling=replace(fit_config.sampling,
+                                                      chat_template=config.chat_template))
     with clock("fit eigenshift"):
-        fit = EigenShift.fit_statistics(lm, QUICK_FIT if config.quick else FIT)
+        fit = EigenShift.fit_statistics(lm, fit_config)
     tuned: dict[str, EigenShiftFit | Intervention] = {"eigenshift": fit}
     fixed: dict[str, Intervention] = {}
     if config.baselines:
         for name, baseline in fit_baselines(lm, out, config.quick, clock).items():
             (tuned if name in TUNED else fixed)[name] = baseline
     settings = evaluation or (QUICK if config.quick else DEMO)
+    settings = replace(settings, sampling=replace(settings.sampling,
+                                                  chat_template=config.chat_template))
     with clock("tune"):
         tune(lm, tuned, QUICK_TUNE if config.quick else TUNE, settings, out / "tune", fixed=fixed)
     test = out / "tune" / "test"

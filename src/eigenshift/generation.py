@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from .settings import check_settings, setting
 log = logging.getLogger(__name__)
 # Which draw a seed makes: recorded in run folders, so a run never resumes into another sampler's.
 SAMPLER = "exponential-race"
+ChatTemplate = Literal["none", "user", "assistant"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class SamplingConfig:
     seed: int = setting(0, "Seed of the random stream each (prompt, sample) row draws from.")
     batch_size: int = setting(128, "Rows generated at once (results do not depend on it).",
                               minimum=1)  # fmt: skip
+    chat_template: ChatTemplate = setting(
+        "none", "Prompt through the tokenizer's chat template: none (raw text), user (the prompt "
+        "is the user's turn), assistant (the prompt starts the assistant's reply to an empty "
+        "user turn).")
     # Exact top-p looks among this many most likely tokens first (method.md section 7) and sorts
     # the whole vocabulary only for rows whose top candidates hold less than top_p of the mass.
     candidates: int = setting(1024, minimum=1, cli=False)
@@ -156,15 +161,50 @@ def race_noise(generators: Sequence[torch.Generator], vocab: int) -> torch.Tenso
 
 
 def prompt_limit(lm: LanguageModel, config: SamplingConfig) -> int:
-    """Prompt tokens a row may hold: the setting, within the model's context."""
+    """Prompt tokens a row may hold: the setting, within the model's context (less what a chat
+    template wraps around the prompt)."""
     context = lm.context_length
     if context is None:
         return config.max_prompt_tokens
-    room = context - config.max_new_tokens - 8  # a margin: re-tokenizing may add a few
+    wrapper = len(prompt_token_ids(lm, [""], config)[0])
+    room = context - config.max_new_tokens - 8 - wrapper  # a margin: re-tokenizing may add a few
     if room < 1:
         raise InputError(f"max_new_tokens {config.max_new_tokens} leaves no room for a prompt in "
                          f"this model's context of {context} tokens; generate fewer")  # fmt: skip
     return min(config.max_prompt_tokens, room)
+
+
+def _chat_prefix(lm: LanguageModel, where: str) -> tuple[str, str]:
+    """The text before and after a prompt placed by the tokenizer's chat template."""
+    tokenizer = lm.tokenizer
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"the tokenizer of '{lm.name}' has no chat template: use "
+                         "--chat-template none (raw text prompts)")  # fmt: skip
+    marker = "\x00PROMPT\x00"
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return str(tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                 tokenize=False))  # fmt: skip
+
+    if where == "user":
+        text = render([{"role": "user", "content": marker}])
+        before, _, after = text.partition(marker)
+        return before, after
+    # The assistant's reply begins with the prompt, after an empty user turn (chat templates
+    # expect a conversation to open with one).
+    return render([{"role": "user", "content": ""}]), ""
+
+
+def prompt_token_ids(
+    lm: LanguageModel, prompts: Sequence[str], config: SamplingConfig
+) -> list[list[int]]:
+    """The tokens the model reads for each prompt: its own, or inside the chat template (whose
+    text carries any special tokens it wants, so the tokenizer adds none)."""
+    if config.chat_template == "none":
+        return [list(lm.tokenizer(p)["input_ids"]) for p in prompts]
+    before, after = _chat_prefix(lm, config.chat_template)
+    return [list(lm.tokenizer(before + p + after, add_special_tokens=False)["input_ids"])
+            for p in prompts]  # fmt: skip
 
 
 def shorten(lm: LanguageModel, prompts: Sequence[str], limit: int) -> list[str]:
@@ -214,12 +254,14 @@ def generate(
     if len(prompt_ids) != len(prompts):
         raise InputError("prompt_ids must have one entry per prompt")
     prompts = shorten(lm, prompts, prompt_limit(lm, config))
+    encoded = prompt_token_ids(lm, prompts, config)
     rows = [(p, s) for p in range(len(prompts)) for s in range(config.samples)]
     results: list[Generation] = []
     bar = tqdm(total=len(rows), desc="generate", unit="seq", disable=not progress)
     for start in range(0, len(rows), config.batch_size):
         chunk = rows[start : start + config.batch_size]
-        results.extend(_generate_batch(lm, prompts, prompt_ids, chunk, config, capture_hidden))
+        results.extend(_generate_batch(lm, prompts, encoded, prompt_ids, chunk, config,
+                                       capture_hidden))  # fmt: skip
         bar.update(len(chunk))
         if advance is not None:  # a caller's own progress bar, moved after every batch
             advance(len(chunk))
@@ -231,6 +273,7 @@ def generate(
 def _generate_batch(
     lm: LanguageModel,
     prompts: Sequence[str],
+    encoded: Sequence[Sequence[int]],
     prompt_ids: list[int],
     rows: list[tuple[int, int]],
     config: SamplingConfig,
@@ -243,7 +286,7 @@ def _generate_batch(
     slot = {p: i for i, p in enumerate(distinct)}
     spread = torch.tensor([slot[p] for p, _ in rows], device=device)
     shared = len(distinct) < len(rows)
-    batch = lm.encode([prompts[p] for p in distinct])
+    batch = lm.pad([encoded[p] for p in distinct])
     b = len(rows)
     gens = [torch.Generator().manual_seed(row_seed(config.seed, prompt_ids[p], s)) for p, s in rows]
     eos = torch.tensor(sorted(eos_ids(lm)), device=device)

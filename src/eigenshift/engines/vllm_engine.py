@@ -35,7 +35,15 @@ from tqdm.auto import tqdm
 
 from ..assets import cache_dir
 from ..errors import EngineError, InputError, NotBakeableError
-from ..generation import Generation, SamplingConfig, eos_ids, prompt_limit, row_seed, shorten
+from ..generation import (
+    Generation,
+    SamplingConfig,
+    eos_ids,
+    prompt_limit,
+    prompt_token_ids,
+    row_seed,
+    shorten,
+)
 from ..models import LanguageModel
 from ..models.loading import LOGIT_BIAS_FILE
 from .base import Advance, EngineConfig
@@ -308,7 +316,7 @@ class VLLMEngine:
             raise InputError("prompt_ids must have one entry per prompt")
         limit = prompt_limit(lm, config)
         prompts = shorten(lm, prompts, limit)
-        encoded = [lm.encode([p]).input_ids[0].tolist() for p in prompts]
+        encoded = prompt_token_ids(lm, prompts, config)
         # Room for the longest prompt the settings allow (so one worker serves every chunk).
         context = self.config.max_model_len or limit + config.max_new_tokens + 8
         try:

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..data import load_clean_texts
 from ..engines import Engine
-from ..generation import Generation
+from ..generation import Generation, SamplingConfig, prompt_token_ids
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
 from .capability import boolq_correct
@@ -47,12 +47,14 @@ def _rows(
     judge: Scorer | None,
     known: Callable[[str], bool],
     ppl_batch_size: int,
+    sampling: SamplingConfig,
 ) -> list[dict[str, Any]]:
     texts = [g.text for g in gens]
     scores = scorer.score(texts)
     judged = judge.score(texts) if judge else None
     # Fluency of what was generated, judged by the unmodified model.
-    prompt_tokens = {g.prompt: lm.tokenizer(g.prompt)["input_ids"] for g in gens}
+    distinct = list(dict.fromkeys(g.prompt for g in gens))
+    prompt_tokens = dict(zip(distinct, prompt_token_ids(lm, distinct, sampling), strict=True))
     nll = sequence_nll(
         lm,
         [prompt_tokens[g.prompt] + g.token_ids for g in gens],
@@ -98,7 +100,8 @@ def collect_continuations(
             gens = engine.generate(lm, iv, [plan.prompt_texts[k] for k in chunk], config.sampling,
                                    prompt_ids=[plan.prompt_ids[k] for k in chunk],
                                    advance=bar.update)  # fmt: skip
-            store.append(_rows(lm, name, gens, scorer, judge, known, config.ppl_batch_size))
+            store.append(_rows(lm, name, gens, scorer, judge, known, config.ppl_batch_size,
+                               config.sampling))  # fmt: skip
             timer.add(name, time.perf_counter() - t0)
         bar.close()
     return store

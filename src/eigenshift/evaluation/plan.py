@@ -27,7 +27,7 @@ RESUME_KEYS = ("prompts", "max_prompts", "prompt_seed", "scorer", "judge", "clea
 CLEAN_TEXT_KEYS = ("clean_text", "clean_texts", "ppl_max_length")
 HF_CHUNK, VLLM_CHUNK = 32, 128  # 32 prompts x 4 samples: one batch of our loop
 RESUME_SAMPLING = ("samples", "max_new_tokens", "max_prompt_tokens", "top_p", "temperature",
-                   "greedy", "seed")  # fmt: skip
+                   "greedy", "seed", "chat_template")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from ..errors import InputError
 from ..io_utils import prepare_out, read_json, write_json_atomic, write_text_atomic
 from .store import ContinuationStore
 
-_HELD: dict[Path, int] = {}  # run folders this process has locked, and how deeply
+_HELD: dict[Path, int] = {}
+# Settings added after runs were first recorded, with the value older runs had: they resume.
+ADDED_SETTINGS = {"chat_template": "none"}  # run folders this process has locked, and how deeply
 
 
 class RunFolder:
@@ -119,8 +121,8 @@ class RunFolder:
         if previous is not None and not (isinstance(previous, dict) and _is_run(previous)):
             raise InputError(f"{self.file(self.RUN)} is not a run record; use a new --out folder")
         if previous is not None:
-            differs = [k for k in record["settings"]
-                       if previous["settings"].get(k) != record["settings"][k]]  # fmt: skip
+            differs = [k for k in record["settings"] if previous["settings"].get(
+                k, ADDED_SETTINGS.get(k)) != record["settings"][k]]  # fmt: skip
             if previous["model"]["unembedding_hash"] != record["model"]["unembedding_hash"]:
                 differs.append("model")
             differs += [f"intervention '{n}'" for n, sig in record["methods"].items()

@@ -157,6 +157,19 @@ class LanguageModel:
         mask = enc["attention_mask"].to(self.device)
         return Batch(ids, mask, positions_from_mask(mask))
 
+    def pad(self, sequences: Sequence[Sequence[int]]) -> Batch:
+        """Token id lists as one left-padded batch (what `encode` makes of texts)."""
+        width = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            if seq:
+                ids[row, width - len(seq) :] = torch.tensor(list(seq))
+                mask[row, width - len(seq) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        return Batch(ids, mask, positions_from_mask(mask))
+
     def weight_hash(self, module_name: str) -> str:
         """sha256 of a module's parameters in a fixed order: how artifacts recognise a model."""
         module = self.module(module_name)
