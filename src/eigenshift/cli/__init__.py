@@ -7,8 +7,10 @@ Command modules load only when their command runs (they import torch and transfo
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -101,9 +103,28 @@ def cli(verbose: int) -> None:
         logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
+def keep_freed_memory() -> None:
+    """glibc hands every large freed tensor back to the kernel and maps fresh pages for the
+    next one: on CPU inference that is a fifth of the time in page faults (docs/results.md).
+    Keeping freed memory in the process, as jemalloc or tcmalloc do, avoids it. Commands only,
+    never on `import eigenshift`; EIGENSHIFT_MALLOC=default leaves glibc as it is."""
+    if not sys.platform.startswith("linux") or os.environ.get("EIGENSHIFT_MALLOC") == "default":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 31)
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
 def main() -> None:
     """The `eigenshift` entry point. An error we did not foresee is a bug: it gets one line that
     says so (the traceback with -vv), never a wall of torch internals."""
+    keep_freed_memory()
     try:
         cli.main(prog_name="eigenshift", standalone_mode=True)
     except KeyboardInterrupt:
