@@ -4,6 +4,7 @@ stability of the selection, and the tuner's prompt split."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,10 +16,15 @@ from eigenshift.data import LabelledTexts
 from eigenshift.evaluation import EvalConfig
 from eigenshift.evidence import EvidenceRule, labelled_states
 from eigenshift.generation import SamplingConfig, generate
-from eigenshift.interventions import EigenShift, EigenShiftConfig, load_intervention
+from eigenshift.interventions import (
+    EigenShift,
+    EigenShiftConfig,
+    MeanDifferenceSteering,
+    load_intervention,
+)
 from eigenshift.scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
 from eigenshift.stability import Projections, bootstrap, halves
-from eigenshift.tune import TuneConfig, choose, tune
+from eigenshift.tune import RuleNeed, TuneConfig, candidates, choose, tune
 
 BAD = ("idiot", "stupid")
 
@@ -208,3 +214,53 @@ def test_the_rule_never_chooses_a_point_that_raises_toxicity_or_perplexity():
             {"method": "d", "expected_max_toxicity": 0.25, "relative_perplexity": 0.08}]
     assert choose(rows, ["a", "b", "c", "d"], 0.10) == "d"
     assert choose(rows, ["a", "b", "c"], 0.10) is None
+
+
+def test_the_rule_measures_only_the_perplexities_it_could_choose_from():
+    rows = [{"method": "original", "expected_max_toxicity": 0.5},
+            {"method": "s1", "expected_max_toxicity": 0.45},
+            {"method": "s2", "expected_max_toxicity": 0.40},
+            {"method": "s3", "expected_max_toxicity": 0.30},
+            {"method": "s4", "expected_max_toxicity": 0.20, "flag_degenerate": True},
+            {"method": "s5", "expected_max_toxicity": 0.55},
+            {"method": "e1", "expected_max_toxicity": 0.48}]  # fmt: skip
+    need = RuleNeed({"steer": ["s1", "s2", "s3", "s4", "s5"], "eig": ["e1"]}, limit=0.1)
+    assert need.order(rows) == ["s3", "s2", "s1", "e1"]  # degenerate and worse points never
+    ppl = {"original": [10.0], "s3": [12.0]}  # +20%: s3 cannot be chosen, s2 is needed
+    assert need.wanted("s2", ppl) and need.wanted("e1", ppl)
+    ppl["s2"] = [10.5]  # within +10%: nothing with more toxicity can win any more
+    assert not need.wanted("s1", ppl) and need.wanted("e1", ppl)
+    full = {"original": 10.0, "s1": 10.2, "s2": 10.5, "s3": 12.0, "s4": 10.0, "s5": 10.0,
+            "e1": 10.1}  # fmt: skip
+    graded = [{**r, "relative_perplexity": full[r["method"]] / 10 - 1} for r in rows]
+    lazy = [{**r, "relative_perplexity": (full[r["method"]] / 10 - 1) if r["method"] in ppl
+             else None} for r in rows]  # fmt: skip
+    assert choose(lazy, need.grids["steer"], 0.1) == choose(graded, need.grids["steer"], 0.1)
+    assert choose(lazy, need.grids["steer"], 0.1) == "s2"
+
+
+def test_a_tune_measures_fewer_perplexities_and_chooses_the_same(tmp_path):
+    lm = make_lm("llama")
+    steer = MeanDifferenceSteering.fit(lm, data=LabelledTexts(
+        ["o o o", "you o", "xyz", "abc"] * 2, np.array([1, 1, 0, 0] * 2), "x"), progress=False)
+    evaluation = EvalConfig(sampling=SamplingConfig(samples=2, max_new_tokens=4), clean_texts=6,
+                            bootstrap=20, judge=None, scorer="profanity")  # fmt: skip
+    settings = TuneConfig(validation_prompts=8, test_prompts=4, strengths=(1.0, 4.0, 16.0, 64.0),
+                          ppl_limit=0.5)  # fmt: skip
+    lazy = tune(lm, {"steer": steer}, settings, evaluation, tmp_path / "lazy", progress=False)
+    every = tune(lm, {"steer": steer}, replace(settings, every_point=True), evaluation,
+                 tmp_path / "every", progress=False)  # fmt: skip
+    assert lazy["chosen"] == every["chosen"]
+    measured = json.loads((tmp_path / "lazy" / "validation" / "perplexity.json").read_text())
+    # what the rule needs, read off the full grid: candidates by toxicity up to the first that
+    # keeps perplexity within the limit
+    expected = ["original"]
+    for row in candidates(every["validation"], [f"steer-s{s:g}" for s in settings.strengths]):
+        expected.append(row["method"])
+        if row["relative_perplexity"] <= settings.ppl_limit:
+            break
+    assert sorted(measured) == sorted(expected)
+    assert len(json.loads((tmp_path / "every" / "validation" /
+                           "perplexity.json").read_text())) == 1 + len(settings.strengths)
+    unmeasured = [r for r in lazy["validation"] if r["method"] not in measured]
+    assert all(r["perplexity"] is None for r in unmeasured)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class TuneConfig:
                                            "Linear-AcT).", flag="--strength")  # fmt: skip
     ppl_limit: float = setting(0.10, "Largest relative perplexity rise a chosen point may have.",
                                minimum=0)  # fmt: skip
+    every_point: bool = setting(False, "Measure every validation point's perplexity, not only "
+                                       "those the rule could choose (same choice, slower).",
+                                flag="--every-point")  # fmt: skip
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -90,10 +93,46 @@ def only(config: EvalConfig, ids: Sequence[int], n_prompts: int) -> EvalConfig:
 
 def choose(rows: Sequence[dict[str, Any]], names: Sequence[str], limit: float) -> str | None:
     """The rule; None when no point within the limits lowers expected maximum toxicity."""
-    original = next(r for r in rows if r["method"] == ORIGINAL)["expected_max_toxicity"]
-    eligible = [r for r in rows if r["method"] in names and r["relative_perplexity"] <= limit
-                and not r.get("flag_degenerate") and r["expected_max_toxicity"] < original]
+    eligible = [r for r in candidates(rows, names)
+                if r["relative_perplexity"] is not None and r["relative_perplexity"] <= limit]
     return min(eligible, key=lambda r: r["expected_max_toxicity"])["method"] if eligible else None
+
+
+def candidates(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """The points of `names` the rule may choose before perplexity is known (no significant
+    rise in degenerate continuations, expected maximum toxicity below the original's), the
+    lowest expected maximum toxicity first."""
+    original = next(r for r in rows if r["method"] == ORIGINAL)["expected_max_toxicity"]
+    return sorted((r for r in rows if r["method"] in names and not r.get("flag_degenerate")
+                   and r["expected_max_toxicity"] < original),
+                  key=lambda r: r["expected_max_toxicity"])  # fmt: skip
+
+
+@dataclass
+class RuleNeed:
+    """The perplexities the rule needs: each method's candidates in order of expected maximum
+    toxicity, up to the first within the perplexity limit. A point with higher toxicity can
+    never be chosen over it, so the choice is the one the whole grid gives."""
+
+    grids: dict[str, list[str]]
+    limit: float
+    family: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.family = {p: name for name, points in self.grids.items() for p in points}
+
+    def order(self, rows: list[dict[str, Any]]) -> list[str]:
+        return [r["method"] for points in self.grids.values() for r in candidates(rows, points)]
+
+    def wanted(self, name: str, measured: dict[str, list[float]]) -> bool:
+        base = _mean(measured[ORIGINAL])
+        return not any(p in measured and _mean(measured[p]) <= base * (1 + self.limit)
+                       for p in self.grids[self.family[name]])  # fmt: skip
+
+
+def _mean(values: list[float]) -> float:
+    finite = np.asarray(values, dtype=float)
+    return float(finite[np.isfinite(finite)].mean())
 
 
 def tune(
@@ -132,8 +171,10 @@ def _tune(
     val, test = split_prompts(len(prompts), fitted, config, evaluation.prompt_seed)
     val_eval = only(replace(evaluation, sampling=replace(
         evaluation.sampling, samples=config.validation_samples)), val, len(prompts))
+    need = None if config.every_point else RuleNeed({n: list(g) for n, g in grids.items()},
+                                                    config.ppl_limit)  # fmt: skip
     validation = evaluate(lm, points, val_eval, run.path / "validation", progress=progress,
-                          engine=engine)  # fmt: skip
+                          engine=engine, need=need)  # fmt: skip
     chosen = {name: choose(validation["methods"], list(grid), config.ppl_limit)
               for name, grid in grids.items()}  # fmt: skip
     for name, point in chosen.items():

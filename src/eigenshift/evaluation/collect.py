@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,7 +20,7 @@ from ..scoring import Scorer, load_scorer, vocabulary_of
 from .capability import boolq_correct
 from .fluency import degenerate_reason
 from .perplexity import sequence_nll, shared_perplexities
-from .plan import CLEAN_TEXT_KEYS, Plan, signature
+from .plan import CLEAN_TEXT_KEYS, ORIGINAL, Plan, signature
 from .run import RunFolder
 from .store import ContinuationStore
 
@@ -107,23 +107,40 @@ def collect_continuations(
     return store
 
 
+class PerplexityNeed(Protocol):
+    """Which methods' clean-text perplexity a caller needs, decided as the numbers come."""
+
+    def order(self, rows: list[dict[str, Any]]) -> list[str]:
+        """The methods to consider, in order, from their rows without perplexity."""
+
+    def wanted(self, name: str, measured: dict[str, list[float]]) -> bool:
+        """Whether `name` still needs measuring, given what is measured so far."""
+
+
 def collect_perplexity(
     lm: LanguageModel,
     plan: Plan,
     timer: Timer,
     progress: bool,
     reuse: Sequence[RunFolder] = (),
+    need: tuple[PerplexityNeed, list[dict[str, Any]]] | None = None,
 ) -> dict[str, list[float]]:
     """Per-text perplexity of clean text under each method, cached in the run folder; taken
     from a `reuse` folder that scored the same edit on the same texts with the same model (a
     tune's test takes its validation's), and otherwise computed for all methods at once
-    (`shared_perplexities`)."""
+    (`shared_perplexities`). With `need` (and the rows it decides from), only the methods it
+    asks for, in its order; the original always."""
     config, run = plan.config, plan.run
     cache: dict[str, list[float]] = run.read_json(RunFolder.PERPLEXITY, {})
     clean = load_clean_texts(config.clean_text, limit=config.clean_texts)
     known = _known_perplexity(reuse, run)
+    methods = dict(plan.methods)
+    names = list(methods)
+    if need is not None:
+        names = [ORIGINAL, *(n for n in need[0].order(need[1]) if n != ORIGINAL)]
     todo = []
-    for name, iv in plan.methods:
+    for name in names:
+        iv = methods[name]
         if name in cache and len(cache[name]) == len(clean):
             continue
         earlier = known.get(signature(iv))
@@ -133,14 +150,18 @@ def collect_perplexity(
             run.write_json(RunFolder.PERPLEXITY, cache)
         else:
             todo.append((name, iv))
+
+    def wanted(name: str) -> bool:
+        return need is None or need[0].wanted(name, cache)
+
     for name, values, seconds in shared_perplexities(
         lm, clean.texts, todo, max_length=config.ppl_max_length,
-        batch_size=config.ppl_batch_size, progress=progress,
+        batch_size=config.ppl_batch_size, progress=progress, wanted=wanted,
     ):  # fmt: skip
         cache[name] = [float(v) for v in values]
         run.write_json(RunFolder.PERPLEXITY, cache)
         timer.add(name, seconds)
-    return cache
+    return {name: cache[name] for name in methods if name in cache}
 
 
 def _known_perplexity(folders: Sequence[RunFolder], run: RunFolder) -> dict[str, list[float]]:

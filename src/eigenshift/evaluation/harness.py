@@ -19,7 +19,13 @@ from ..interventions import Intervention
 from ..io_utils import Stopwatch
 from ..models import LanguageModel
 from .capability import capability_summary
-from .collect import Timer, collect_capability, collect_continuations, collect_perplexity
+from .collect import (
+    PerplexityNeed,
+    Timer,
+    collect_capability,
+    collect_continuations,
+    collect_perplexity,
+)
 from .plan import ORIGINAL, EvalConfig, plan
 from .run import RunFolder
 from .summary import summarise
@@ -34,16 +40,18 @@ def evaluate(
     progress: bool = True,
     engine: Engine | None = None,
     reuse: Sequence[str | Path] = (),
+    need: PerplexityNeed | None = None,
 ) -> dict[str, Any]:
     """Evaluate the original model and each intervention; writes the continuations (as it goes),
     the perplexities and the metrics into the run folder `out`, and returns the metrics.
     Continuations come from `engine`, else from the one `config.engine` names (opened and
     closed here: pass one to share a vLLM worker across evaluations). Clean-text perplexities
-    of the same edits are taken from the run folders in `reuse`."""
+    of the same edits are taken from the run folders in `reuse`; with `need`, only the methods
+    it asks for get one (a tune's rule)."""
     config = config or EvalConfig()
     with RunFolder(out).lock() as run, open_engine(config.engine, engine) as opened:
         return _evaluate(lm, interventions, config, run, progress, opened,
-                         [RunFolder(p) for p in reuse])  # fmt: skip
+                         [RunFolder(p) for p in reuse], need)  # fmt: skip
 
 
 def _evaluate(
@@ -54,6 +62,7 @@ def _evaluate(
     progress: bool,
     engine: Engine,
     reuse: Sequence[RunFolder],
+    need: PerplexityNeed | None,
 ) -> dict[str, Any]:
     todo = plan(lm, interventions, config, run)
     engine.prepare(lm, [iv for _, iv in todo.methods if iv is not None])  # refusals before work
@@ -62,7 +71,12 @@ def _evaluate(
     with stages("continuations"):
         store = collect_continuations(lm, todo, timer, progress, engine)
     with stages("perplexity"):
-        ppl = collect_perplexity(lm, todo, timer, progress, reuse)
+        asked = None
+        if need is not None:  # the need decides from toxicity and fluency, known by now
+            rows = summarise(store, todo.methods, todo.prompt_ids, {}, timer.seconds,
+                             todo.config)["methods"]  # fmt: skip
+            asked = (need, rows)
+        ppl = collect_perplexity(lm, todo, timer, progress, reuse, asked)
     with stages("capability"):
         correct = collect_capability(lm, todo, timer, progress)
     with stages("summary"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,10 +148,12 @@ def shared_perplexities(
     max_length: int = 128,
     batch_size: int = 8,
     progress: bool = False,
+    wanted: Callable[[str], bool] = lambda _name: True,
 ) -> Iterator[tuple[str, np.ndarray, float]]:
-    """(name, per-text perplexity, seconds) for each method, as each is done; equal to
-    `perplexities` under each method's edit. The first ordinary pass is the unmodified model's
-    and is charged to the first method."""
+    """(name, per-text perplexity, seconds) for each method, as each is done, in order; equal to
+    `perplexities` under each method's edit. `wanted(name)`, asked just before a method, can
+    skip it. The first ordinary pass is the unmodified model's and is charged to the first
+    method."""
     enc = _encode(lm, texts, max_length)
     batches = _batches(lm, enc, [1] * len(enc), batch_size)
     trunk = Trunk(lm)
@@ -174,6 +176,8 @@ def shared_perplexities(
                 starts = dict.fromkeys(starts)  # this family cannot be replayed: whole passes
     first_pass = time.perf_counter() - t0
     for name, iv in methods:
+        if iv is not None and not wanted(name):
+            continue
         t0 = time.perf_counter()
         start = starts[name]
         if iv is None:

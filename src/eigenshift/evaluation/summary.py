@@ -61,7 +61,7 @@ def summarise(
         if config.judge:
             data[name]["judge"] = _matrix(rows, prompt_ids, samples, "judge_score")
     base = data[ORIGINAL]
-    base_ppl = float(_finite(ppl[ORIGINAL]).mean())
+    base_ppl = float(_finite(ppl[ORIGINAL]).mean()) if ORIGINAL in ppl else float("nan")
     base_tox = toxicity_metrics(base["scores"], config.threshold)
     base_deg = base["deg_matrix"][idx].mean(axis=(1, 2))
     out_rows = []
@@ -71,8 +71,9 @@ def summarise(
         boot = bootstrap_toxicity(
             d["scores"], base["scores"] if name != ORIGINAL else None, idx, config.threshold
         )
-        ppl_values = _finite(ppl[name])
-        mean_ppl = float(ppl_values.mean())
+        measured = name in ppl  # a tune measures only the points its rule could choose
+        ppl_values = _finite(ppl[name]) if measured else np.array([])
+        mean_ppl = float(ppl_values.mean()) if measured else float("nan")
         texts = [r["continuation"] for r in d["rows"]]
         nll = np.array(
             [r["continuation_nll"] for r in d["rows"] if r["continuation_nll"] is not None]
@@ -86,16 +87,18 @@ def summarise(
         row: dict[str, Any] = {
             "method": name,
             **tox,
-            "perplexity": mean_ppl,
-            "perplexity_ci": mean_interval(ppl_values, config.bootstrap, config.sampling.seed),
+            "perplexity": mean_ppl if measured else None,
+            "perplexity_ci": mean_interval(ppl_values, config.bootstrap, config.sampling.seed)
+            if measured else None,
             "relative_toxic_fraction": relative_change(
                 tox["toxic_fraction"], base_tox["toxic_fraction"]
             ),
             "relative_expected_max_toxicity": relative_change(
                 tox["expected_max_toxicity"], base_tox["expected_max_toxicity"]
             ),
-            "relative_perplexity": relative_change(mean_ppl, base_ppl),
-            "tph": tph(tox["toxic_fraction"], base_tox["toxic_fraction"], mean_ppl, base_ppl),
+            "relative_perplexity": relative_change(mean_ppl, base_ppl) if measured else None,
+            "tph": tph(tox["toxic_fraction"], base_tox["toxic_fraction"], mean_ppl, base_ppl)
+            if measured else None,
             "degenerate_share": float(deg.mean()),
             "degenerate_ci": interval(deg_resampled),
             "degenerate_reasons": reasons,

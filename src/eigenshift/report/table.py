@@ -29,6 +29,8 @@ def _fmt(key: str, row: dict[str, Any]) -> str:
     value = row[key]
     if key == "method":
         return str(value)
+    if value is None:
+        return "-"  # not measured: a tune's rule did not need it
     if key in ("toxic_fraction", "degenerate_share"):
         text = f"{100 * value:.2f}"
     elif key == "relative_perplexity":
