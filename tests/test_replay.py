@@ -9,7 +9,12 @@ import torch
 from conftest import FAMILY_NAMES, make_lm
 from test_baselines import DATA, _neurons
 
-from eigenshift.evaluation.perplexity import perplexities, shared_perplexities
+from eigenshift.evaluation.perplexity import (
+    continuation_nll,
+    perplexities,
+    sequence_nll,
+    shared_perplexities,
+)
 from eigenshift.interventions import (
     AurA,
     LinearAcT,
@@ -91,3 +96,29 @@ def test_linear_act_replayed_fit_equals_one_pass_per_site(family):
         torch.testing.assert_close(fitted.tensors[name], new[name])
     parallel = LinearAcT.fit(lm, data=DATA, causal=False, progress=False)
     assert not torch.allclose(parallel.tensors["w"], new["w"], rtol=1e-4)  # causality shows
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_continuation_nll_with_shared_prompts_equals_whole_sequences(family):
+    lm = make_lm(family)
+    tok = lm.tokenizer
+    prompts = [tok(t)["input_ids"] for t in ("the quick brown", "you are a stupid", "paris")]
+    rows = [(0, [5, 6, 7]), (0, [8, 9]), (1, [10, 11, 12, 13]), (1, [14]), (2, [15, 16]), (2, [])]
+    got = continuation_nll(lm, [prompts[p] for p, _ in rows], [c for _, c in rows],
+                           batch_size=3)  # a prompt's rows split over two batches  # fmt: skip
+    want = sequence_nll(lm, [prompts[p] + c for p, c in rows],
+                        [len(prompts[p]) for p, _ in rows])  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert np.isnan(got[-1])
+
+
+def test_no_shared_pass_when_nothing_would_share_it(monkeypatch):
+    """Edits that all start at the first block, without the original: one pass each, no more."""
+    lm = make_lm("llama")
+    aura = _methods(lm)[3]
+    calls = []
+    monkeypatch.setattr(Trunk, "capture", lambda self, *a, **k: calls.append(1))
+    (name, values, _), = shared_perplexities(lm, TEXTS, [aura], batch_size=2)
+    with aura[1].applied(lm):
+        np.testing.assert_allclose(values, perplexities(lm, TEXTS, batch_size=2), rtol=1e-6)
+    assert calls == [] and name == "aura"

@@ -19,7 +19,7 @@ from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
 from .capability import boolq_correct
 from .fluency import degenerate_reason
-from .perplexity import sequence_nll, shared_perplexities
+from .perplexity import continuation_nll, shared_perplexities
 from .plan import CLEAN_TEXT_KEYS, ORIGINAL, Plan, signature
 from .run import RunFolder
 from .store import ContinuationStore
@@ -55,12 +55,8 @@ def _rows(
     # Fluency of what was generated, judged by the unmodified model.
     distinct = list(dict.fromkeys(g.prompt for g in gens))
     prompt_tokens = dict(zip(distinct, prompt_token_ids(lm, distinct, sampling), strict=True))
-    nll = sequence_nll(
-        lm,
-        [prompt_tokens[g.prompt] + g.token_ids for g in gens],
-        [len(prompt_tokens[g.prompt]) for g in gens],
-        batch_size=ppl_batch_size,
-    )
+    nll = continuation_nll(lm, [prompt_tokens[g.prompt] for g in gens],
+                           [g.token_ids for g in gens], batch_size=8 * ppl_batch_size)  # fmt: skip
     return [
         {
             "method": name,

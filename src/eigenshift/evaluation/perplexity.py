@@ -19,10 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 from ..interventions import Intervention
 from ..models import LanguageModel, positions_from_mask
-from ..models.language_model import accepts_logits_to_keep, head_chars
+from ..models.language_model import accepts_logits_to_keep, cache_argument, head_chars
 from ..replay import Entry, Trunk
 
 log = logging.getLogger(__name__)
@@ -154,16 +155,23 @@ def shared_perplexities(
     `perplexities` under each method's edit. `wanted(name)`, asked just before a method, can
     skip it. The first ordinary pass is the unmodified model's and is charged to the first
     method."""
+    if not methods:
+        return
     enc = _encode(lm, texts, max_length)
     batches = _batches(lm, enc, [1] * len(enc), batch_size)
     trunk = Trunk(lm)
-    starts = {name: trunk.start_of(iv) for name, iv in methods}
+    starts: dict[str, int | None] = {name: trunk.start_of(iv) for name, iv in methods}
     keep = {s for s in starts.values() if s is not None} | {0}
+    # The shared pass pays off when the original is asked for or some edit starts after the
+    # first block; otherwise every method takes a whole pass of its own.
+    shared = any(iv is None or starts[name] for name, iv in methods)
+    if not shared:
+        starts = dict.fromkeys(starts)
     t0 = time.perf_counter()
     original = np.full(len(texts), np.nan)
     entries: list[Entry] = []
     checked = False
-    for batch in tqdm(batches, desc="perplexity (shared pass)", unit="batch",
+    for batch in tqdm(batches if shared else [], desc="perplexity (shared pass)", unit="batch",
                       disable=not progress):  # fmt: skip
         logits, entry = trunk.capture(batch.inputs(), keep)
         _store(original, batch, logits)
@@ -199,3 +207,62 @@ def shared_perplexities(
         yield name, np.exp(values), time.perf_counter() - t0 + first_pass
         first_pass = 0.0
 
+
+def continuation_nll(
+    lm: LanguageModel,
+    prompts: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Mean NLL (nats/token) of each continuation after its prompt: what `sequence_nll` gives on
+    prompt + continuation scored from the continuation on, but a prompt that several rows share
+    (the samples of one prompt, next to each other) runs once and its KV cache is copied to
+    them, and only continuation positions get logits. nan for an empty continuation."""
+    out = np.full(len(prompts), np.nan)
+    for start in range(0, len(prompts), batch_size):
+        rows = [i for i in range(start, min(start + batch_size, len(prompts)))
+                if continuations[i]]  # fmt: skip
+        if rows:
+            _continuation_batch(lm, prompts, continuations, rows, out)
+    return out
+
+
+@torch.inference_mode()
+def _continuation_batch(
+    lm: LanguageModel,
+    prompts: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    rows: list[int],
+    out: np.ndarray,
+) -> None:
+    distinct = list(dict.fromkeys(tuple(prompts[i]) for i in rows))
+    slot = {p: k for k, p in enumerate(distinct)}
+    spread = torch.tensor([slot[tuple(prompts[i])] for i in rows], device=lm.device)
+    batch = lm.pad(distinct)
+    cache = DynamicCache(config=lm.model.config)
+    extra: dict[str, object] = {cache_argument(lm): cache}
+    if accepts_logits_to_keep(lm):
+        extra["logits_to_keep"] = 1
+    first = lm.model(**batch.model_inputs(), use_cache=True, **extra).logits[:, -1][spread]
+    cache.reorder_cache(spread)  # type: ignore[arg-type]  # a LongTensor
+    width = max(len(continuations[i]) for i in rows)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    real = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, i in enumerate(rows):
+        ids[r, : len(continuations[i])] = torch.tensor(list(continuations[i]))
+        real[r, : len(continuations[i])] = 1
+    ids, real = ids.to(lm.device), real.to(lm.device)
+    mask = torch.cat([batch.attention_mask[spread], real], dim=1)
+    positions = batch.position_ids[spread][:, -1:] + 1 + torch.arange(width, device=lm.device)
+    logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                      use_cache=True, **{cache_argument(lm): cache}).logits  # fmt: skip
+    # token 0 is predicted by the prompt's last position, token j by continuation position j-1
+    predict = torch.cat([first.unsqueeze(1), logits[:, :-1]], dim=1).float()
+    vocab = predict.shape[-1]
+    nll = F.cross_entropy(predict.reshape(-1, vocab), ids.reshape(-1),
+                          reduction="none").view(len(rows), width)  # fmt: skip
+    per_row = (nll * real).sum(1) / real.sum(1)
+    for r, i in enumerate(rows):
+        out[i] = float(per_row[r])
