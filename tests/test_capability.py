@@ -17,7 +17,7 @@ from eigenshift.evaluation.capability import (
     task_folder,
 )
 from eigenshift.interventions import ScaleUnembeddingInput
-from eigenshift.report import format_table
+from eigenshift.report import format_table, write_report
 
 extra("lm_eval", "lm-evaluation-harness")
 
@@ -71,5 +71,7 @@ def test_evaluate_with_capability_puts_the_accuracy_change_in_metrics_and_table(
     assert rows["flip"]["boolq_change"] == pytest.approx(
         rows["flip"]["boolq_accuracy"] - rows["original"]["boolq_accuracy"])
     assert "BoolQ" in format_table(metrics) and "capability" in metrics["stage_seconds"]
+    paths = write_report(tmp_path / "run")
+    assert "dBoolQ" in paths["markdown"].read_text() and "dBoolQ" in paths["html"].read_text()
     again = evaluate(lm, {"flip": edit}, config, tmp_path / "run", progress=False)  # cached
     assert again["methods"][1]["boolq_accuracy"] == rows["flip"]["boolq_accuracy"]

@@ -264,3 +264,12 @@ def test_a_tune_measures_fewer_perplexities_and_chooses_the_same(tmp_path):
                            "perplexity.json").read_text())) == 1 + len(settings.strengths)
     unmeasured = [r for r in lazy["validation"] if r["method"] not in measured]
     assert all(r["perplexity"] is None for r in unmeasured)
+
+    def nll_of(run):
+        lines = (tmp_path / run).read_text().splitlines()
+        return {json.loads(line)["continuation_nll"] is None for line in lines}
+
+    # the rule never reads the continuations' own perplexity: scored on test prompts only
+    assert nll_of("lazy/validation/continuations.jsonl") == {True}
+    assert nll_of("lazy/test/continuations.jsonl") == {False}
+    assert nll_of("every/validation/continuations.jsonl") == {False}

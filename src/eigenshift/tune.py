@@ -169,7 +169,9 @@ def _tune(
     prompts = load_prompts(evaluation.prompts)
     fitted = fit_prompt_ids([*points.values(), *fixed.values()], prompts.hash())
     val, test = split_prompts(len(prompts), fitted, config, evaluation.prompt_seed)
-    val_eval = only(replace(evaluation, sampling=replace(
+    # The rule reads toxicity, degenerate text and clean-text perplexity: the continuations'
+    # own perplexity is only scored on test prompts (and with --every-point).
+    val_eval = only(replace(evaluation, continuation_nll=config.every_point, sampling=replace(
         evaluation.sampling, samples=config.validation_samples)), val, len(prompts))
     need = None if config.every_point else RuleNeed({n: list(g) for n, g in grids.items()},
                                                     config.ppl_limit)  # fmt: skip

@@ -46,17 +46,20 @@ def _rows(
     scorer: Scorer,
     judge: Scorer | None,
     known: Callable[[str], bool],
-    ppl_batch_size: int,
+    ppl_batch_size: int,  # 0: no continuation NLL
     sampling: SamplingConfig,
 ) -> list[dict[str, Any]]:
     texts = [g.text for g in gens]
     scores = scorer.score(texts)
     judged = judge.score(texts) if judge else None
     # Fluency of what was generated, judged by the unmodified model.
-    distinct = list(dict.fromkeys(g.prompt for g in gens))
-    prompt_tokens = dict(zip(distinct, prompt_token_ids(lm, distinct, sampling), strict=True))
-    nll = continuation_nll(lm, [prompt_tokens[g.prompt] for g in gens],
-                           [g.token_ids for g in gens], batch_size=8 * ppl_batch_size)  # fmt: skip
+    nll = np.full(len(gens), np.nan)
+    if ppl_batch_size:
+        distinct = list(dict.fromkeys(g.prompt for g in gens))
+        prompt_tokens = dict(zip(distinct, prompt_token_ids(lm, distinct, sampling), strict=True))
+        nll = continuation_nll(lm, [prompt_tokens[g.prompt] for g in gens],
+                               [g.token_ids for g in gens],
+                               batch_size=8 * ppl_batch_size)  # fmt: skip
     return [
         {
             "method": name,
@@ -96,7 +99,8 @@ def collect_continuations(
             gens = engine.generate(lm, iv, [plan.prompt_texts[k] for k in chunk], config.sampling,
                                    prompt_ids=[plan.prompt_ids[k] for k in chunk],
                                    advance=bar.update)  # fmt: skip
-            store.append(_rows(lm, name, gens, scorer, judge, known, config.ppl_batch_size,
+            nll_batch = config.ppl_batch_size if config.continuation_nll else 0
+            store.append(_rows(lm, name, gens, scorer, judge, known, nll_batch,
                                config.sampling))  # fmt: skip
             timer.add(name, time.perf_counter() - t0)
         bar.close()

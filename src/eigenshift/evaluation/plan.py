@@ -47,6 +47,9 @@ class EvalConfig:
     clean_texts: int = setting(200, "How many clean texts.", minimum=1)
     ppl_max_length: int = setting(128, "Tokens of each clean text scored.", minimum=1)
     ppl_batch_size: int = setting(8, "Texts per perplexity pass.", minimum=1)
+    continuation_nll: bool = setting(True, "Score each continuation's perplexity under the "
+                                           "unmodified model (the table's cont PPL).",
+                                     flag="--continuation-nll/--no-continuation-nll")  # fmt: skip
     bootstrap: int = setting(1000, "Bootstrap resamples over prompts.", minimum=10)
     capability: int = setting(0, "BoolQ questions each method answers through "
                                  "lm-evaluation-harness (0: none; needs eigenshift[lmeval]).",

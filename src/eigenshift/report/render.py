@@ -12,7 +12,7 @@ from typing import Any
 from ..evaluation.plan import ORIGINAL
 from ..evaluation.run import RunFolder
 from ..io_utils import write_text_atomic
-from .table import COLUMNS, LEGEND, markdown_table, table_rows
+from .table import columns, legend, markdown_table, table_rows
 
 
 def _load(run: RunFolder) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -145,7 +145,8 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
                        "toxic n", "continuations")  # fmt: skip
     examples = _examples(rows, methods)
 
-    md = ["# eigenshift evaluation", "", header, "", markdown_table(metrics), "", LEGEND, ""]
+    md = ["# eigenshift evaluation", "", header, "", markdown_table(metrics), "", legend(metrics),
+          ""]  # fmt: skip
     md += ["## Findings", "", *[f"- {n}" for n in findings or ["Only the original model."]], ""]
     md += ["## Intervals", "", "| " + " | ".join(interval_header) + " |",
            "|" + "---|" * len(interval_header)]  # fmt: skip
@@ -184,8 +185,8 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
         ".warn{color:#a00}.legend{color:#555;font-size:90%}</style></head><body>",
         "<h1>eigenshift evaluation</h1>",
         f"<p>{esc(header)}</p>",
-        table([h for h, _ in COLUMNS], table_rows(metrics)),
-        f"<p class='legend'>{esc(LEGEND)}</p>",
+        table([h for h, _ in columns(metrics)], table_rows(metrics)),
+        f"<p class='legend'>{esc(legend(metrics))}</p>",
         "<h2>Findings</h2><ul>",
         *[
             f"<li class='{'warn' if n.startswith('WARNING') else ''}'>{esc(n)}</li>"

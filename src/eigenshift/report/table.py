@@ -60,9 +60,14 @@ LEGEND = (
     "~ = difference from the original within the 95% bootstrap interval (noise); "
     "! = significantly more degenerate continuations than the original. "
     "EMT = expected maximum toxicity; degen = degenerate continuations; "
-    "cont PPL = continuations' perplexity under the unmodified model. "
-    "BoolQ = lm-evaluation-harness accuracy (%) on BoolQ questions, dBoolQ its change in points."
+    "cont PPL = continuations' perplexity under the unmodified model."
 )
+CAPABILITY_LEGEND = (" BoolQ = lm-evaluation-harness accuracy (%) on BoolQ questions, dBoolQ its "
+                     "change in points (~: its 95% interval holds 0).")  # fmt: skip
+
+
+def legend(metrics: dict[str, Any]) -> str:
+    return LEGEND + (CAPABILITY_LEGEND if columns(metrics) != COLUMNS else "")
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -70,7 +75,8 @@ def format_table(metrics: dict[str, Any]) -> str:
     rows = table_rows(metrics)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows), LEGEND])
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows),
+                      legend(metrics)])  # fmt: skip
 
 
 def markdown_table(metrics: dict[str, Any]) -> str:
