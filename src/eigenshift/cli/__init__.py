@@ -39,8 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                    ".json)."),
     "explain": ("explain", "Each selected direction: delta, singular value, tokens it promotes; "
                            "the delta spectrum."),
-    "export": ("explain", "The model with the edit baked in, as a plain transformers folder (no "
-                          "eigenshift needed)."),
+    "export": ("explain", "The model with the edit baked in: a plain transformers folder or a "
+                          "GGUF file (no eigenshift needed to use either)."),
     "locate": ("locate", "Where the model represents toxicity: neuron experts and their "
                          "stability, layer expertise."),
 }  # fmt: skip
