@@ -46,24 +46,19 @@ def _batches(
     batch_size: int,
 ) -> list[_Batch]:  # fmt: skip
     """Left-padded, length-sorted batches of the sequences with at least two tokens."""
-    pad = lm.tokenizer.pad_token_id or 0
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     batches = []
     for start in range(0, len(order), batch_size):
         rows = [i for i in order[start : start + batch_size] if len(sequences[i]) >= 2]
         if not rows:
             continue
-        width = max(len(sequences[i]) for i in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        padded = lm.pad([sequences[i] for i in rows])
+        width = padded.input_ids.shape[1]
         scored = torch.zeros((len(rows), width), dtype=torch.bool)
         for r, i in enumerate(rows):
-            seq = list(sequences[i])
-            offset = width - len(seq)
-            ids[r, offset:] = torch.tensor(seq)
-            mask[r, offset:] = 1
-            scored[r, offset + max(score_from[i], 1) :] = True
-        batches.append(_Batch(rows, ids.to(lm.device), mask.to(lm.device), scored.to(lm.device)))
+            scored[r, width - len(sequences[i]) + max(score_from[i], 1) :] = True
+        batches.append(_Batch(rows, padded.input_ids, padded.attention_mask,
+                              scored.to(lm.device)))  # fmt: skip
     return batches
 
 
