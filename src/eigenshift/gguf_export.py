@@ -32,7 +32,7 @@ from .assets import sha256_file
 from .errors import InputError, NotBakeableError
 from .export import without_logit_bias
 from .interventions import Intervention
-from .io_utils import prepare_out, temporary_file
+from .io_utils import prepare_out, read_json, temporary_file, write_text_atomic
 from .models import LanguageModel, resolve_spec
 from .models.architecture import weight_of
 from .models.loading import LOGIT_BIAS_FILE
@@ -63,14 +63,19 @@ def check_gguf_source(spec: str) -> None:
         raise _not_gguf(spec)
 
 
-def source_gguf(lm: LanguageModel) -> Path:
-    """The GGUF file `lm` was converted from, checked unchanged since."""
+def _recorded_source(lm: LanguageModel) -> tuple[Path, str]:
+    """The GGUF file `lm` was converted from and its sha256, as recorded at conversion."""
     record_file = Path(lm.location or "") / SOURCE_RECORD
     if not record_file.is_file():
         raise _not_gguf(lm.name)
-    record = json.loads(record_file.read_text(encoding="utf-8"))
-    path = Path(record["gguf_file"])
-    if not path.is_file() or sha256_file(path) != record["sha256"]:
+    record = read_json(record_file, "the conversion record")
+    return Path(record["gguf_file"]), str(record["sha256"])
+
+
+def source_gguf(lm: LanguageModel) -> Path:
+    """The GGUF file `lm` was converted from, checked unchanged since (its sha256 read once)."""
+    path, digest = _recorded_source(lm)
+    if not path.is_file() or sha256_file(path) != digest:
         raise InputError(f"{path}, the GGUF '{lm.name}' was converted from, is gone or changed "
                          "since: load the model from the GGUF file again")  # fmt: skip
     return path
@@ -175,7 +180,7 @@ def export_gguf(
         writer.add_key_value(field.name, field.value, field.vtype, sub_type=field.sub_type)
     writer.add_string("eigenshift.method", intervention.method)
     writer.add_string("eigenshift.digest", intervention.digest())
-    writer.add_string("eigenshift.source_sha256", sha256_file(source))
+    writer.add_string("eigenshift.source_sha256", _recorded_source(lm)[1])  # checked above
     if logit_bias is not None:
         writer.add_array(LOGIT_BIAS_KEY, logit_bias.tolist())
     tensors: list[tuple[str, np.ndarray, gguf.GGMLQuantizationType]] = []
@@ -188,10 +193,12 @@ def export_gguf(
     tensors += [(name, data, types[name]) for name, data in replaced.items()]  # output.weight
     with _atomic_file(out) as tmp:
         _write(writer, tmp, tensors)
-        if logit_bias is not None:
-            bias_file = _bias_file(out)
-            bias_file.write_text(json.dumps({str(i): float(b) for i, b in
-                                             enumerate(logit_bias)}) + "\n")  # fmt: skip
+    bias_file = _bias_file(out)
+    if logit_bias is None:
+        bias_file.unlink(missing_ok=True)  # an earlier export's to the same path
+    else:
+        write_text_atomic(bias_file, json.dumps({str(i): float(b) for i, b in
+                                                 enumerate(logit_bias)}) + "\n")  # fmt: skip
     log.info("wrote %s: %d of %d tensors edited (%s), the rest copied", out, len(types),
              len(tensors), ", ".join(sorted(types)))  # fmt: skip
     return out
@@ -265,8 +272,10 @@ def export_control_vector(lm: LanguageModel, intervention: Intervention, out: st
         raise NotBakeableError("llama.cpp control vectors cannot act on the first block's "
                                "output: fit the steering at a later --layer")  # fmt: skip
     hint = lm.model.config.model_type
-    with suppress(InputError):
-        hint = _arch(gguf.GGUFReader(source_gguf(lm)))[0]
+    with suppress(InputError):  # the source's own name for the family, where there is one
+        path, _ = _recorded_source(lm)
+        if path.is_file():
+            hint = _arch(gguf.GGUFReader(path))[0]
     writer = gguf.GGUFWriter(None, "controlvector")
     writer.add_string("controlvector.model_hint", hint)
     writer.add_uint32("controlvector.layer_count", len(vectors))
