@@ -23,6 +23,7 @@ from .engines import Engine, open_engine
 from .errors import InputError
 from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
 from .evaluation.plan import fit_prompt_ids
+from .evaluation.summary import finite
 from .interventions import EigenShiftFit, Intervention
 from .models import LanguageModel
 from .settings import check_settings, setting
@@ -125,14 +126,10 @@ class RuleNeed:
         return [r["method"] for points in self.grids.values() for r in candidates(rows, points)]
 
     def wanted(self, name: str, measured: dict[str, list[float]]) -> bool:
-        base = _mean(measured[ORIGINAL])
-        return not any(p in measured and _mean(measured[p]) <= base * (1 + self.limit)
+        base = finite(measured[ORIGINAL]).mean()
+        return not any(p in measured and finite(measured[p]).mean() <= base * (1 + self.limit)
                        for p in self.grids[self.family[name]])  # fmt: skip
 
-
-def _mean(values: list[float]) -> float:
-    finite = np.asarray(values, dtype=float)
-    return float(finite[np.isfinite(finite)].mean())
 
 
 def tune(

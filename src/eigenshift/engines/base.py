@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -128,7 +128,9 @@ class HFEngine:
         progress: bool = False,
         advance: Advance | None = None,
     ) -> list[Generation]:
-        with intervention.applied(lm) if intervention is not None else nullcontext():
+        from ..interventions import applied_or_not  # interventions import engines
+
+        with applied_or_not(intervention, lm):
             return generate(lm, prompts, config, prompt_ids=prompt_ids, progress=progress,
                             advance=advance)  # fmt: skip
 

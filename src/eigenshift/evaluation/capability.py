@@ -10,8 +10,6 @@ bootstrap interval over the same questions.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,9 @@ import numpy as np
 
 from ..assets import asset_file, cache_dir
 from ..errors import InputError
-from ..interventions import Intervention
+from ..interventions import Intervention, applied_or_not
 from ..io_utils import write_text_atomic
 from ..models import LanguageModel
-
-log = logging.getLogger(__name__)
 
 TASK = "eigenshift_boolq"
 # BoolQ's usual zero-shot prompt (as lm-eval's super_glue boolq task words it).
@@ -97,8 +93,7 @@ def boolq_samples(
     model = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size,
                  device=str(lm.device))  # fmt: skip
     manager = TaskManager(include_path=str(task_folder()))
-    applied = intervention.applied(lm) if intervention is not None else contextlib.nullcontext()
-    with applied:
+    with applied_or_not(intervention, lm):
         results = lm_eval.simple_evaluate(model=model, tasks=[TASK], limit=limit,
                                           task_manager=manager, log_samples=True,
                                           bootstrap_iters=0, verbosity="ERROR")  # fmt: skip

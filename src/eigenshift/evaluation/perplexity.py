@@ -9,8 +9,6 @@ first edit on (the head alone for EigenShift).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,12 +19,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from ..interventions import Intervention
+from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel, positions_from_mask
 from ..models.language_model import accepts_logits_to_keep, cache_argument, head_chars
 from ..replay import Entry, Trunk
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -130,12 +126,6 @@ def perplexities(
     return np.exp(nll)
 
 
-def _applied(
-    lm: LanguageModel, iv: Intervention | None
-) -> contextlib.AbstractContextManager[object]:
-    return iv.applied(lm) if iv is not None else contextlib.nullcontext()
-
-
 def shared_perplexities(
     lm: LanguageModel,
     texts: Sequence[str],
@@ -187,14 +177,14 @@ def shared_perplexities(
             values = original
         elif start is None:
             values = np.full(len(texts), np.nan)
-            with _applied(lm, iv):
+            with applied_or_not(iv, lm):
                 for batch in tqdm(batches, desc=f"perplexity {name}", unit="batch",
                                   disable=not progress):  # fmt: skip
                     with torch.inference_mode():
                         _store(values, batch, lm.model(**batch.inputs()).logits)
         else:
             values = np.full(len(texts), np.nan)
-            with _applied(lm, iv):
+            with applied_or_not(iv, lm):
                 for batch, entry in tqdm(list(zip(batches, entries, strict=True)),
                                          desc=f"perplexity {name}", unit="batch",
                                          disable=not progress):  # fmt: skip

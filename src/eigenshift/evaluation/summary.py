@@ -29,7 +29,7 @@ def _matrix(rows: list[dict[str, Any]], prompt_ids: list[int], samples: int, val
     return np.array([[by_key[(p, s)] for s in range(samples)] for p in prompt_ids], dtype=float)
 
 
-def _finite(values: list[float]) -> np.ndarray:
+def finite(values: list[float]) -> np.ndarray:
     """Per-text perplexities that can be averaged (a text with no scored token gives nan)."""
     array = np.array(values, dtype=float)
     return array[np.isfinite(array)]
@@ -61,7 +61,7 @@ def summarise(
         if config.judge:
             data[name]["judge"] = _matrix(rows, prompt_ids, samples, "judge_score")
     base = data[ORIGINAL]
-    base_ppl = float(_finite(ppl[ORIGINAL]).mean()) if ORIGINAL in ppl else float("nan")
+    base_ppl = float(finite(ppl[ORIGINAL]).mean()) if ORIGINAL in ppl else float("nan")
     base_tox = toxicity_metrics(base["scores"], config.threshold)
     base_deg = base["deg_matrix"][idx].mean(axis=(1, 2))
     out_rows = []
@@ -72,7 +72,7 @@ def summarise(
             d["scores"], base["scores"] if name != ORIGINAL else None, idx, config.threshold
         )
         measured = name in ppl  # a tune measures only the points its rule could choose
-        ppl_values = _finite(ppl[name]) if measured else np.array([])
+        ppl_values = finite(ppl[name]) if measured else np.array([])
         mean_ppl = float(ppl_values.mean()) if measured else float("nan")
         texts = [r["continuation"] for r in d["rows"]]
         nll = np.array(

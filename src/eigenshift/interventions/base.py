@@ -18,7 +18,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -383,6 +383,13 @@ def load_interventions(
         name = directory.name if directory.name not in loaded else str(directory)
         loaded[name] = load_intervention(directory, lm)
     return loaded
+
+
+def applied_or_not(
+    intervention: Intervention | None, lm: LanguageModel
+) -> AbstractContextManager[LanguageModel | None]:
+    """`intervention.applied(lm)`, or nothing to do for the unmodified model (None)."""
+    return intervention.applied(lm) if intervention is not None else nullcontext()
 
 
 @contextmanager
