@@ -18,7 +18,8 @@ import torch
 
 from eigenshift import generation as gen
 from eigenshift import load_model
-from eigenshift.evaluation.plan import EvalConfig, select_prompts
+from eigenshift.evaluation.config import EvalConfig
+from eigenshift.evaluation.plan import select_prompts
 
 
 def inverse_cdf(probs, noise, top_p, candidates=1024):

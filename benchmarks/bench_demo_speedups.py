@@ -32,15 +32,16 @@ from common import timed
 
 from eigenshift import SamplingConfig, generate, load_model
 from eigenshift.data import load_clean_texts, load_labelled, load_prompts
+from eigenshift.engines.generation import prompt_token_ids
 from eigenshift.evaluation.perplexity import (
     continuation_nll,
     perplexities,
     sequence_nll,
     shared_perplexities,
 )
-from eigenshift.evidence import EvidenceRule
-from eigenshift.generation import prompt_token_ids
-from eigenshift.interventions import EigenShift, EigenShiftConfig, LinearAcT, MeanDifferenceSteering
+from eigenshift.evidence import EvidenceConfig, fit_eigenshift
+from eigenshift.evidence.gathering import EvidenceRule
+from eigenshift.interventions import EigenShiftConfig, LinearAcT, MeanDifferenceSteering
 from eigenshift.interventions.transport import causal_by_passes, causal_by_replay
 from eigenshift.models import LanguageModel
 
@@ -117,9 +118,8 @@ def main() -> None:
     out["linear_act_fit"] = {**_ratio(t_old, t_new), "max_map_gap": gap, "sites": len(sites)}
 
     data = load_labelled("default", max_examples=1000)
-    fit = EigenShift.fit_statistics(lm, EigenShiftConfig(
-        max_texts=300, rule=EvidenceRule(clean_budget=2000), resamples=20, min_toxic=5),
-        progress=False)  # fmt: skip
+    fit = fit_eigenshift(lm, EigenShiftConfig(resamples=20, min_toxic=5), EvidenceConfig(
+        max_texts=300, rule=EvidenceRule(clean_budget=2000)), progress=False)  # fmt: skip
     methods = [("original", None), ("eigenshift", fit.intervention(2, 0.5)),
                ("steer", MeanDifferenceSteering.fit(lm, data=data, progress=False)),
                ("linear-act", act)]  # fmt: skip

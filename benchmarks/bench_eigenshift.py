@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 
 import numpy as np
 import torch
 from common import timed
 
 from eigenshift import SamplingConfig, generate, load_model, load_scorer
-from eigenshift.decomposition import right_singular
-from eigenshift.interventions import EigenShift, EigenShiftConfig
-from eigenshift.interventions.eigenshift import fit_prompt_indices
+from eigenshift.data import load_prompts
+from eigenshift.evidence import EvidenceConfig, fit_eigenshift
+from eigenshift.interventions import EigenShiftConfig
+from eigenshift.interventions.eigenshift.decomposition import right_singular
 from eigenshift.scoring import attribute_tokens
 
 
@@ -103,11 +103,10 @@ def main() -> None:
 
     lm = load_model("default")
     scorer = load_scorer("default")
-    config = EigenShiftConfig(fit_prompts=args.fit_prompts, min_toxic=1)
-    fit, t_ours = timed(
-        lambda: EigenShift.fit_statistics(lm, config, scorer=scorer, progress=False)
-    )
-    _, texts, _ = fit_prompt_indices(config)
+    config = EvidenceConfig(evidence="generated", fit_prompts=args.fit_prompts)
+    fit, t_ours = timed(lambda: fit_eigenshift(lm, EigenShiftConfig(min_toxic=1), config,
+                                               scorer=scorer, progress=False))  # fmt: skip
+    _, texts = load_prompts(config.prompts).select(config.fit_prompts, config.prompt_seed)
     ref, t_ref = timed(lambda: reference_fit(lm, texts, config, scorer))
     result["fit"] = {
         "prompts": args.fit_prompts,
@@ -118,7 +117,7 @@ def main() -> None:
         "reference_counts": ref,
     }
     intervention = fit.intervention(k=29, alpha=0.5)
-    prompts = [p for p in fit_prompt_indices(replace(config, fit_prompts=32))[1]]
+    prompts = load_prompts(config.prompts).select(32, config.prompt_seed)[1]
     result["hook"] = hook_overhead(lm, intervention, prompts, args.repeats)
     print(json.dumps(result, indent=2))
 

@@ -20,8 +20,8 @@ import torch
 from common import timed
 
 from eigenshift import SamplingConfig, load_model, load_prompts
+from eigenshift.engines.generation import race_noise, sample_top_p
 from eigenshift.evaluation import EvalConfig, evaluate
-from eigenshift.generation import race_noise, sample_top_p
 
 
 def sampler(lm, prompts: list[str], repeats: int = 20) -> dict[str, object]:

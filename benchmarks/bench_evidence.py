@@ -22,10 +22,10 @@ import time
 import torch
 
 from eigenshift import load_model
-from eigenshift.capture import capture_states
+from eigenshift.capture.states import capture_states
 from eigenshift.data import load_labelled, load_prompts
-from eigenshift.evidence import EvidenceRule, generated_states, labelled_states
-from eigenshift.generation import SamplingConfig, generate
+from eigenshift.engines.generation import SamplingConfig, generate
+from eigenshift.evidence.gathering import EvidenceRule, generated_states, labelled_states
 from eigenshift.scoring import attribute_tokens, load_scorer
 
 

@@ -26,9 +26,10 @@ from common import timed
 
 from eigenshift import load_model
 from eigenshift.data import load_labelled, load_prompts
-from eigenshift.gguf_export import export_gguf, source_gguf
-from eigenshift.interventions import EigenShift, MeanDifferenceSteering, load_intervention
-from eigenshift.llamacpp import agreement, llama_cpp_model
+from eigenshift.engines.llamacpp import agreement, llama_cpp_model
+from eigenshift.evidence import fit_eigenshift
+from eigenshift.export.gguf import export_gguf, source_gguf
+from eigenshift.interventions import MeanDifferenceSteering, load_intervention
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
     lm = load_model("default", dtype="float32")
     prompts = load_prompts("default", limit=args.prompts).texts
     eigen = (load_intervention(args.eigenshift, lm) if args.eigenshift
-             else EigenShift.fit_statistics(lm, progress=False).intervention())  # fmt: skip
+             else fit_eigenshift(lm, progress=False).intervention())  # fmt: skip
     steer = (load_intervention(args.steer, lm) if args.steer
              else MeanDifferenceSteering.fit(lm, data=load_labelled("default", max_examples=1000),
                                              progress=False))  # fmt: skip

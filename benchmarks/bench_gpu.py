@@ -24,8 +24,8 @@ from eigenshift import SamplingConfig, load_model
 from eigenshift.data import load_prompts
 from eigenshift.engines import EngineConfig, open_engine
 from eigenshift.evaluation import EvalConfig, evaluate
-from eigenshift.export import export_model
-from eigenshift.interventions import EigenShift, EigenShiftConfig
+from eigenshift.evidence import EvidenceConfig, fit_eigenshift
+from eigenshift.export.hf import export_model
 
 
 def main() -> None:
@@ -51,9 +51,9 @@ def main() -> None:
     lm, report["load_s"] = timed(lambda: load_model(args.model, dtype=dtype, device=args.device))
     report["dtype"] = str(lm.dtype)
 
-    fit_config = EigenShiftConfig(max_texts=args.max_texts)
-    fit, report["fit_s"] = timed(lambda: EigenShift.fit_statistics(lm, fit_config,
-                                                                   progress=False))  # fmt: skip
+    evidence = EvidenceConfig(max_texts=args.max_texts)
+    fit, report["fit_s"] = timed(lambda: fit_eigenshift(lm, None, evidence,
+                                                        progress=False))  # fmt: skip
     edit = fit.intervention()
     batch = lm.encode(load_prompts(limit=8).texts)
     with edit.applied(lm):

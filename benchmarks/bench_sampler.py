@@ -17,7 +17,7 @@ from common import timed
 
 from eigenshift import load_model
 from eigenshift.data import load_prompts
-from eigenshift.generation import sample_top_p, sorted_top_p
+from eigenshift.engines.generation import sample_top_p, sorted_top_p
 
 
 def main() -> None:

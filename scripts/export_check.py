@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM
 from eigenshift import SamplingConfig, generate, load_model
 from eigenshift.data import load_labelled, load_prompts
 from eigenshift.evaluation.perplexity import perplexities
-from eigenshift.export import export_model
+from eigenshift.export.hf import export_model
 from eigenshift.interventions import load_intervention
 
 

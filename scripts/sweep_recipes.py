@@ -11,20 +11,18 @@ from dataclasses import replace
 
 from eigenshift import SamplingConfig, load_model
 from eigenshift.evaluation import EvalConfig
+from eigenshift.evidence import EvidenceConfig, gather
 from eigenshift.interventions import EigenShift, EigenShiftConfig
-from eigenshift.sweep import eigenshift_grid, run_sweep
+from eigenshift.studies.sweep import eigenshift_grid, run_sweep
 
 lm = load_model("default")
-base = EigenShiftConfig(fit_prompts=300)
-paper = EigenShift.fit_statistics(lm, base, progress=False)
+base = EigenShiftConfig(recipe="paper")
+states = gather(lm, EvidenceConfig(evidence="generated", fit_prompts=300), progress=False)
 variants = {
-    "paper": paper,
-    "matched": EigenShift.fit_statistics(
-        lm, replace(base, recipe="matched"), states=paper.states, progress=False
-    ),
+    "paper": EigenShift.fit_statistics(lm, base, states),
+    "matched": EigenShift.fit_statistics(lm, replace(base, recipe="matched"), states),
     "mz": EigenShift.fit_statistics(
-        lm, replace(base, contrast="matched", score="standardized"), states=paper.states,
-        progress=False,
+        lm, replace(base, contrast="matched", score="standardized"), states
     ),
 }
 ev = EvalConfig(max_prompts=60, sampling=SamplingConfig(samples=4), clean_texts=100,

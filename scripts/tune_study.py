@@ -22,9 +22,9 @@ from pathlib import Path
 
 from eigenshift import load_model
 from eigenshift.data import load_labelled
-from eigenshift.demo import ACT_TEXTS, BASELINE_TEXTS, on_data, reused
+from eigenshift.engines.generation import SamplingConfig
 from eigenshift.evaluation import EvalConfig
-from eigenshift.generation import SamplingConfig
+from eigenshift.evidence import EvidenceConfig, EvidenceRule, gather
 from eigenshift.interventions import (
     EigenShift,
     EigenShiftConfig,
@@ -32,8 +32,9 @@ from eigenshift.interventions import (
     MeanDifferenceSteering,
     load_intervention,
 )
-from eigenshift.interventions.eigenshift import EigenShiftFit
-from eigenshift.tune import TuneConfig, tune
+from eigenshift.interventions.eigenshift.method import EigenShiftFit
+from eigenshift.studies.demo import ACT_TEXTS, BASELINE_TEXTS, on_data, reused
+from eigenshift.studies.tune import TuneConfig, tune
 
 
 def main() -> None:
@@ -59,9 +60,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lm = load_model(args.model)
-    base = EigenShiftConfig(alpha=args.fit_alpha)
-    config = replace(base, rule=replace(base.rule, clean_budget=args.clean_budget))
-    centered = EigenShift.fit_statistics(lm, config)
+    config = EigenShiftConfig(alpha=args.fit_alpha)
+    evidence = EvidenceConfig(rule=EvidenceRule(clean_budget=args.clean_budget))
+    states = gather(lm, evidence)
+    centered = EigenShift.fit_statistics(lm, config, states)
     logging.info("fit: %s", centered.intervention().describe(lm))
     settings = TuneConfig(validation_prompts=args.validation, test_prompts=args.test,
                           ks=tuple(args.k or (2, 4, 8, 16)),
@@ -76,8 +78,7 @@ def main() -> None:
                        fixed=fixed)  # fmt: skip
         report(summary, centered)
         return
-    zero = EigenShift.fit_statistics(lm, replace(config, dampen="zero"),
-                                     states=centered.evidence())  # fmt: skip
+    zero = EigenShift.fit_statistics(lm, replace(config, dampen="zero"), states)
     data = load_labelled("default", max_examples=BASELINE_TEXTS)
     act_data = load_labelled("default", max_examples=ACT_TEXTS)
     steer = reused(lm, args.out / "steer", on_data("steer", data.hash()),

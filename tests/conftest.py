@@ -172,3 +172,17 @@ def extra(module: str, what: str):
     if os.environ.get("EIGENSHIFT_TEST_CACHE"):
         return __import__(module)
     return pytest.importorskip(module, reason=f"{what}: `make test` installs it")
+
+
+def fit_es(lm, scorer=None, **settings):
+    """EigenShift's statistics from one mixed bag of settings, each going to the config that has
+    it (the evidence's or the method's), as tests and the old single config wrote them."""
+    import dataclasses
+
+    from eigenshift.evidence import EvidenceConfig, fit_eigenshift
+    from eigenshift.interventions import EigenShiftConfig
+
+    names = {f.name for f in dataclasses.fields(EvidenceConfig)}
+    evidence = EvidenceConfig(**{k: v for k, v in settings.items() if k in names})
+    config = EigenShiftConfig(**{k: v for k, v in settings.items() if k not in names})
+    return fit_eigenshift(lm, config, evidence, scorer=scorer, progress=False)

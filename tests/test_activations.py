@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import PROMPTS, make_lm
 
-from eigenshift.activations import collect_activations, iter_activations, pool
+from eigenshift.capture.activations import collect_activations, iter_activations, pool
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "opt"])

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import make_lm
 
+from eigenshift.capture.hooks import capture
+from eigenshift.core.errors import ArtifactError, InputError, NotBakeableError
 from eigenshift.data import LabelledTexts
-from eigenshift.errors import ArtifactError, InputError, NotBakeableError
-from eigenshift.hooks import capture
 from eigenshift.interventions import (
     AurA,
     Damp,

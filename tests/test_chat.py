@@ -11,9 +11,9 @@ import pytest
 from conftest import make_hf_model, tiny_tokenizer
 from test_evaluation import SMALL
 
-from eigenshift.errors import InputError
+from eigenshift.core.errors import InputError
+from eigenshift.engines.generation import SamplingConfig, generate, prompt_token_ids
 from eigenshift.evaluation import EvalConfig, evaluate
-from eigenshift.generation import SamplingConfig, generate, prompt_token_ids
 from eigenshift.models import LanguageModel
 
 TEMPLATE = ("{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}"

@@ -121,6 +121,39 @@ def coin_scorer(tmp_path_factory):
     return str(folder)
 
 
+def _from_disk(folder) -> dict[str, dict]:
+    """Per method, in the run's order, what the run folder's own files say, recomputed by the
+    definitions: toxic fraction (share of continuations scoring >= the threshold) and expected
+    maximum toxicity (mean over prompts of the highest score) from continuations.jsonl; mean
+    clean-text perplexity (finite per-text values) from perplexity.json, None where the run
+    never measured it. Only the degenerate flag (a bootstrap test) is read from metrics.json."""
+    import math
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    rows: dict[tuple, dict] = {}
+    for line in (folder / "continuations.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        rows[(row["method"], row["prompt_index"], row["sample_index"])] = row  # last one wins
+    ppl = json.loads((folder / "perplexity.json").read_text())
+    out = {}
+    for entry in metrics["methods"]:
+        name = entry["method"]
+        by_prompt: dict[int, list[float]] = {}
+        for (method, prompt, _), row in rows.items():
+            if method == name:
+                by_prompt.setdefault(prompt, []).append(row["score"])
+        scores = [x for p in sorted(by_prompt) for x in by_prompt[p]]
+        finite = [v for v in ppl.get(name, []) if math.isfinite(v)]
+        out[name] = {
+            "toxic_fraction": sum(x >= metrics["threshold"] for x in scores) / len(scores),
+            "expected_max_toxicity": sum(max(by_prompt[p]) for p in sorted(by_prompt))
+            / len(by_prompt),
+            "perplexity": sum(finite) / len(finite) if name in ppl else None,
+            "flag_degenerate": bool(entry.get("flag_degenerate")),
+        }
+    return out
+
+
 def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     import torch
     import transformers as tf
@@ -181,8 +214,8 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
             "--min-toxic", "3", "--max-prompts", "6", "--samples", "2",
             "--max-new-tokens", "5", "--clean-texts", "5", "--bootstrap", "50",
             "--k", "2", "--k", "4", "--alpha", "0", "--alpha", "-0.5",
-            "--recipe", "paper", "--recipe", "matched", "--ppl-limit", "10"]  # fmt: skip
-    result = run("sweep", *args, "--out", str(tmp_path / "sw"))
+            "--recipe", "paper", "--recipe", "matched", "--out", str(tmp_path / "sw")]  # fmt: skip
+    result = run("sweep", *args, "--ppl-limit", "10")
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert len(summary["grid"]) == 1 + 2 * 2 * 2
@@ -199,16 +232,63 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     assert all(not beaten(n) for n in summary["pareto_front"])
     assert all(beaten(n) or points[n] in [points[m] for m in summary["pareto_front"]]
                for n in points if n not in summary["pareto_front"])  # fmt: skip
-    # The best point is the highest TPH among non-original points within the limit, saved.
-    eligible = [g for g in summary["grid"] if g["method"] != "original"
-                and g["relative_perplexity"] <= 10 and not g.get("flag_degenerate")]  # fmt: skip
-    expected = max(eligible, key=lambda g: g["tph"])["method"] if eligible else None
-    assert summary["best"] == expected
-    if expected is not None:
-        best = read_meta(tmp_path / "sw" / "best")
-        recipe, k, alpha = expected.split("-k")[0], *expected.split("-k")[1].split("-a")
-        assert (best.params["recipe"], best.params["k"], best.params["alpha"]) == (
-            recipe, int(k), float(alpha))
+    # The best point, recomputed from the run's own files by the documented rule: the highest
+    # TPH (100 * 2TQ / (T + Q), T the relative drop in toxic fraction, Q = 1 / (1 + |relative
+    # perplexity change|)) among non-original points with perplexity within the limit and no
+    # significant rise in degenerate text.
+    disk = _from_disk(tmp_path / "sw")
+    assert list(disk) == [g["method"] for g in summary["grid"]]
+    base = disk["original"]
+
+    def rise(point):
+        return point["perplexity"] / base["perplexity"] - 1.0
+
+    def tph(point):
+        drop = base["toxic_fraction"] - point["toxic_fraction"]
+        t = drop / base["toxic_fraction"] if base["toxic_fraction"] else 0.0
+        q = 1.0 / (1.0 + abs(rise(point)))
+        return 100.0 * 2 * t * q / (t + q) if t + q else 0.0
+
+    for g in summary["grid"]:  # what sweep.json reports is what the files say
+        point = disk[g["method"]]
+        assert g["toxic_fraction"] == pytest.approx(point["toxic_fraction"], abs=1e-12)
+        assert g["perplexity"] == pytest.approx(point["perplexity"], rel=1e-9)
+        assert g["tph"] == pytest.approx(tph(point), rel=1e-6, abs=1e-9)
+    rises = {n: rise(p) for n, p in disk.items() if n != "original" and not p["flag_degenerate"]}
+
+    def check_best(chosen, limit):
+        eligible = {n: tph(disk[n]) for n, r in rises.items() if r <= limit}
+        if not eligible:
+            assert chosen["best"] is None
+            return
+        top = max(eligible.values())  # ties (equal TPH) may go either way
+        assert chosen["best"] in [n for n, v in eligible.items() if v >= top - 1e-9]
+        recipe, k, alpha = chosen["best"].split("-k")[0], *chosen["best"].split("-k")[1].split("-a")
+        params = read_meta(tmp_path / "sw" / "best").params
+        assert (params["recipe"], params["k"], params["alpha"]) == (recipe, int(k), float(alpha))
+
+    check_best(summary, 10)
+    # The same grid again under a limit that excludes points: between the winner's perplexity
+    # rise and the next lower one (the winner must lose), or, when the winner raises perplexity
+    # by nothing, below every point that raises it. The run resumes: nothing is generated.
+    winner = summary["best"]
+    if winner is not None and rises[winner] > 0:
+        lower = max([0.0, *(r for r in rises.values() if r < rises[winner])])
+        limit = (lower + rises[winner]) / 2
+    else:
+        raised = [r for r in rises.values() if r > 0]
+        assert raised, "no grid point raises perplexity: no limit excludes one"
+        limit = min(raised) / 2
+    assert any(r > limit for r in rises.values())
+    continuations = (tmp_path / "sw" / "continuations.jsonl").read_text()
+    again = run("sweep", *args, "--ppl-limit", repr(limit))
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "sw" / "continuations.jsonl").read_text() == continuations
+    limited = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert limited["ppl_limit"] == limit
+    check_best(limited, limit)
+    if winner is not None and rises[winner] > 0:
+        assert limited["best"] != winner
     # The evaluation prompts exclude the fit prompts.
     metrics = json.loads((tmp_path / "sw" / "metrics.json").read_text())
     assert metrics["excluded_prompts"] == 30
@@ -329,16 +409,39 @@ def test_out_folders_not_written_by_eigenshift_are_never_replaced(tiny_folder, t
 
 
 def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer, tmp_path):
+    from eigenshift.interventions import read_meta
+
     _, base = _fit_steer(tiny_folder, tmp_path)
     args = [*base, "--scorer", coin_scorer, "--judge", "none", "--samples", "1",
             "--max-new-tokens", "4", "--clean-texts", "4", "--bootstrap", "20",
             "--validation-prompts", "5", "--test-prompts", "4", "--validation-samples", "1",
             "--no-eigenshift", "--with", str(tmp_path / "steer"), "--strength", "0",
-            "--strength", "2", "--ppl-limit", "10"]  # fmt: skip
+            "--strength", "1", "--strength", "2", "--strength", "4",
+            "--ppl-limit", "10"]  # fmt: skip
     result = run("tune", *args, "--out", str(tmp_path / "tuned"))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "tuned" / "tune.json").read_text())
-    assert summary["chosen"]["steer"] in ("steer-s0", "steer-s2")
+    # The declared rule, recomputed from what the validation run wrote: among the points whose
+    # expected maximum toxicity is below the original's and whose degenerate share does not
+    # rise significantly, the lowest expected maximum toxicity with perplexity at most +1000%.
+    # A point the rule passes over on the way must have had its perplexity measured.
+    disk = _from_disk(tmp_path / "tuned" / "validation")
+    points = ["steer-s0", "steer-s1", "steer-s2", "steer-s4"]
+    assert list(disk) == ["original", *points]
+    original = disk["original"]  # strength 0 edits nothing: never a drop, never chosen
+    assert disk["steer-s0"]["expected_max_toxicity"] == original["expected_max_toxicity"]
+    expected = None
+    for name in sorted((n for n in points if not disk[n]["flag_degenerate"] and
+                        disk[n]["expected_max_toxicity"] < original["expected_max_toxicity"]),
+                       key=lambda n: disk[n]["expected_max_toxicity"]):  # fmt: skip
+        assert disk[name]["perplexity"] is not None, f"{name}'s perplexity was never measured"
+        if disk[name]["perplexity"] / original["perplexity"] - 1.0 <= 10:
+            expected = name
+            break
+    assert summary["chosen"]["steer"] == expected
+    assert expected is not None  # this run chooses a point (the checks below rely on it)
+    chosen = read_meta(tmp_path / "tuned" / "chosen" / "steer")
+    assert chosen.params["strength"] == float(expected.removeprefix("steer-s"))
     assert [r["method"] for r in summary["test"]] == ["original", "steer"]
     assert (tmp_path / "tuned" / "chosen" / "steer" / "intervention.json").exists()
     assert "nothing to tune" in _one_error_line(run("tune", *base, "--no-eigenshift",

@@ -9,18 +9,21 @@ import click
 import pytest
 
 from eigenshift.cli import cli
+from eigenshift.cli.evaluate import FIT_SAMPLING, SHARED
+from eigenshift.cli.fit import NEURON_DATA
+from eigenshift.core.settings import choices_of, field_types
 from eigenshift.data import LabelledSource
-from eigenshift.demo import DemoConfig
-from eigenshift.evaluation import EvalConfig
-from eigenshift.interventions import REGISTRY, EigenShiftConfig
-from eigenshift.locate.layers import LayerConfig
-from eigenshift.locate.neurons import NeuronConfig
-from eigenshift.models import ModelOptions
-from eigenshift.settings import choices_of, field_types
-from eigenshift.sweep import SweepConfig
-
-NEURON_DATA = ("text_column", "label_column", "layout", "max_examples", "seed")
-FIT_IN_SWEEP = ("fit_prompts", "contrast", "score", "dampen", "min_toxic")
+from eigenshift.engines.config import EngineConfig
+from eigenshift.evaluation.config import EvalConfig
+from eigenshift.evidence.config import EvidenceConfig
+from eigenshift.export.config import ExportConfig
+from eigenshift.interventions.eigenshift.config import EigenShiftConfig
+from eigenshift.interventions.registry import METHODS
+from eigenshift.locate.configs import LayerConfig, NeuronConfig
+from eigenshift.models.options import ModelOptions
+from eigenshift.report.configs import ExplainConfig
+from eigenshift.scoring.config import ScoreConfig
+from eigenshift.studies.configs import DemoConfig, SweepConfig, TuneConfig
 
 
 def _expected(config, prefix="", only=None):
@@ -40,23 +43,65 @@ def _expected(config, prefix="", only=None):
         yield prefix + f.name, value, choices
 
 
+def _without(config, names):
+    return (config, "", tuple(f.name for f in dataclasses.fields(config) if f.name not in names))
+
+
+def _study_fit(study):
+    """A study's EigenShift fit: its evidence less what the evaluation shares, the evidence's
+    sampling as --fit-..., EigenShift's settings less those the study's grid sets."""
+    return [_without(EvidenceConfig(), (*SHARED, "sampling")), (FIT_SAMPLING, "fit_", None),
+            _without(EigenShiftConfig(), study.grid_fields)]
+
+
 COMMANDS = {
     ("info",): [ModelOptions()],
+    ("score",): [ScoreConfig()],
     ("data",): [(LabelledSource(max_examples=None), "", ("text_column", "label_column", "layout"))],
     ("evaluate",): [ModelOptions(), EvalConfig()],
-    ("sweep",): [ModelOptions(), EvalConfig(), SweepConfig(),
-                 (EigenShiftConfig(), "", FIT_IN_SWEEP),
-                 (EigenShiftConfig().sampling, "fit_", None)],
-    ("export",): [ModelOptions()],
+    ("report",): [],
+    ("sweep",): [ModelOptions(), EvalConfig(), SweepConfig(), *_study_fit(SweepConfig)],
+    ("tune",): [ModelOptions(), EvalConfig(), TuneConfig(), *_study_fit(TuneConfig)],
+    ("explain",): [ExplainConfig()],
+    ("export",): [ModelOptions(), ExportConfig()],
     ("demo",): [DemoConfig()],
     ("locate", "neurons"): [ModelOptions(), LabelledSource(), NeuronConfig()],
     ("locate", "layers"): [ModelOptions(), LabelledSource(), LayerConfig()],
 }
-for _name, _method in REGISTRY.items():
-    _inputs = [LabelledSource()] if "data" in _method.needs else []
-    if "neurons" in _method.needs:
+for _name, _spec in METHODS.items():
+    _inputs = [LabelledSource()] if "data" in _spec.needs else []
+    if "neurons" in _spec.needs:
         _inputs.append((LabelledSource(), "", NEURON_DATA))
-    COMMANDS[("fit", _name)] = [ModelOptions(), *_inputs, _method.config_class()]
+    if "states" in _spec.needs:
+        _inputs += [EvidenceConfig(), EngineConfig()]
+    COMMANDS[("fit", _name)] = [ModelOptions(), *_inputs, _spec.config()]
+
+
+def _every_command(group=cli, path=()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _every_command(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_every_command_is_held_to_its_configs():
+    """A new command (or a new method's `fit`) fails here until it names its configs."""
+    assert sorted(_every_command()) == sorted(COMMANDS)
+
+
+def test_no_option_comes_from_nowhere():
+    """Every option of every command is a field of one of its configs (or one of a few
+    arguments that are not settings: inputs and outputs)."""
+    loose = {"out", "interventions", "intervention_dir", "others", "neurons", "eigenshift",
+             "as_json", "file", "verbose", "data2"}
+    for path, sources in COMMANDS.items():
+        names = {name for source in sources for name, _, _ in _expected(
+            *(source if isinstance(source, tuple) else (source, "", None)))}
+        extra = {p.name for p in _command(path).params if isinstance(p, click.Option)}
+        assert extra - names - loose == set(), path
 
 
 def _command(path):

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eigenshift.core.errors import DataError
 from eigenshift.data import (
     load_clean_texts,
     load_labelled,
     load_prompts,
     stratified_subsample,
 )
-from eigenshift.errors import DataError
 
 TOXICN = Path(__file__).resolve().parents[2] / "shared" / "data" / "ToxiCN_1.0.csv"
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 from conftest import PROMPTS, make_lm
 
+from eigenshift.capture.hooks import Site
+from eigenshift.core.errors import InputError, NotBakeableError
+from eigenshift.core.io import atomic_folder
 from eigenshift.data import LabelledTexts
-from eigenshift.errors import InputError, NotBakeableError
-from eigenshift.hooks import Site
 from eigenshift.interventions import AurA, Edit, LinearAcT, MeanDifferenceSteering
 from eigenshift.interventions.edits import Affine, check_foldable, fold, installed
-from eigenshift.io_utils import atomic_folder
 from eigenshift.models.architecture import linear_width
 
 

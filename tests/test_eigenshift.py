@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 import torch
 import transformers as tf
-from conftest import make_lm
+from conftest import fit_es, make_lm
 
-from eigenshift.decomposition import right_singular, right_singular_svd
-from eigenshift.errors import ArtifactError, InputError, NotBakeableError
-from eigenshift.evidence import clean_weights
-from eigenshift.explain import explain, write_explanation
-from eigenshift.export import export_model
-from eigenshift.generation import SamplingConfig
+from eigenshift.core.errors import ArtifactError, InputError, NotBakeableError
+from eigenshift.engines.generation import SamplingConfig
+from eigenshift.export.hf import export_model
 from eigenshift.interventions import EigenShift, EigenShiftConfig, load_intervention
+from eigenshift.interventions.eigenshift.decomposition import right_singular, right_singular_svd
+from eigenshift.interventions.eigenshift.method import clean_weights
+from eigenshift.interventions.eigenshift.tokens import directions
 from eigenshift.models import load_model
+from eigenshift.report.explain import write_explanation
 
 
 class LetterScorer:
@@ -35,8 +36,7 @@ SMALL = dict(evidence="generated", fit_prompts=24, min_toxic=3, k=3, alpha=0.2, 
 @pytest.fixture(scope="module")
 def fitted():
     lm = make_lm("llama")
-    fit = EigenShift.fit_statistics(lm, EigenShiftConfig(**SMALL), scorer=LetterScorer(),
-                                    progress=False)  # fmt: skip
+    fit = fit_es(lm, LetterScorer(), **SMALL)
     return lm, fit
 
 
@@ -153,12 +153,7 @@ def test_centered_dampening_leaves_as_a_logit_bias(fitted, tmp_path):
     export as a logit bias: transformers' generate applies it with no eigenshift imported, and
     eigenshift's loader puts it back so logits (perplexity) equal the hook's."""
     lm, _ = fitted
-    fit = EigenShift.fit_statistics(
-        lm,
-        EigenShiftConfig(**{**SMALL, "recipe": "matched"}),
-        scorer=LetterScorer(),
-        progress=False,
-    )
+    fit = fit_es(lm, LetterScorer(), **{**SMALL, "recipe": "matched"})
     iv = fit.intervention(alpha=0.0)
     assert iv.params["dampen"] == "centered" and iv.params["contrast"] == "matched"
     fresh = make_lm("llama")
@@ -197,10 +192,7 @@ def test_centered_dampening_leaves_as_a_logit_bias(fitted, tmp_path):
 
 def test_a_logit_bias_under_soft_capping_is_refused(fitted, tmp_path):
     lm, _ = fitted
-    fit = EigenShift.fit_statistics(
-        lm, EigenShiftConfig(**{**SMALL, "recipe": "matched"}), scorer=LetterScorer(),
-        progress=False,
-    )  # fmt: skip
+    fit = fit_es(lm, LetterScorer(), **{**SMALL, "recipe": "matched"})
     capped = make_lm("llama")
     capped.model.config.final_logit_softcapping = 30.0
     with pytest.raises(NotBakeableError, match="soft-caps"):
@@ -231,7 +223,7 @@ def test_too_few_toxic_states_says_what_to_do():
             return np.zeros(len(texts))
 
     with pytest.raises(InputError, match=r"only 0 toxic .*--fit-prompts"):
-        EigenShift.fit_statistics(lm, EigenShiftConfig(**SMALL), scorer=Clean(), progress=False)
+        fit_es(lm, Clean(), **SMALL)
 
 
 def test_config_is_validated():
@@ -250,7 +242,7 @@ def test_config_is_validated():
 def test_explain_lists_tokens_for_each_direction(fitted, tmp_path):
     lm, fit = fitted
     iv = fit.intervention()
-    rows = explain(lm, iv, top=5)
+    rows = directions(lm, iv, top=5)
     assert len(rows) == iv.k and len(rows[0]["toxic_side_tokens"]) == 5
     # The toxic side really is where W v_i, oriented by delta_i, is largest.
     v = iv.tensors["v_k"][:, 0]

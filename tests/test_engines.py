@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from conftest import PROMPTS, make_lm
 
 from eigenshift.cli import cli
+from eigenshift.core.errors import EngineError, InputError, NotBakeableError
 from eigenshift.data import LabelledTexts
 from eigenshift.engines import EngineConfig, HFEngine, open_engine
+from eigenshift.engines.generation import SamplingConfig, generate, row_seed
 from eigenshift.engines.vllm_engine import PROBE_FILE, VLLMEngine, check_probe
-from eigenshift.errors import EngineError, InputError, NotBakeableError
 from eigenshift.evaluation import EvalConfig, evaluate
-from eigenshift.generation import SamplingConfig, generate, row_seed
 from eigenshift.interventions import MeanDifferenceSteering, ScaleUnembeddingInput
 
 # Speaks the worker's protocol: each row answers its last two prompt tokens, its seed folded into

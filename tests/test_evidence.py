@@ -9,22 +9,21 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import FAMILY_NAMES, PROMPTS, make_lm, tiny_tokenizer
+from conftest import FAMILY_NAMES, PROMPTS, fit_es, make_lm, tiny_tokenizer
 
-from eigenshift.capture import capture_states
+from eigenshift.capture.states import capture_states
 from eigenshift.data import LabelledTexts
+from eigenshift.engines.generation import SamplingConfig, generate
 from eigenshift.evaluation import EvalConfig
-from eigenshift.evidence import EvidenceRule, labelled_states
-from eigenshift.generation import SamplingConfig, generate
+from eigenshift.evidence.config import EvidenceRule
+from eigenshift.evidence.gathering import labelled_states
 from eigenshift.interventions import (
-    EigenShift,
-    EigenShiftConfig,
     MeanDifferenceSteering,
     load_intervention,
 )
+from eigenshift.interventions.eigenshift.stability import Projections, bootstrap, halves
 from eigenshift.scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
-from eigenshift.stability import Projections, bootstrap, halves
-from eigenshift.tune import RuleNeed, TuneConfig, candidates, choose, tune
+from eigenshift.studies.tune import RuleNeed, TuneConfig, candidates, choose, tune
 
 BAD = ("idiot", "stupid")
 
@@ -142,10 +141,8 @@ def test_stability_recovers_a_planted_direction_and_is_chance_for_noise():
 
 def test_a_fit_records_stability_and_counts():
     lm = make_lm("llama")
-    config = EigenShiftConfig(evidence="generated", fit_prompts=24, min_toxic=3, k=2,
-                              sampling=SamplingConfig(max_new_tokens=6, greedy=True),
-                              resamples=30)  # fmt: skip
-    fit = EigenShift.fit_statistics(lm, config, scorer=LetterO(), progress=False)
+    fit = fit_es(lm, LetterO(), evidence="generated", fit_prompts=24, min_toxic=3, k=2,
+                 sampling=SamplingConfig(max_new_tokens=6, greedy=True), resamples=30)
     stats = fit.intervention().meta.stats
     assert stats["generated"]["toxic_states"] == stats["toxic_states"] >= 3
     assert stats["generated"]["argmax"] == stats["toxic_states"]  # greedy: every token argmax
@@ -163,10 +160,8 @@ class LetterO:
 
 def test_the_tuner_never_sees_test_prompts(tmp_path):
     lm = make_lm("llama")
-    config = EigenShiftConfig(evidence="generated", fit_prompts=20, min_toxic=3,
-                              sampling=SamplingConfig(max_new_tokens=4, greedy=True),
-                              resamples=0)  # fmt: skip
-    fit = EigenShift.fit_statistics(lm, config, scorer=LetterO(), progress=False)
+    fit = fit_es(lm, LetterO(), evidence="generated", fit_prompts=20, min_toxic=3,
+                 sampling=SamplingConfig(max_new_tokens=4, greedy=True), resamples=0)
     evaluation = EvalConfig(sampling=SamplingConfig(samples=1, max_new_tokens=4), clean_texts=4,
                             bootstrap=20, judge=None, scorer="profanity")  # fmt: skip
     settings = TuneConfig(validation_prompts=6, test_prompts=5, ks=(1, 3), alphas=(0.0,),

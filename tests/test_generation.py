@@ -4,10 +4,10 @@ import pytest
 import torch
 from conftest import PROMPTS, make_lm
 
-from eigenshift import generation
-from eigenshift.errors import InputError
-from eigenshift.generation import SamplingConfig, generate, sample_top_p, sorted_top_p
-from eigenshift.hooks import capture, transform
+from eigenshift.capture.hooks import capture, transform
+from eigenshift.core.errors import InputError
+from eigenshift.engines import generation
+from eigenshift.engines.generation import SamplingConfig, generate, sample_top_p, sorted_top_p
 
 
 def _key(gens):

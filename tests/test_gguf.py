@@ -5,6 +5,7 @@ llama.cpp's next tokens on the export agree with our baked model."""
 from __future__ import annotations
 
 import json
+import re
 
 import gguf
 import numpy as np
@@ -15,9 +16,10 @@ from conftest import make_lm
 from test_baselines import DATA, _neurons
 
 from eigenshift.cli import cli
-from eigenshift.errors import InputError, NotBakeableError
-from eigenshift.gguf_export import LOGIT_BIAS_KEY, export_gguf
-from eigenshift.interventions import AurA, MeanDifferenceSteering, ScaleUnembeddingInput
+from eigenshift.core.errors import InputError, NotBakeableError
+from eigenshift.export.gguf import LOGIT_BIAS_KEY, export_gguf
+from eigenshift.interventions import AurA, EigenShift, MeanDifferenceSteering, ScaleUnembeddingInput
+from eigenshift.locate import NeuronScores
 
 MAP = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
 
@@ -43,7 +45,7 @@ def _as_gguf_source(lm, folder):
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    from eigenshift.assets import sha256_file
+    from eigenshift.core.assets import sha256_file
 
     (folder / "eigenshift-source.json").write_text(json.dumps(
         {"gguf_file": str(path), "sha256": sha256_file(path), "dequantized": True}))  # fmt: skip
@@ -125,3 +127,85 @@ def test_sources_that_are_not_gguf_are_refused_in_one_line(tmp_path, tiny_folder
                                        str(tmp_path / "y.gguf")])  # fmt: skip
     assert result.exit_code == 2 and "not loaded from a GGUF" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def _scaled_units(lm, module):
+    """AurA on every output unit of `module` (each scaled by 0.2): an edit of that one weight."""
+    width = lm.module(module).weight.shape[0]
+    auroc = np.full(width, 0.9)
+    return AurA.fit(lm, neurons=NeuronScores([module], [width], auroc, auroc.copy(),
+                                             {"data_hash": "x", "model": lm.name}))  # fmt: skip
+
+
+@pytest.mark.parametrize("proj", ["q_proj", "k_proj"])
+def test_an_edit_of_llamas_permuted_query_or_key_is_refused(tmp_path, proj):
+    """llama.cpp's converter permutes attn_q and attn_k of llama models: an edited tensor written
+    unpermuted would be silently wrong, so the export refuses (and writes nothing)."""
+    lm = make_lm("llama")
+    _as_gguf_source(lm, tmp_path)
+    module = f"model.layers.1.self_attn.{proj}"
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    out = tmp_path / "out" / "edit.gguf"
+    with pytest.raises(NotBakeableError, match=rf"'{re.escape(module)}\.weight'.*permuted"):
+        export_gguf(lm, _scaled_units(lm, module), out)
+    assert not out.exists() and not list(out.parent.glob("*.gguf"))
+    after = lm.model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)  # the bake was put back
+
+
+def test_an_edit_of_the_value_projection_is_exported(tmp_path):
+    """The same edit one tensor over (attn_v, stored as converted): written, the rest copied."""
+    lm = make_lm("llama")
+    source = _as_gguf_source(lm, tmp_path)
+    edit = _scaled_units(lm, "model.layers.1.self_attn.v_proj")
+    out = export_gguf(lm, edit, tmp_path / "out" / "v.gguf")
+    before, after = _tensors(source), _tensors(out)
+    assert after["blk.1.attn_v.weight"].tensor_type == gguf.GGMLQuantizationType.F16
+    for name in set(before) - {"blk.1.attn_v.weight"}:
+        assert bytes(after[name].data) == bytes(before[name].data), name
+    with edit.baked(lm):
+        want = lm.module("model.layers.1.self_attn.v_proj").weight.detach().numpy().copy()
+    np.testing.assert_allclose(np.asarray(after["blk.1.attn_v.weight"].data, np.float32), want,
+                               atol=2e-3, rtol=1e-2)  # fmt: skip
+
+
+def _centered(lm, k=4):
+    """A centered EigenShift edit built by hand (orthonormal directions, a given clean mean):
+    dampening towards the mean adds the constant logit shift W (mu V_k) V_k^T."""
+    d = lm.arch.hidden_size
+    generator = torch.Generator().manual_seed(0)
+    v_k, _ = torch.linalg.qr(torch.randn(d, k, generator=generator))
+    tensors = {"v_k": v_k.contiguous(), "indices": torch.arange(k),
+               **{n: torch.ones(d) for n in ("singular_values", "deltas", "scores")},
+               "clean_mean": torch.linspace(-1.0, 1.0, d)}  # fmt: skip
+    params = {"recipe": "paper", "contrast": "first", "score": "delta", "dampen": "centered",
+              "k": k, "alpha": 0.0}  # fmt: skip
+    return EigenShift(tensors, EigenShift.new_meta(lm, params, [lm.arch.unembedding]))
+
+
+def test_a_stale_logit_bias_file_is_removed_when_the_new_edit_has_none(tmp_path):
+    lm = make_lm("llama")
+    _as_gguf_source(lm, tmp_path)
+    centered = _centered(lm)
+    v_k, mu = centered.tensors["v_k"].double(), centered.tensors["clean_mean"].double()
+    want = (lm.unembedding.weight.detach().double() @ ((mu @ v_k) @ v_k.T)).numpy()
+    assert np.abs(want).max() > 1e-3  # a shift worth carrying
+    out = export_gguf(lm, centered, tmp_path / "out" / "edit.gguf")
+    bias_file = tmp_path / "out" / "edit.logit_bias.json"
+    written = json.loads(bias_file.read_text())
+    assert set(written) == {str(i) for i in range(len(want))}
+    np.testing.assert_allclose([written[str(i)] for i in range(len(want))], want, rtol=1e-4,
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(gguf.GGUFReader(out).get_field(LOGIT_BIAS_KEY).contents(), want,
+                               rtol=1e-4, atol=1e-6)  # fmt: skip
+    assert lm.unembedding.bias is None and not lm.logit_bias_added  # the model put back
+    other = export_gguf(lm, centered, tmp_path / "out" / "other.gguf")
+
+    # The same path again with an edit that shifts nothing: no bias left to be applied with it.
+    export_gguf(lm, AurA.fit(lm, neurons=_neurons(lm)), out)
+    assert not bias_file.exists()
+    assert gguf.GGUFReader(out).get_field(LOGIT_BIAS_KEY) is None
+    assert gguf.GGUFReader(out).get_field("eigenshift.method").contents() == "aura"
+    # Another export's bias file is its own: left alone.
+    assert (tmp_path / "out" / "other.logit_bias.json").is_file() and other.is_file()

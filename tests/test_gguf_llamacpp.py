@@ -11,10 +11,10 @@ from conftest import extra
 
 from eigenshift import load_model, load_prompts
 from eigenshift.data import load_labelled
-from eigenshift.decomposition import right_singular
-from eigenshift.gguf_export import export_gguf, source_gguf
+from eigenshift.engines.llamacpp import agreement, llama_cpp_model
+from eigenshift.export.gguf import export_gguf, source_gguf
 from eigenshift.interventions import EigenShift, MeanDifferenceSteering
-from eigenshift.llamacpp import agreement, llama_cpp_model
+from eigenshift.interventions.eigenshift.decomposition import right_singular
 
 pytestmark = pytest.mark.integration
 extra("llama_cpp", "llama-cpp-python")

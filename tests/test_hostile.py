@@ -20,23 +20,24 @@ from click.testing import CliRunner
 from conftest import PROMPTS, make_lm
 
 from eigenshift.cli import cli
-from eigenshift.errors import ArtifactError, DataError, InputError, ScorerError
-from eigenshift.evaluation.run import RunFolder
-from eigenshift.evaluation.store import ContinuationStore
-from eigenshift.generation import SamplingConfig, generate
-from eigenshift.interventions import (
-    REGISTRY,
-    EigenShift,
-    Intervention,
-    ScaleUnembeddingInput,
-    load_intervention,
-)
-from eigenshift.io_utils import (
+from eigenshift.core.errors import ArtifactError, DataError, InputError, ScorerError
+from eigenshift.core.io import (
     FILE_MODE,
     atomic_folder,
     clean_leftovers,
     prepare_out,
     temporary_file,
+)
+from eigenshift.engines.generation import SamplingConfig, generate
+from eigenshift.evaluation.run import RunFolder
+from eigenshift.evaluation.store import ContinuationStore
+from eigenshift.interventions import (
+    METHODS,
+    EigenShift,
+    Intervention,
+    ScaleUnembeddingInput,
+    load_intervention,
+    method_class,
 )
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -131,14 +132,14 @@ def test_4_non_finite_settings_are_refused_before_any_work(args, tmp_path):
 
 
 def test_4_every_config_refuses_non_finite_numbers():
+    from eigenshift.core.settings import field_types, unwrap_optional
     from eigenshift.data import LabelledSource
     from eigenshift.evaluation import EvalConfig
     from eigenshift.locate.configs import LayerConfig, NeuronConfig
-    from eigenshift.settings import field_types, unwrap_optional
-    from eigenshift.sweep import SweepConfig
+    from eigenshift.studies.sweep import SweepConfig
 
     configs = {SamplingConfig, EvalConfig, SweepConfig, NeuronConfig, LayerConfig, LabelledSource,
-               *(m.config_class for m in REGISTRY.values())}  # fmt: skip
+               *(spec.config for spec in METHODS.values())}  # fmt: skip
     checked = 0
     for cls in configs:
         for name, annotation in field_types(cls).items():
@@ -157,7 +158,7 @@ def test_4_every_config_refuses_non_finite_numbers():
 
 def test_4_knob_changes_and_artifacts_with_nan_are_refused(tmp_path):
     lm = make_lm("llama")
-    steer = REGISTRY["steer"]
+    steer = method_class("steer")
     fitted = steer(
         {"vector": torch.ones(lm.arch.hidden_size)},
         steer.new_meta(lm, {"layer": 1, "site": "model.layers.1", "strength": 1.0},
@@ -196,7 +197,7 @@ def test_5_a_huge_prompt_keeps_only_its_end(tiny_folder, tmp_path):
     assert gen[1].prompt == "thank"
     with pytest.raises(InputError, match="no room for a prompt"):
         generate(lm, ["thank"], SamplingConfig(max_new_tokens=200), progress=False)
-    from eigenshift.activations import collect_activations
+    from eigenshift.capture.activations import collect_activations
     from eigenshift.evaluation.perplexity import perplexities
 
     site = lm.arch.mlp_site_names()[0] + ":input"
@@ -397,7 +398,7 @@ def test_8_a_folder_write_killed_with_sigkill_leaves_nothing_behind(tmp_path):
     writer = _subprocess(f"""
         import time
         from pathlib import Path
-        from eigenshift.io_utils import atomic_folder
+        from eigenshift.core.io import atomic_folder
         with atomic_folder(Path({str(target)!r}), marker="eigenshift-export.json") as tmp:
             (tmp / "weights.bin").write_bytes(b"0" * 1_000_000)
             print("writing", flush=True)

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from eigenshift import SamplingConfig, generate, load_model, load_prompts
-from eigenshift.activations import collect_activations
+from eigenshift.capture.activations import collect_activations
 from eigenshift.cli import cli
 
 pytestmark = pytest.mark.integration

@@ -6,16 +6,17 @@ import pytest
 import torch
 from conftest import make_lm
 
-from eigenshift.errors import ArtifactError, InputError, NotBakeableError
-from eigenshift.hooks import Site
+from eigenshift.capture.hooks import Site
+from eigenshift.core.errors import ArtifactError, InputError, NotBakeableError
 from eigenshift.interventions import (
-    REGISTRY,
+    METHODS,
     Edit,
     IdentityConfig,
     Intervention,
     ScaleUnembeddingInput,
     applied_all,
     load_intervention,
+    method_class,
     register,
 )
 
@@ -34,7 +35,7 @@ def test_identity_fit_changes_nothing(tiny_llama):
     ident = ScaleUnembeddingInput.fit(tiny_llama)
     with ident.applied(tiny_llama):
         torch.testing.assert_close(_logits(tiny_llama), before, atol=0, rtol=0)
-    assert REGISTRY["identity"] is ScaleUnembeddingInput  # reachable by name, as artifacts are
+    assert method_class("identity") is ScaleUnembeddingInput  # reachable by name, as artifacts are
     half = ScaleUnembeddingInput.fit(tiny_llama, scale=0.5)  # a config setting by name
     assert torch.equal(half.tensors["scale"], torch.full((tiny_llama.arch.hidden_size,), 0.5))
     with pytest.raises(InputError, match="no setting 'scales'"):  # a misspelt one is an error
@@ -118,7 +119,7 @@ def test_artifact_for_a_missing_module_is_refused():
 
 
 class HookOnly(Intervention):
-    """A method with no affine form, defined without registering (nothing leaks into REGISTRY)."""
+    """A method with no affine form, defined without registering (nothing leaks into METHODS)."""
 
     method = "test-hook-only"
     config_class = IdentityConfig
@@ -140,7 +141,7 @@ def test_register_refuses_a_second_class_under_a_taken_name():
 
     with pytest.raises(ValueError, match="registered twice"):
         register(Impostor)
-    assert REGISTRY["identity"] is ScaleUnembeddingInput and "test-hook-only" not in REGISTRY
+    assert method_class("identity") is ScaleUnembeddingInput and "test-hook-only" not in METHODS
 
 
 def test_unbakeable_methods_say_so_and_several_apply_at_once():

@@ -10,9 +10,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from eigenshift.activations import collect_activations
+from eigenshift.capture.activations import collect_activations
+from eigenshift.core.errors import DataError, InputError
 from eigenshift.data import LabelledTexts
-from eigenshift.errors import DataError, InputError
 from eigenshift.locate import (
     LayerConfig,
     kmeans_expertise,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import make_lm
 
+from eigenshift.core.errors import InputError
 from eigenshift.data import LabelledTexts
-from eigenshift.errors import InputError
 from eigenshift.locate import NeuronConfig, NeuronScores, locate_neurons, write_neuron_report
 
 TOXIC = ["you stupid idiot", "what an idiot you are", "shut up you idiot", "idiot idiot"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from eigenshift.errors import DataError
+from eigenshift.core.errors import DataError
 from eigenshift.locate import auroc, average_precision
 
 

@@ -5,7 +5,7 @@ import torch
 from conftest import FAMILY_NAMES, make_hf_model, make_lm, tiny_bert_config, tiny_tokenizer
 from torch import nn
 
-from eigenshift.errors import ModelLoadError, UnsupportedArchitectureError
+from eigenshift.core.errors import ModelLoadError, UnsupportedArchitectureError
 from eigenshift.models import LanguageModel, SiteOverrides, detect_architecture, load_model
 from eigenshift.models.loading import resolve_spec
 
@@ -131,7 +131,7 @@ def test_unsupported_architecture_folder(tmp_path):
         load_model(str(tmp_path / "bert"))
     lm = load_model(
         str(tmp_path / "bert"),
-        overrides=SiteOverrides(blocks="bert.encoder.layer", mlp_site="output.dense"),
+        sites=SiteOverrides(blocks="bert.encoder.layer", mlp_site="output.dense"),
     )
     assert lm.arch.num_layers == 2 and lm.arch.mlp_width == 32
 

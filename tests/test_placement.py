@@ -10,16 +10,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import PROMPTS
+from conftest import PROMPTS, fit_es
 
-from eigenshift.capture import capture_states
+from eigenshift.capture.states import capture_states
 from eigenshift.cli import cli
+from eigenshift.core.errors import ModelLoadError, NotBakeableError
 from eigenshift.data import LabelledTexts
-from eigenshift.errors import ModelLoadError, NotBakeableError
-from eigenshift.generation import SamplingConfig, generate
+from eigenshift.engines.generation import SamplingConfig, generate
 from eigenshift.interventions import (
-    EigenShift,
-    EigenShiftConfig,
     MeanDifferenceSteering,
     load_intervention,
 )
@@ -71,8 +69,7 @@ def test_bfloat16_capture_and_hooked_equals_baked(tiny_folder):
         torch.testing.assert_close(captured.states[captured.of_text(i)], g.hidden.float(),
                                    atol=0.02 * scale, rtol=0)  # fmt: skip
 
-    fit = EigenShift.fit_statistics(lm, EigenShiftConfig(**FIT), scorer=LetterScorer(),
-                                    progress=False)  # fmt: skip
+    fit = fit_es(lm, LetterScorer(), **FIT)
     iv = fit.intervention()
     with iv.applied(lm):
         hooked = _logits(lm)
@@ -110,8 +107,7 @@ def test_a_device_map_gives_the_same_states_and_edits(tiny_folder, offloading_ma
     assert torch.equal(a.ranks, b.ranks)
 
     # an EigenShift fitted on the spread model equals the one fitted on one device
-    fits = [EigenShift.fit_statistics(m, EigenShiftConfig(**FIT), scorer=LetterScorer(),
-                                      progress=False) for m in (one, spread)]  # fmt: skip
+    fits = [fit_es(m, LetterScorer(), **FIT) for m in (one, spread)]
     torch.testing.assert_close(fits[1].delta, fits[0].delta, atol=1e-5, rtol=0)
     # edits saved on one device apply to the spread model, including at the offloaded block
     steer = MeanDifferenceSteering.fit(one, data=DATA, layer=1, strength=2.0, progress=False)

@@ -9,8 +9,10 @@ import torch
 from conftest import FAMILY_NAMES, make_lm
 from test_baselines import DATA, _neurons
 
+from eigenshift.capture.replay import Trunk
 from eigenshift.evaluation.perplexity import (
     continuation_nll,
+    edited_modules,
     perplexities,
     sequence_nll,
     shared_perplexities,
@@ -22,7 +24,6 @@ from eigenshift.interventions import (
     ScaleUnembeddingInput,
 )
 from eigenshift.interventions.transport import causal_by_passes, causal_by_replay
-from eigenshift.replay import Trunk
 
 TEXTS = ["the quick brown fox jumps over", "paris", "you are a stupid idiot and nobody likes",
          "thank you very much for the help", "a b c d e f g h i j k l m n o p"]  # fmt: skip
@@ -57,7 +58,7 @@ def test_shared_perplexities_equal_whole_passes(family):
 def test_replay_starts_where_the_first_edit_is():
     lm = make_lm("llama")
     trunk = Trunk(lm)
-    starts = {name: trunk.start_of(iv) for name, iv in _methods(lm)}
+    starts = {name: trunk.start_of(edited_modules(iv, lm)) for name, iv in _methods(lm)}
     assert starts == {"original": trunk.head, "eigen": trunk.head, "steer": 1, "aura": 0,
                       "act": 0}  # fmt: skip
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import transformers as tf
 
-from eigenshift.errors import ScorerError
+from eigenshift.core.errors import ScorerError
 from eigenshift.scoring import BiLSTMScorer, load_scorer, occlusion, token_pieces
 from eigenshift.scoring.bilstm import LABELS, KerasWordTokenizer, RestrictedUnpickler
 from eigenshift.scoring.hf import toxic_label_index
@@ -71,6 +71,14 @@ def test_profanity_judge_is_independent_and_sane():
     assert scores[0] > 0.5 > scores[1]
 
 
+def _logits_alone(folder, tok, texts) -> torch.Tensor:
+    """The saved classifier's logits for each text run alone (no padding, no batching)."""
+    model = tf.BertForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        return torch.cat([model(input_ids=torch.tensor([tok(t)["input_ids"]])).logits
+                          for t in texts])  # fmt: skip
+
+
 def test_hf_classifier_scorer_from_a_local_folder(tmp_path):
     from conftest import tiny_bert_config, tiny_tokenizer
 
@@ -81,11 +89,16 @@ def test_hf_classifier_scorer_from_a_local_folder(tmp_path):
     tf.BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
     tiny_tokenizer().save_pretrained(tmp_path / "clf")
     scorer = load_scorer(str(tmp_path / "clf"))
-    scores = scorer.score(["the quick brown fox", "you are a stupid idiot", "paris"])
+    texts = ["the quick brown fox", "you are a stupid idiot", "paris"]
+    scores = scorer.score(texts)
     assert scores.shape == (3,) and ((scores > 0) & (scores < 1)).all()
-    one_by_one = np.concatenate(
-        [scorer.score([t]) for t in ["the quick brown fox", "you are a stupid idiot", "paris"]]
-    )
+    # The reference: the saved classifier's own softmax, each text alone (no padding at all).
+    tok = tiny_tokenizer()
+    probs = torch.softmax(_logits_alone(tmp_path / "clf", tok, texts), -1)
+    np.testing.assert_allclose(scores, probs[:, 1].numpy(), rtol=1e-5, atol=1e-7)
+    neutral = load_scorer(str(tmp_path / "clf"), label="neutral").score(texts)
+    np.testing.assert_allclose(neutral, probs[:, 0].numpy(), rtol=1e-5, atol=1e-7)
+    one_by_one = np.concatenate([scorer.score([t]) for t in texts])
     np.testing.assert_allclose(scores, one_by_one, rtol=1e-5)  # padding never changes a score
     scorer.tokenizer.padding_side = "left"  # as a tokenizer saved after left-padded use has it
     np.testing.assert_allclose(
@@ -95,6 +108,17 @@ def test_hf_classifier_scorer_from_a_local_folder(tmp_path):
         load_scorer(str(tmp_path / "clf"), label="spam")
     with pytest.raises(ScorerError, match="does not exist"):
         load_scorer(str(tmp_path / "nothing-here"))
+
+    # One logit: the score is its sigmoid, again against the saved model's own logit.
+    torch.manual_seed(1)
+    single = tiny_bert_config(id2label={0: "toxic"}, label2id={"toxic": 0})
+    tf.BertForSequenceClassification(single).save_pretrained(tmp_path / "one")
+    tok.save_pretrained(tmp_path / "one")
+    logits = _logits_alone(tmp_path / "one", tok, texts)
+    assert logits.shape == (3, 1)
+    np.testing.assert_allclose(load_scorer(str(tmp_path / "one")).score(texts),
+                               torch.sigmoid(logits[:, 0]).numpy(), rtol=1e-5,
+                               atol=1e-7)  # fmt: skip
 
 
 def test_toxic_label_detection():

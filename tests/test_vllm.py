@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 import transformers as tf
-from conftest import tiny_tokenizer
+from conftest import fit_es, tiny_tokenizer
 
 from eigenshift import SamplingConfig, load_model, load_prompts
+from eigenshift.core.errors import NotBakeableError
 from eigenshift.engines import EngineConfig, HFEngine, open_engine
 from eigenshift.engines.vllm_engine import VLLMEngine
-from eigenshift.errors import NotBakeableError
 from eigenshift.evaluation import EvalConfig, evaluate
-from eigenshift.evidence import EvidenceRule
-from eigenshift.interventions import EigenShift, EigenShiftConfig, ScaleUnembeddingInput
+from eigenshift.evidence.config import EvidenceRule
+from eigenshift.interventions import ScaleUnembeddingInput
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +42,8 @@ def engine():
 @pytest.fixture(scope="module")
 def centered(default_lm):
     """A small centered EigenShift fit: its constant logit shift travels as a logit bias."""
-    config = EigenShiftConfig(max_texts=300, rule=EvidenceRule(clean_budget=2000), resamples=20,
-                              min_toxic=5)  # fmt: skip
-    fit = EigenShift.fit_statistics(default_lm, config, progress=False)
+    fit = fit_es(default_lm, max_texts=300, rule=EvidenceRule(clean_budget=2000), resamples=20,
+                 min_toxic=5)
     return fit.intervention()
 
 

@@ -4,9 +4,9 @@ The library calls match the commands: `load_model`, `generate`, `collect_activat
 `load_scorer`, `load_prompts` / `load_labelled` / `load_clean_texts`, and the `Intervention` base.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .errors import (
+from .core.errors import (
     ArtifactError,
     DataError,
     EigenshiftError,
@@ -16,27 +16,33 @@ from .errors import (
     ScorerError,
     UnsupportedArchitectureError,
 )
-from .version import __version__
+from .core.lazy import lazy_names
+from .core.version import __version__
 
 # Everything else loads on first use (PEP 562): torch and transformers take seconds to import,
 # and `eigenshift --version` or a config check should not wait for them.
 _LAZY = {
-    "collect_activations": "activations", "iter_activations": "activations", "pool": "activations",
+    "collect_activations": "capture.activations", "iter_activations": "capture.activations",
+    "pool": "capture.activations",
     "load_clean_texts": "data", "load_labelled": "data", "load_prompts": "data",
-    "Generation": "generation", "SamplingConfig": "generation", "generate": "generation",
-    "Site": "hooks", "capture": "hooks", "transform": "hooks",
+    "Generation": "engines.generation", "SamplingConfig": "engines.config",
+    "generate": "engines.generation",
+    "Site": "capture.hooks", "capture": "capture.hooks", "transform": "capture.hooks",
+    "EvidenceConfig": "evidence", "gather": "evidence", "fit_eigenshift": "evidence",
     "EigenShift": "interventions", "EigenShiftConfig": "interventions",
     "Intervention": "interventions", "applied_all": "interventions",
     "load_intervention": "interventions",
     "LanguageModel": "models", "SiteOverrides": "models", "load_model": "models",
     "Scorer": "scoring", "attribute_tokens": "scoring", "load_scorer": "scoring",
-}  # fmt: skip
+}
 
 if TYPE_CHECKING:
-    from .activations import collect_activations, iter_activations, pool
+    from .capture.activations import collect_activations, iter_activations, pool
+    from .capture.hooks import Site, capture, transform
     from .data import load_clean_texts, load_labelled, load_prompts
-    from .generation import Generation, SamplingConfig, generate
-    from .hooks import Site, capture, transform
+    from .engines.config import SamplingConfig
+    from .engines.generation import Generation, generate
+    from .evidence import EvidenceConfig, fit_eigenshift, gather
     from .interventions import (
         EigenShift,
         EigenShiftConfig,
@@ -48,19 +54,7 @@ if TYPE_CHECKING:
     from .scoring import Scorer, attribute_tokens, load_scorer
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'eigenshift' has no attribute '{name}'")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "ArtifactError",
@@ -68,6 +62,7 @@ __all__ = [
     "EigenShift",
     "EigenShiftConfig",
     "EigenshiftError",
+    "EvidenceConfig",
     "Generation",
     "InputError",
     "Intervention",
@@ -85,6 +80,8 @@ __all__ = [
     "attribute_tokens",
     "capture",
     "collect_activations",
+    "fit_eigenshift",
+    "gather",
     "generate",
     "iter_activations",
     "load_clean_texts",

@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from ..errors import EigenshiftError
-from ..version import __version__
+from ..core.errors import EigenshiftError
+from ..core.version import __version__
 
 # Command -> (module in this package, the short help `eigenshift --help` lists without importing
 # it; tests/test_cli_options.py checks each against the command's own docstring).

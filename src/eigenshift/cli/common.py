@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import EigenshiftError
-from ..io_utils import prepare_out
+from ..core.errors import EigenshiftError
+from ..core.io import prepare_out
 from ..models import ModelOptions
 from .options import config_options
 

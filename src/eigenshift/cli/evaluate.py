@@ -8,24 +8,39 @@ from typing import Any
 
 import click
 
-from ..demo import DemoConfig
-from ..engines import open_engine
-from ..evaluation.plan import EvalConfig
+from ..engines.config import SamplingConfig
+from ..evaluation.config import EvalConfig
 from ..evaluation.run import RunFolder
-from ..generation import SamplingConfig
-from ..interventions.eigenshift import EigenShiftConfig
-from ..models import ModelOptions
-from ..sweep import SweepConfig
-from ..tune import TuneConfig
+from ..evidence.config import EvidenceConfig
+from ..interventions.eigenshift.config import EigenShiftConfig
+from ..models.options import ModelOptions
+from ..studies.configs import DemoConfig, SweepConfig, TuneConfig
 from .common import model_options, out_option, print_results
-from .options import config_options
+from .options import config_options, shared_fields
 
-# The sweep's EigenShift fits share the evaluation's prompts, scorer and threshold; their own
-# generation settings come as --fit-... options.
-FIT_IN_SWEEP = ("evidence", "data", "max_texts", "fit_prompts", "contrast", "score", "dampen",
-                "min_toxic", "rule")  # fmt: skip
-SHARED = ("prompts", "prompt_seed", "scorer", "threshold")
-FIT_SAMPLING = EigenShiftConfig().sampling
+# A study's EigenShift evidence shares the evaluation's settings of the same name (prompts,
+# prompt seed, scorer, threshold); its own sampling comes as --fit-... options.
+SHARED = shared_fields(EvidenceConfig, EvalConfig)
+FIT_SAMPLING = EvidenceConfig().sampling
+
+
+def fit_options(study: type) -> Any:
+    """The options of a study's EigenShift fit: its evidence (less what the evaluation shares),
+    the evidence's sampling as --fit-..., and EigenShift's settings less those the grid sets."""
+
+    def decorate(fn: Any) -> Any:
+        fn = config_options(EigenShiftConfig, into="fit", exclude=study.grid_fields)(fn)
+        fn = config_options(SamplingConfig, into="fit_sampling", prefix="fit_",
+                            defaults=FIT_SAMPLING)(fn)  # fmt: skip
+        return config_options(EvidenceConfig, into="evidence", exclude=(*SHARED, "sampling"))(fn)
+
+    return decorate
+
+
+def study_evidence(
+    evidence: EvidenceConfig, sampling: SamplingConfig, evaluation: EvalConfig
+) -> EvidenceConfig:
+    return replace(evidence, sampling=sampling, **{k: getattr(evaluation, k) for k in SHARED})
 
 
 @click.command()
@@ -45,7 +60,9 @@ def evaluate(
 
     with RunFolder(out).lock():  # checked and held before the model loads
         loaded = load_interventions(interventions)  # checked before the model loads
-        lm = model.load()
+        from ..models.loading import load_model
+
+        lm = load_model(model)
         metrics = run_evaluation(lm, loaded, config, out)  # refuses a foreign one before work
         print_results(metrics, write_report(out))
 
@@ -64,8 +81,7 @@ def report(run_dir: Path) -> None:
 @model_options
 @config_options(EvalConfig, into="evaluation")
 @config_options(SweepConfig, into="settings")
-@config_options(EigenShiftConfig, into="fit", only=FIT_IN_SWEEP)
-@config_options(SamplingConfig, into="fit_sampling", prefix="fit_", defaults=FIT_SAMPLING)
+@fit_options(SweepConfig)
 @click.option("--with", "others", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A fitted intervention folder to add to the sweep; repeat for several.")
 @out_option("Run folder; rerunning with the same settings resumes it.", check=False)
@@ -73,25 +89,31 @@ def sweep(
     model: ModelOptions,
     evaluation: EvalConfig,
     settings: SweepConfig,
-    fit: EigenShiftConfig,
+    evidence: EvidenceConfig,
     fit_sampling: SamplingConfig,
+    fit: EigenShiftConfig,
     others: tuple[Path, ...],
     out: Path,
 ) -> None:
     """Evaluate operating points (EigenShift's k x alpha grid, other methods' strengths) on the
     same prompts; draw the trade-off; name the best point."""
+    from ..engines import open_engine
+    from ..evidence import gather
     from ..interventions import load_interventions
     from ..report import format_table
-    from ..sweep import run_sweep, sweep_grid
+    from ..studies.sweep import run_sweep, sweep_grid
 
-    fit = replace(fit, sampling=fit_sampling, **{k: getattr(evaluation, k) for k in SHARED})
+    evidence = study_evidence(evidence, fit_sampling, evaluation)
     with RunFolder(out).lock() as run:  # checked and held before the model loads
         loaded = load_interventions(others)  # checked before the model loads
-        lm = model.load()
+        from ..models.loading import load_model
+
+        lm = load_model(model)
         for intervention in loaded.values():  # a foreign one is refused before EigenShift fits
             intervention.check_compatible(lm)
         with open_engine(evaluation.engine) as engine:
-            grid = sweep_grid(lm, settings, fit, loaded, engine=engine)
+            states = gather(lm, evidence, engine=engine) if settings.ks else None
+            grid = sweep_grid(lm, settings, fit, states, loaded)
             summary = run_sweep(lm, grid, evaluation, out, ppl_limit=settings.ppl_limit,
                                 engine=engine)  # fmt: skip
     click.echo(format_table(run.metrics()))
@@ -100,15 +122,11 @@ def sweep(
                f"{run.file(RunFolder.PARETO)}")  # fmt: skip
 
 
-FIT_IN_TUNE = ("evidence", "data", "text_column", "label_column", "layout", "max_texts",
-               "fit_prompts", "recipe")  # fmt: skip
-
-
 @click.command()
 @model_options
 @config_options(EvalConfig, into="evaluation")
 @config_options(TuneConfig, into="settings")
-@config_options(EigenShiftConfig, into="fit", only=FIT_IN_TUNE)
+@fit_options(TuneConfig)
 @click.option("--eigenshift/--no-eigenshift", default=True, show_default=True,
               help="Fit EigenShift and tune its k and alpha.")
 @click.option("--with", "others", multiple=True, type=click.Path(file_okay=False, path_type=Path),
@@ -119,6 +137,8 @@ def tune(
     model: ModelOptions,
     evaluation: EvalConfig,
     settings: TuneConfig,
+    evidence: EvidenceConfig,
+    fit_sampling: SamplingConfig,
     fit: EigenShiftConfig,
     eigenshift: bool,
     others: tuple[Path, ...],
@@ -126,24 +146,28 @@ def tune(
 ) -> None:
     """Choose each method's operating point on validation prompts by one rule, then evaluate the
     chosen points once on disjoint test prompts."""
-    from ..errors import InputError
+    from ..core.errors import InputError
+    from ..engines import open_engine
+    from ..evidence import gather
     from ..interventions import EigenShift, load_interventions
     from ..report import format_table
-    from ..tune import tune as run_tune
+    from ..studies.tune import tune as run_tune
 
     if not eigenshift and not others:
         raise InputError("nothing to tune: keep --eigenshift or give --with FOLDER")
-    fit = replace(fit, **{k: getattr(evaluation, k) for k in SHARED})
+    evidence = study_evidence(evidence, fit_sampling, evaluation)
     with RunFolder(out).lock():  # checked and held before the model loads
         loaded = load_interventions(others)  # checked before the model loads
-        lm = model.load()
+        from ..models.loading import load_model
+
+        lm = load_model(model)
         for intervention in loaded.values():
             intervention.check_compatible(lm)
         methods: dict[str, Any] = dict(loaded)
         with open_engine(evaluation.engine) as engine:  # one vLLM worker for fit and tune
             if eigenshift:
-                methods = {"eigenshift": EigenShift.fit_statistics(lm, fit, engine=engine),
-                           **methods}  # fmt: skip
+                states = gather(lm, evidence, engine=engine)
+                methods = {"eigenshift": EigenShift.fit_statistics(lm, fit, states), **methods}
             summary = run_tune(lm, methods, settings, evaluation, out, engine=engine)
     click.echo(format_table(RunFolder(out / "test").metrics()))
     for name, point in summary["chosen"].items():
@@ -156,7 +180,7 @@ def tune(
 def demo(config: DemoConfig) -> None:
     """The main job on the embedded defaults: fit EigenShift and the baselines, evaluate them
     against the original on other prompts, explain EigenShift's directions, write the report."""
-    from ..demo import run_demo
+    from ..studies.demo import run_demo
 
     metrics, paths = run_demo(config)
     print_results(metrics, paths)

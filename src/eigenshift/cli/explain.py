@@ -6,25 +6,23 @@ from pathlib import Path
 
 import click
 
-from ..export import EXPORT_FILE
-from ..gguf_export import GGUF_TYPES
-from ..io_utils import prepare_out
-from ..models import ModelOptions
-from ..models.loading import LOGIT_BIAS_FILE
+from ..core.io import prepare_out
+from ..export.config import EXPORT_FILE, ExportConfig
+from ..models.options import LOGIT_BIAS_FILE, ModelOptions
+from ..report.configs import ExplainConfig
 from .common import model_options, out_option
+from .options import config_options
 
 
 @click.command()
 @click.argument("intervention_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", "-m", default=None, help="Default: the model the artifact was fitted on.")
-@click.option("--top", type=click.IntRange(min=1), default=12, show_default=True,
-              help="Tokens listed per direction and side.")  # fmt: skip
+@config_options(ExplainConfig, into="config")
 @out_option("Where explain.md goes (default: the intervention folder).", required=False)
-def explain(intervention_dir: Path, model: str | None, top: int, out: Path | None) -> None:
+def explain(intervention_dir: Path, config: ExplainConfig, out: Path | None) -> None:
     """Each selected direction: delta, singular value, tokens it promotes; the delta spectrum."""
-    from ..explain import explain_artifact
+    from ..report.explain import explain_artifact
 
-    paths = explain_artifact(intervention_dir, model, out, top)
+    paths = explain_artifact(intervention_dir, config.model, out, config.top)
     click.echo(paths["markdown"].read_text())
     click.echo(f"written to {paths['markdown']} and {paths['figure'].name}")
 
@@ -33,31 +31,25 @@ def explain(intervention_dir: Path, model: str | None, top: int, out: Path | Non
 @model_options
 @click.option("--intervention", "intervention_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["hf", "gguf"]), default="hf",
-              show_default=True, help="hf: a transformers folder; gguf: one .gguf file for "
-              "llama.cpp and Ollama, from the GGUF the model was loaded from (steering: a "
-              "llama.cpp control vector).")  # fmt: skip
-@click.option("--gguf-type", type=click.Choice(GGUF_TYPES), default="f16", show_default=True,
-              help="Type of the tensors the edit changes (source: re-quantized to the source "
-              "tensor's type); every other tensor is copied as it was.")  # fmt: skip
+@config_options(ExportConfig, into="config")
 @out_option("The exported model folder (hf) or .gguf file (gguf).", check=False)
-def export(
-    model: ModelOptions, intervention_dir: Path, fmt: str, gguf_type: str, out: Path
-) -> None:
+def export(model: ModelOptions, intervention_dir: Path, config: ExportConfig, out: Path) -> None:
     """The model with the edit baked in: a plain transformers folder or a GGUF file (no
     eigenshift needed to use either)."""
-    from ..export import export_model
-    from ..gguf_export import check_gguf_source, export_gguf
+    from ..export.gguf import check_gguf_source, export_gguf
+    from ..export.hf import export_model
     from ..interventions import load_intervention
 
-    if fmt == "hf":
+    if config.format == "hf":
         prepare_out(out, EXPORT_FILE)
     else:
         check_gguf_source(model.model)
     edit = load_intervention(intervention_dir)  # checked before the model loads
-    lm = model.load()
-    if fmt == "gguf":
-        path = export_gguf(lm, edit, out, tensor_type=gguf_type)
+    from ..models.loading import load_model
+
+    lm = load_model(model)
+    if config.format == "gguf":
+        path = export_gguf(lm, edit, out, tensor_type=config.gguf_type)
         click.echo(f"exported to {path}: llama.cpp, llama-cpp-python and Ollama load it "
                    "(a control vector: llama-cli --control-vector)")  # fmt: skip
         bias = path.with_name(path.stem + "." + LOGIT_BIAS_FILE)

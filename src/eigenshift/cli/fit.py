@@ -1,5 +1,7 @@
-"""`fit METHOD`: one command per registered method, generated from the registry: the model
-options, the inputs the method needs, its config's options, and where to save it."""
+"""`fit METHOD`: one command per registered method, generated from the registry (without importing
+any method): the model options, the inputs the method needs, its config's options, and where to
+save it. A method that needs `states` gets the evidence room's options (and an engine's, for
+generated evidence); the states are gathered first, then handed to the method's fit."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from typing import Any
 
 import click
 
-from ..data import LabelledSource
-from ..engines import EngineConfig, open_engine
-from ..interventions import META_FILE, REGISTRY, Intervention
-from ..models import ModelOptions
+from ..data.labelled import LabelledSource
+from ..engines.config import EngineConfig
+from ..evidence.config import EvidenceConfig
+from ..interventions.registry import META_FILE, METHODS, MethodSpec
+from ..models.options import ModelOptions
 from .common import model_options, out_option
 from .options import config_options
 
@@ -23,7 +26,7 @@ def fit() -> None:
     """Fit an intervention and save it as a folder (intervention.safetensors + .json)."""
 
 
-def _command(method: type[Intervention]) -> click.Command:
+def _command(spec: MethodSpec) -> click.Command:
     def run(
         model: ModelOptions,
         config: Any,
@@ -31,9 +34,16 @@ def _command(method: type[Intervention]) -> click.Command:
         data: LabelledSource | None = None,
         neurons: str | None = None,
         neuron_data: LabelledSource | None = None,
+        evidence: EvidenceConfig | None = None,
         engine: EngineConfig | None = None,
     ) -> None:
-        lm = model.load()
+        from ..engines import open_engine
+        from ..interventions import method_class
+
+        method = method_class(spec.method)
+        from ..models.loading import load_model
+
+        lm = load_model(model)
         inputs: dict[str, Any] = {}
         if data is not None:
             inputs["data"] = data.load()
@@ -42,27 +52,30 @@ def _command(method: type[Intervention]) -> click.Command:
 
             kept = out.with_name(f"{out.name}-neurons")  # scores computed here are kept
             inputs["neurons"] = neuron_scores_from(lm, neurons, neuron_data, kept)
-        with open_engine(engine) as opened:
-            edit = method.fit(lm, config, engine=opened, **inputs)
+        if evidence is not None:
+            from ..evidence import gather
+
+            with open_engine(engine) as opened:
+                inputs["states"] = gather(lm, evidence, engine=opened)
+        edit = method.fit(lm, config, **inputs)
         edit.save(out)
         click.echo(edit.describe(lm))
         click.echo(f"saved to {out}")
 
     command = out_option(marker=META_FILE)(run)
-    command = config_options(method.config_class, into="config")(command)
-    if method.generates:
+    if "states" in spec.needs:
         command = config_options(EngineConfig, into="engine")(command)
-    if "data" in method.needs:
+        command = config_options(EvidenceConfig, into="evidence")(command)
+    command = config_options(spec.config, into="config")(command)
+    if "data" in spec.needs:
         command = config_options(LabelledSource, into="data")(command)
-    if "neurons" in method.needs:
+    if "neurons" in spec.needs:
         command = config_options(LabelledSource, into="neuron_data", only=NEURON_DATA)(command)
         command = click.option("--neurons", required=True, help="A `locate neurons` folder, or "
                                "labelled data to score neurons on first.")(command)  # fmt: skip
     command = model_options(command)
-    summary = (method.__doc__ or method.method).strip().splitlines()[0]
-    return click.command(method.method, help=summary.split(": ", 1)[-1])(command)
+    return click.command(spec.method, help=spec.summary)(command)
 
 
-for _method in REGISTRY.values():
-    fit.add_command(_command(_method))
-
+for _spec in METHODS.values():
+    fit.add_command(_command(_spec))

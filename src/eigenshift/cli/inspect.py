@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from ..core.errors import InputError
 from ..data import LabelledSource
-from ..errors import InputError
 from ..models import ModelOptions
+from ..scoring.config import ScoreConfig
 from .common import model_options
 from .options import config_options
 
@@ -19,7 +20,9 @@ from .options import config_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def info(model: ModelOptions, as_json: bool) -> None:
     """Architecture, sizes, whether the unembedding is tied, and the sites found."""
-    lm = model.load()
+    from ..models.loading import load_model
+
+    lm = load_model(model)
     desc = lm.describe()
     if as_json:
         click.echo(json.dumps(desc, indent=2))
@@ -34,12 +37,10 @@ def info(model: ModelOptions, as_json: bool) -> None:
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Score each line of this file instead.")  # fmt: skip
-@click.option("--scorer", default="default", show_default=True,
-              help="default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF classifier "
-              "id/folder.")
-def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
+@config_options(ScoreConfig, into="config")
+def score(texts: tuple[str, ...], file: Path | None, config: ScoreConfig) -> None:
     """Toxicity probability of each text, one per line: score<TAB>text."""
-    from ..io_utils import read_text
+    from ..core.io import read_text
     from ..scoring import load_scorer
 
     items = list(texts)
@@ -52,7 +53,7 @@ def score(texts: tuple[str, ...], file: Path | None, scorer: str) -> None:
         items += lines
     if not items:
         raise click.UsageError("give texts to score, or --file")
-    for text, value in zip(items, load_scorer(scorer).score(items), strict=True):
+    for text, value in zip(items, load_scorer(config.scorer).score(items), strict=True):
         click.echo(f"{value:.4f}\t{text}")
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..settings import choices_of, field_types, unwrap_optional
+from ..core.settings import choices_of, field_types, unwrap_optional
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,3 +130,12 @@ def _build(cls: type, base: Any, items: list[Field], kwargs: dict[str, Any]) -> 
         return dataclasses.replace(current, **changes)
 
     return make(cls, base, "")
+
+
+def shared_fields(cls: type, other: type) -> tuple[str, ...]:
+    """The plain (not nested) fields of `cls` that `other` has too: settings a command reads
+    once, from `other`, for both."""
+    theirs = {f.name for f in dataclasses.fields(other)}
+    types = field_types(cls)
+    return tuple(f.name for f in dataclasses.fields(cls)
+                 if f.name in theirs and not dataclasses.is_dataclass(types[f.name]))  # fmt: skip

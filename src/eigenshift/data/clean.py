@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..assets import asset_file
-from ..errors import DataError
+from ..core.assets import asset_file
+from ..core.errors import DataError
 from .io import content_hash, pick_column, read_rows
 
 TEXT_COLUMNS = ("text", "passage", "sentence", "content", "document", "article")

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, InputError
-from ..io_utils import read_json, read_jsonl, read_text
+from ..core.errors import DataError, InputError
+from ..core.io import read_json, read_jsonl, read_text
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.\[\]%:-]+)?$")
 Row = dict[str, Any]

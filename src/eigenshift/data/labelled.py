@@ -10,9 +10,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..assets import asset_file
-from ..errors import DataError
-from ..settings import check_settings, setting
+from ..core.assets import asset_file
+from ..core.errors import DataError
+from ..core.settings import check_settings, setting
 from .io import Rows, content_hash, pick_column, read_rows
 from .splits import stratified_subsample
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..assets import asset_file
-from ..errors import DataError
+from ..core.assets import asset_file
+from ..core.errors import DataError
 from .io import Row, content_hash, read_rows
 
 

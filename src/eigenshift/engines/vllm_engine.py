@@ -33,9 +33,13 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 import torch
 from tqdm.auto import tqdm
 
-from ..assets import cache_dir
-from ..errors import EngineError, InputError, NotBakeableError
-from ..generation import (
+from ..core.assets import cache_dir
+from ..core.errors import EngineError, InputError, NotBakeableError
+from ..models import LanguageModel
+from ..models.options import LOGIT_BIAS_FILE
+from .base import Advance
+from .config import EngineConfig
+from .generation import (
     Generation,
     SamplingConfig,
     eos_ids,
@@ -44,9 +48,6 @@ from ..generation import (
     row_seed,
     shorten,
 )
-from ..models import LanguageModel
-from ..models.loading import LOGIT_BIAS_FILE
-from .base import Advance, EngineConfig
 
 if TYPE_CHECKING:
     from ..interventions import Intervention
@@ -255,7 +256,7 @@ class VLLMEngine:
         return served
 
     def _export(self, lm: LanguageModel, intervention: Intervention) -> Served:
-        from ..export import EXPORT_FILE, export_model, without_logit_bias
+        from ..export.hf import EXPORT_FILE, export_model, without_logit_bias
 
         identity = json.dumps([lm.location, lm.weight_hash(lm.arch.unembedding), str(lm.dtype),
                                intervention.digest()])  # fmt: skip

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..assets import asset_file, cache_dir
-from ..errors import InputError
+from ..core.assets import asset_file, cache_dir
+from ..core.errors import InputError
+from ..core.io import write_text_atomic
 from ..interventions import Intervention, applied_or_not
-from ..io_utils import write_text_atomic
 from ..models import LanguageModel
 
 TASK = "eigenshift_boolq"

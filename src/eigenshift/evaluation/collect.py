@@ -14,13 +14,14 @@ from tqdm.auto import tqdm
 
 from ..data import load_clean_texts
 from ..engines import Engine
-from ..generation import Generation, SamplingConfig, prompt_token_ids
+from ..engines.generation import Generation, SamplingConfig, prompt_token_ids
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
 from .capability import boolq_correct
+from .config import CLEAN_TEXT_KEYS, ORIGINAL
 from .fluency import degenerate_reason
 from .perplexity import continuation_nll, shared_perplexities
-from .plan import CLEAN_TEXT_KEYS, ORIGINAL, Plan, signature
+from .plan import Plan, signature
 from .run import RunFolder
 from .store import ContinuationStore
 

@@ -14,9 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..core.io import Stopwatch
 from ..engines import Engine, open_engine
 from ..interventions import Intervention
-from ..io_utils import Stopwatch
 from ..models import LanguageModel
 from .capability import capability_summary
 from .collect import (
@@ -26,7 +26,8 @@ from .collect import (
     collect_continuations,
     collect_perplexity,
 )
-from .plan import ORIGINAL, EvalConfig, plan
+from .config import ORIGINAL, EvalConfig
+from .plan import plan
 from .run import RunFolder
 from .summary import summarise
 

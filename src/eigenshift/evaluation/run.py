@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..io_utils import prepare_out, read_json, write_json_atomic, write_text_atomic
+from ..core.errors import InputError
+from ..core.io import prepare_out, read_json, write_json_atomic, write_text_atomic
 from .store import ContinuationStore
 
 _HELD: dict[Path, int] = {}

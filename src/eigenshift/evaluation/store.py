@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..io_utils import read_jsonl, write_jsonl_atomic
+from ..core.errors import InputError
+from ..core.io import read_jsonl, write_jsonl_atomic
 
 Key = tuple[str, int, int]  # method, prompt_index, sample_index
 # Every field a row holds, with the types it may have: what the summary and the report read.

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import ORIGINAL, EvalConfig
 from .fluency import distinct_n
 from .metrics import (
     TOXICITY_METRICS,
@@ -18,7 +19,7 @@ from .metrics import (
     toxicity_metrics,
     tph,
 )
-from .plan import ORIGINAL, EvalConfig, Methods
+from .plan import Methods
 from .store import ContinuationStore
 
 

@@ -1,38 +1,59 @@
-"""Interventions on one shared base; methods register themselves by name.
+"""Interventions on one shared base (`base.py`): each method a pure fitter over declared inputs
+(`data`, `neurons`, `states`) that returns an edit, saved as safetensors + JSON.
 
-Every module of this package is imported here, so a new method is one new module: its
-`@register` runs, and `fit METHOD`, `load_intervention` and the sweep find it by name.
+`registry.METHODS` lists the built-in methods without importing them; names here load on first
+use (`core.lazy`), so the command line reads the configs without torch.
 """
 
-import importlib
-import pkgutil
+from typing import TYPE_CHECKING
 
-from .base import (
-    META_FILE,
-    NEEDS,
-    REGISTRY,
-    TENSORS_FILE,
-    ArtifactMeta,
-    FitInputs,
-    Intervention,
-    applied_all,
-    applied_or_not,
-    load_intervention,
-    load_interventions,
-    read_meta,
-    register,
-)
-from .edits import Affine, Edit
-from .eigenshift import EigenShift, EigenShiftConfig, EigenShiftFit
-from .experts import AurA, Damp, Det0, ExpertConfig
-from .identity import IdentityConfig, ScaleUnembeddingInput
-from .steering import MeanDifferenceSteering, SteeringConfig
-from .transport import LinearAcT, TransportConfig, fit_transport
+from ..core.lazy import lazy_names
 
+if TYPE_CHECKING:
+    from .base import (
+        META_FILE,
+        NEEDS,
+        TENSORS_FILE,
+        ArtifactMeta,
+        FitInputs,
+        Intervention,
+        applied_all,
+        applied_or_not,
+        load_intervention,
+        load_interventions,
+        method_class,
+        read_meta,
+        register,
+    )
+    from .configs import ExpertConfig, IdentityConfig, SteeringConfig, TransportConfig
+    from .edits import Affine, Edit
+    from .eigenshift import EigenShift, EigenShiftConfig, EigenShiftFit
+    from .experts import AurA, Damp, Det0
+    from .identity import ScaleUnembeddingInput
+    from .registry import METHODS, MethodSpec
+    from .steering import MeanDifferenceSteering
+    from .transport import LinearAcT, fit_transport
+
+_WHERE = {
+    **dict.fromkeys(("META_FILE", "NEEDS", "TENSORS_FILE", "ArtifactMeta", "FitInputs",
+                     "Intervention", "applied_all", "applied_or_not", "load_intervention",
+                     "load_interventions", "method_class", "read_meta", "register"), "base"),
+    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "SteeringConfig", "TransportConfig"),
+                    "configs"),
+    "Affine": "edits", "Edit": "edits",
+    "EigenShift": "eigenshift.method", "EigenShiftFit": "eigenshift.method",
+    "EigenShiftConfig": "eigenshift.config",
+    "AurA": "experts", "Damp": "experts", "Det0": "experts",
+    "ScaleUnembeddingInput": "identity",
+    "METHODS": "registry", "MethodSpec": "registry",
+    "MeanDifferenceSteering": "steering",
+    "LinearAcT": "transport", "fit_transport": "transport",
+}  # fmt: skip
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
 __all__ = [
     "META_FILE",
+    "METHODS",
     "NEEDS",
-    "REGISTRY",
     "TENSORS_FILE",
     "Affine",
     "ArtifactMeta",
@@ -49,6 +70,7 @@ __all__ = [
     "Intervention",
     "LinearAcT",
     "MeanDifferenceSteering",
+    "MethodSpec",
     "ScaleUnembeddingInput",
     "SteeringConfig",
     "TransportConfig",
@@ -57,9 +79,7 @@ __all__ = [
     "fit_transport",
     "load_intervention",
     "load_interventions",
+    "method_class",
     "read_meta",
     "register",
-]
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+]  # fmt: skip

@@ -14,6 +14,7 @@ damaged or hand-edited artifact is one `ArtifactError`, never a crash inside gen
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 from abc import ABC, abstractmethod
@@ -28,30 +29,47 @@ import safetensors.torch
 import torch
 import transformers
 
-from ..errors import ArtifactError, InputError
-from ..io_utils import atomic_folder, read_json, write_json_atomic
+from ..core.errors import ArtifactError, InputError
+from ..core.io import atomic_folder, read_json, write_json_atomic
+from ..core.settings import with_settings
+from ..core.version import __version__
 from ..models import LanguageModel
-from ..settings import with_settings
-from ..version import __version__
 from .edits import Edit, fold_all, installed
+from .registry import META_FILE, METHODS, TENSORS_FILE, MethodSpec
 
 if TYPE_CHECKING:
+    from ..capture.states import FitStates
     from ..data import LabelledTexts
-    from ..engines import Engine
     from ..locate.neurons import NeuronScores
 
-TENSORS_FILE = "intervention.safetensors"
-META_FILE = "intervention.json"
 FORMAT_VERSION = 1
-REGISTRY: dict[str, type[Intervention]] = {}
+_CLASSES: dict[str, type[Intervention]] = {}  # the classes imported so far, by method
 
 
 def register(cls: type[Intervention]) -> type[Intervention]:
-    """Class decorator: make a method reachable by name (CLI, `load_intervention`)."""
-    if cls.method in REGISTRY and REGISTRY[cls.method] is not cls:
+    """Class decorator: make a method reachable by name (`fit METHOD`, `load_intervention`). A
+    built-in method's class must match its row in `registry.METHODS`; any other is added."""
+    where = f"{cls.__module__.removeprefix(__package__ + '.')}:{cls.__qualname__}"
+    summary = (cls.__doc__ or cls.method).strip().splitlines()[0].split(": ", 1)[-1]
+    spec = METHODS.setdefault(cls.method, MethodSpec(cls.method, cls.config_class, summary,
+                                                     cls.needs, where))  # fmt: skip
+    if spec.implementation != where or _CLASSES.get(cls.method, cls) is not cls:
         raise ValueError(f"intervention method '{cls.method}' registered twice")
-    REGISTRY[cls.method] = cls
+    if (spec.config, spec.needs, spec.summary) != (cls.config_class, cls.needs, summary):
+        raise ValueError(f"'{cls.method}': its class and its row in registry.METHODS differ")
+    _CLASSES[cls.method] = cls
     return cls
+
+
+def method_class(method: str) -> type[Intervention]:
+    """The class of a registered method, its module imported on first use."""
+    if method not in _CLASSES and method in METHODS:
+        module, _, _ = METHODS[method].implementation.partition(":")
+        importlib.import_module(f"{__package__}.{module}")
+    if method not in _CLASSES:
+        raise ArtifactError(f"unknown intervention method '{method}' (known: "
+                            f"{', '.join(sorted(METHODS))})")  # fmt: skip
+    return _CLASSES[method]
 
 
 def versions() -> dict[str, str]:
@@ -92,13 +110,15 @@ class FitInputs:
 
     data: LabelledTexts | None = None  # labelled texts (toxic and non-toxic)
     neurons: NeuronScores | None = None  # `locate neurons` scores
-    engine: Engine | None = None  # how a method that generates does (None: our own loop)
+    states: FitStates | None = None  # lm_head-input states gathered by `evidence.gathering`
 
 
 NEEDS = {
     "data": "labelled texts (toxic and non-toxic): pass data=load_labelled(...) (CLI: --data)",
     "neurons": "neuron scores: run `eigenshift locate neurons` and pass its scores (CLI: "
     "--neurons FOLDER, or labelled data to score first)",
+    "states": "toxic and clean states: pass states=eigenshift.evidence.gathering(lm, EvidenceConfig"
+    "(...)) (CLI: --evidence, --data, --fit-prompts)",
 }
 
 
@@ -112,7 +132,6 @@ class Intervention(ABC):
     needs: ClassVar[tuple[str, ...]] = ()  # keys of NEEDS; prompts come from a config field
     knobs: ClassVar[tuple[str, ...]] = ()  # params an artifact may change without a refit
     index_tensors: ClassVar[tuple[str, ...]] = ()  # integer tensors; every other is floating
-    generates: ClassVar[bool] = False  # its fit generates continuations (with an engine)
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
         if meta.method != self.method:
@@ -188,18 +207,17 @@ class Intervention(ABC):
         *,
         data: LabelledTexts | None = None,
         neurons: NeuronScores | None = None,
-        engine: Engine | None = None,
+        states: FitStates | None = None,
         progress: bool = True,
         **settings: Any,
     ) -> Self:
         """Fit on `lm`; `settings` change single fields of the config (unknown names are an
-        error), `data` and `neurons` are the inputs the method `needs`; a method that generates
-        (`generates`) does so with `engine`."""
+        error), `data`, `neurons` and `states` are the inputs the method `needs`."""
         if config is not None and not isinstance(config, cls.config_class):
             raise InputError(f"'{cls.method}' takes a {cls.config_class.__name__}, not a "
                              f"{type(config).__name__}")  # fmt: skip
         config = with_settings(config or cls.config_class(), settings, f"'{cls.method}'")
-        inputs = FitInputs(data=data, neurons=neurons, engine=engine)
+        inputs = FitInputs(data=data, neurons=neurons, states=states)
         for need in NEEDS:
             given = getattr(inputs, need) is not None
             if need in cls.needs and not given:
@@ -312,12 +330,10 @@ class Intervention(ABC):
     def load(cls, directory: str | Path, lm: LanguageModel | None = None) -> Intervention:
         """Read an artifact of any registered method; with `lm`, refuse it if it does not match."""
         meta = read_meta(directory)
-        method_cls = REGISTRY.get(meta.method)
-        if method_cls is None:
-            raise ArtifactError(
-                f"{directory}: unknown intervention method '{meta.method}' "
-                f"(known: {', '.join(sorted(REGISTRY))})"
-            )
+        try:
+            method_cls = method_class(meta.method)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{directory}: {exc}") from None
         if cls is not Intervention and not issubclass(method_cls, cls):
             raise ArtifactError(
                 f"{directory} holds a '{meta.method}' intervention, not '{cls.method}'"

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import NotBakeableError
-from ..hooks import Site, capture, transform
+from ..capture.hooks import Site, capture, transform
+from ..core.errors import NotBakeableError
 from ..models import LanguageModel
 from ..models.architecture import is_conv1d, weight_of
 from ..models.placement import is_offloaded, is_quantized

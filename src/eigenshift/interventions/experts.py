@@ -10,16 +10,15 @@ every token position; baking folds it into the down projection's input columns, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal, Self, get_args
+from typing import TYPE_CHECKING, ClassVar, Self, get_args
 
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..models import LanguageModel, check_sites, site_modules
-from ..settings import check_settings, setting
 from .base import FitInputs, Intervention, Shapes, register
+from .configs import ExpertConfig, Score
 from .edits import Edit
 from .units import unit_count, unit_edits
 
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from ..locate.neurons import NeuronScores
 
 DEFAULT_K_FRACTION = 0.01  # Det-0 / Damp: the top 1% of scored units unless k is given
-Score = Literal["auroc", "auroc_length_matched"]
+
 
 
 def expert_scores(scores: NeuronScores, score: str) -> np.ndarray:
@@ -56,23 +55,6 @@ def top_k_factors(auroc: np.ndarray, k: int, alpha: float) -> np.ndarray:
     factors = np.ones_like(auroc, dtype=np.float64)
     factors[np.argsort(-auroc, kind="stable")[:k]] = alpha
     return factors
-
-
-@dataclass(frozen=True)
-class ExpertConfig:
-    k: int | None = setting(None, "Units to edit (default: AurA every unit above 0.5, else the "
-                                  "top 1%).", minimum=0)  # fmt: skip
-    k_fraction: float | None = setting(None, "k as a share of all scored units.", minimum=0,
-                                       maximum=1)  # fmt: skip
-    alpha: float | None = setting(None, "Damp's factor (default 0.5); AurA and Det-0 take none.")
-    score: Score = setting("auroc", "Which neuron score ranks the units.")
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-        if self.k is not None and self.k_fraction is not None:
-            raise InputError("give k or a k fraction, not both")
-        if self.k_fraction is not None and not 0 < self.k_fraction <= 1:
-            raise InputError(f"k fraction must be in (0, 1], got {self.k_fraction}")
 
 
 class ExpertScaling(Intervention):

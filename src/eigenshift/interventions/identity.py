@@ -4,27 +4,15 @@ end, and the smallest example of a method (docs/architecture.md walks through it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Self
 
 import torch
 
-from ..errors import InputError
-from ..hooks import Site
+from ..capture.hooks import Site
 from ..models import LanguageModel
-from ..settings import check_settings, setting
 from .base import FitInputs, Intervention, Shapes, register
+from .configs import IdentityConfig
 from .edits import Affine, Edit
-
-
-@dataclass(frozen=True)
-class IdentityConfig:
-    scale: float = setting(1.0, "Factor on every coordinate of the unembedding input (1: none).")
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-        if not self.scale > 0:
-            raise InputError(f"scale must be > 0, got {self.scale}")
 
 
 @register

@@ -10,17 +10,16 @@ when the model disagrees with the hook.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Self
 
 import torch
 
-from ..activations import collect_activations
-from ..errors import InputError
-from ..hooks import Site
+from ..capture.activations import collect_activations
+from ..capture.hooks import Site
+from ..core.errors import InputError
 from ..models import LanguageModel
-from ..settings import check_settings, setting
 from .base import FitInputs, Intervention, Shapes, register
+from .configs import SteeringConfig
 from .edits import Affine, Edit
 
 DEFAULT_DEPTH = 0.6  # RQ2: decoders' expertise peaks at relative depth 0.6-0.8
@@ -33,18 +32,6 @@ def resolve_layer(lm: LanguageModel, layer: int | None) -> int:
     if not -n <= layer < n:
         raise InputError(f"layer must be in [{-n}, {n - 1}] for this {n}-layer model, got {layer}")
     return layer % n
-
-
-@dataclass(frozen=True)
-class SteeringConfig:
-    layer: int | None = setting(None, "Block whose output is steered (default: at 60% of the "
-                                      "depth; negative counts from the end).")  # fmt: skip
-    strength: float = setting(1.0, "Multiple of (mean clean - mean toxic) added.")
-    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
-    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @register

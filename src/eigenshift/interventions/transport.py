@@ -15,22 +15,21 @@ maps from toxic (source) to non-toxic (target) activations, T(a) = (1 - lam) a +
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Self
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..activations import collect_activations, pool_site
+from ..capture.activations import collect_activations, pool_site
+from ..capture.hooks import Site, capture
+from ..capture.replay import Trunk, site_blocks
+from ..core.errors import InputError
 from ..data import LabelledTexts
-from ..errors import InputError
-from ..hooks import Site, capture
 from ..models import LanguageModel, resolve_sites, site_modules, site_width
 from ..models.language_model import accepts_logits_to_keep
-from ..replay import Trunk, site_blocks
-from ..settings import check_settings, setting
 from .base import FitInputs, Intervention, Shapes, register
+from .configs import TransportConfig
 from .edits import Edit, installed
 from .units import unit_count, unit_edits
 
@@ -83,23 +82,6 @@ def transport_edits(
     scale, shift = affine(tensors, strength)
     within = (tensors["lo"], tensors["hi"]) if support == "source" else None
     return unit_edits(lm, sites, widths, scale, shift, within, why_not=OUTSIDE_SUPPORT)
-
-
-@dataclass(frozen=True)
-class TransportConfig:
-    sites: str | None = setting(None, "Module-name pattern (fnmatch); default: the MLP units.")
-    side: Literal["input", "output"] = setting("input", "Edit the sites' inputs or outputs.")
-    mode: Literal["linear", "mean"] = setting("linear", "mean: Mean-AcT (w = 1).")
-    strength: float = setting(1.0, "lambda: 0 leaves the model, 1 maps fully.")
-    support: Literal["source", "all"] = setting(
-        "source", "Map only inside the toxic activations' range, or everywhere."
-    )
-    causal: bool = setting(True, "Fit each layer with the earlier layers' maps applied.")
-    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
-    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 Fitted = dict[str, torch.Tensor]  # w, b, lo, hi: one value per unit of the sites fitted so far

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..errors import ArtifactError, InputError
-from ..hooks import Site
+from ..capture.hooks import Site
+from ..core.errors import ArtifactError, InputError
 from ..models import LanguageModel
 from ..models.sites import check_sites
 from .base import Intervention

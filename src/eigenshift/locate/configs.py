@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import InputError
-from ..settings import check_settings, setting
+from ..core.errors import InputError
+from ..core.settings import check_settings, setting
 
 THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
 

@@ -28,10 +28,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from ..activations import collect_activations
+from ..capture.activations import collect_activations
+from ..core.errors import DataError, InputError
+from ..core.io import write_json_atomic
 from ..data import LabelledTexts
-from ..errors import DataError, InputError
-from ..io_utils import write_json_atomic
 from ..models import LanguageModel, resolve_sites
 from .configs import LayerConfig
 from .neurons import MIN_EXAMPLES, provenance, token_lengths

@@ -17,10 +17,10 @@ import safetensors.numpy
 import torch
 from safetensors import SafetensorError
 
-from ..activations import collect_activations
+from ..capture.activations import collect_activations
+from ..core.errors import InputError
+from ..core.io import read_json, temporary_file, write_json_atomic
 from ..data import LabelledSource, LabelledTexts
-from ..errors import InputError
-from ..io_utils import read_json, temporary_file, write_json_atomic
 from ..models import LanguageModel, resolve_sites
 from .configs import NeuronConfig
 from .stats import auroc, expert_scores, length_bins, stratified_auroc

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..io_utils import write_text_atomic
+from ..core.io import write_text_atomic
 from .layers import LayerScores
 from .neurons import NeuronScores
 

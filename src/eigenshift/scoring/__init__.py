@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ScorerError
+from ..core.errors import ScorerError
 from .attribution import Attribution, attribute_tokens, occlusion, token_pieces
 from .base import Scorer, vocabulary_of
 from .bilstm import BiLSTMScorer

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..assets import asset_file
-from ..errors import ScorerError
+from ..core.assets import asset_file
+from ..core.errors import ScorerError
 
 LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 MAXLEN = 100

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ..errors import ScorerError
+from ..core.errors import ScorerError
 from ..models.language_model import head_chars
 
 _NON_TOXIC = ("non", "not", "neutral", "clean", "safe", "normal")

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..assets import asset_file
-from ..errors import ScorerError
+from ..core.assets import asset_file
+from ..core.errors import ScorerError
 
 
 class ProfanityScorer:

@@ -20,10 +20,10 @@ import gguf
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..core.errors import InputError
+from ..export.gguf import LOGIT_BIAS_KEY
+from ..models import LanguageModel
 from .generation import SamplingConfig, eos_ids, generate
-from .gguf_export import LOGIT_BIAS_KEY
-from .models import LanguageModel
 
 
 def _llama_cpp() -> Any:

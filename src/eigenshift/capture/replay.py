@@ -18,16 +18,13 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..models import LanguageModel
 from .hooks import Site
-from .models import LanguageModel
-
-if TYPE_CHECKING:
-    from .interventions import Intervention
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +71,10 @@ class Trunk:
                 return int(index)
         return None
 
-    def start_of(self, intervention: Intervention | None) -> int | None:
-        """The earliest stage `intervention` changes (the head for no edit at all); None when
-        some edit sits outside the stages."""
-        if intervention is None:
-            return self.head
-        stages = [self.stage_of(edit.site.module) for edit in intervention.checked_edits(self.lm)]
+    def start_of(self, modules: Sequence[str]) -> int | None:
+        """The earliest stage an edit of `modules` changes (the head for no edit at all); None
+        when some module sits outside the stages."""
+        stages = [self.stage_of(module) for module in modules]
         if any(s is None for s in stages):
             return None
         return min((s for s in stages if s is not None), default=self.head)

@@ -20,58 +20,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from .errors import InputError
-from .hooks import capture
-from .models import LanguageModel
-from .models.language_model import CHARS_PER_TOKEN_BOUND, accepts_logits_to_keep, cache_argument
-from .settings import check_settings, setting
+from ..capture.hooks import capture
+from ..core.errors import InputError
+from ..models import LanguageModel
+from ..models.language_model import CHARS_PER_TOKEN_BOUND, accepts_logits_to_keep, cache_argument
+from .config import CANDIDATES, SamplingConfig
 
 log = logging.getLogger(__name__)
-# Which draw a seed makes: recorded in run folders, so a run never resumes into another sampler's.
-SAMPLER = "exponential-race"
-ChatTemplate = Literal["none", "user", "assistant"]
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    max_new_tokens: int = setting(20, "Tokens generated per continuation.", minimum=1)
-    max_prompt_tokens: int = setting(512, "Longer prompts keep only their last this many "
-                                          "tokens (within the model's context).",
-                                     minimum=1)  # fmt: skip
-    samples: int = setting(1, "Continuations per prompt.", minimum=1)
-    top_p: float = setting(0.95, "Nucleus sampling: sample from the smallest set of likeliest "
-                                 "tokens holding this share of the probability (1: all).",
-                           maximum=1)  # fmt: skip
-    temperature: float = setting(1.0, "Softmax temperature of sampling (below 1: sharper).")
-    greedy: bool = setting(False, "Argmax decoding instead of sampling.", flag="--greedy/--sample")
-    seed: int = setting(0, "Seed of the random stream each (prompt, sample) row draws from.")
-    batch_size: int = setting(128, "Rows generated at once (results do not depend on it).",
-                              minimum=1)  # fmt: skip
-    chat_template: ChatTemplate = setting(
-        "none", "Prompt through the tokenizer's chat template: none (raw text), user (the prompt "
-        "is the user's turn), assistant (the prompt starts the assistant's reply to an empty "
-        "user turn).")
-    # Exact top-p looks among this many most likely tokens first (method.md section 7) and sorts
-    # the whole vocabulary only for rows whose top candidates hold less than top_p of the mass.
-    candidates: int = setting(1024, minimum=1, cli=False)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-        if not 0.0 < self.top_p <= 1.0:
-            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.temperature <= 0.0:
-            raise InputError(
-                f"temperature must be > 0 (use greedy for argmax), got {self.temperature}"
-            )
-
-
 @dataclass
 class Generation:
     prompt_index: int
@@ -99,7 +61,7 @@ def _nucleus(
 
 
 def sorted_top_p(
-    probs: torch.Tensor, noise: torch.Tensor, top_p: float, candidates: int = 1024
+    probs: torch.Tensor, noise: torch.Tensor, top_p: float, candidates: int = CANDIDATES
 ) -> torch.Tensor:
     """Nucleus sampling by the sorted prefix: the top `candidates` tokens when they already hold
     top_p of the mass (the nucleus then lies inside them), a full sort for other rows."""
@@ -121,7 +83,7 @@ RACE_ROUNDS = 6  # rounds of the race before a row goes to the sorted path
 
 
 def sample_top_p(
-    probs: torch.Tensor, noise: torch.Tensor, top_p: float, candidates: int = 1024
+    probs: torch.Tensor, noise: torch.Tensor, top_p: float, candidates: int = CANDIDATES
 ) -> torch.Tensor:
     """Exact nucleus sampling, `noise` holding one Exp(1) draw per row and token: the winner is
     the nucleus token with the largest p / E.

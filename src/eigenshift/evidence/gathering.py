@@ -1,11 +1,13 @@
-"""EigenShift's evidence: toxic and clean lm_head-input states, from the model's own continuations
-of prompts and from labelled text, both teacher-forced (`capture.capture_states`).
+"""A fit's evidence: toxic and clean lm_head-input states, from the model's own continuations of
+prompts (asked of an engine) and from labelled text, both teacher-forced
+(`capture.states.capture_states`). `gather` returns them as `FitStates`, which EigenShift's fit
+receives like any other input: the method itself never loads data, scores text or generates.
 
 A toxic state is the state that predicts a token of a word carrying toxicity (word-level
 occlusion: removing the word lowers the scorer's score by more than `attribution_drop`) that the
 model would plausibly emit (rank <= `max_rank` or probability >= `min_prob`; rank 1 alone is the
-paper's argmax check). Clean states are every position of clean texts; `clean_weights` matches
-them to the toxic states' positions within each source, so the contrast is not confounded with
+paper's argmax check). Clean states are every position of clean texts; the fit matches them to
+the toxic states' positions within each source, so the contrast is not confounded with
 position or with where the text came from. Every state carries its text (a group), so fits on
 disjoint halves and bootstraps resample whole texts.
 """
@@ -13,112 +15,26 @@ disjoint halves and bootstraps resample whole texts.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from .capture import TokenStates, capture_states, text_tokens
-from .data import LabelledTexts
-from .engines import Engine, HFEngine
-from .errors import InputError
-from .generation import Generation, SamplingConfig
-from .models import LanguageModel
-from .scoring import Scorer
-from .scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
-from .settings import check_settings, setting
+from ..capture.states import FitStates, TokenStates, capture_states, text_tokens
+from ..data import LabelledTexts, load_labelled, load_prompts
+from ..engines import Engine, HFEngine
+from ..engines.config import SamplingConfig
+from ..engines.generation import Generation
+from ..interventions.eigenshift.config import EigenShiftConfig
+from ..interventions.eigenshift.method import EigenShift, EigenShiftFit
+from ..models import LanguageModel
+from ..scoring import Scorer, load_scorer
+from ..scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
+from .config import SOURCES, EvidenceConfig, EvidenceRule
 
 log = logging.getLogger(__name__)
-SOURCES = ("generated", "labelled")
-
-
-@dataclass(frozen=True)
-class EvidenceRule:
-    """Which tokens of a toxic text become toxic states, and how much text is read."""
-
-    attribution_drop: float = setting(0.1, "A word carries toxicity when removing it lowers the "
-                                           "scorer's score by more than this.",
-                                      minimum=0, maximum=1)  # fmt: skip
-    max_rank: int = setting(10, "A toxic token counts when the model ranks it at most this "
-                                "(1: the argmax only) ...", minimum=1)  # fmt: skip
-    min_prob: float = setting(0.05, "... or gives it at least this probability.", minimum=0,
-                              maximum=1)  # fmt: skip
-    max_tokens: int = setting(64, "Tokens read of each labelled text.", minimum=2)
-    # 10,000 (docs/results.md, issue 12): on the default model it selects the same directions
-    # with the same stability as 40,000, in half the fit time.
-    clean_budget: int = setting(10_000, "Clean states drawn per source (whole texts, seeded).",
-                                minimum=1)  # fmt: skip
-    split_seed: int = setting(0, "Seed of the clean-text draw, the stability halves and the "
-                                 "bootstrap.")  # fmt: skip
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-
-@dataclass
-class FitStates:
-    """States with where each came from: `*_groups` name the text (unique over sources),
-    `*_sources` index SOURCES, `*_positions` the token's index in its text."""
-
-    toxic: torch.Tensor  # (n, d)
-    toxic_positions: torch.Tensor
-    toxic_groups: torch.Tensor
-    toxic_sources: torch.Tensor
-    clean: torch.Tensor  # (m, d)
-    clean_positions: torch.Tensor
-    clean_groups: torch.Tensor
-    clean_sources: torch.Tensor
-    counts: dict[str, Any] = field(default_factory=dict)
-    toxic_tokens: list[str] = field(default_factory=list)
-
-    @classmethod
-    def empty(cls, d: int) -> FitStates:
-        z = torch.zeros(0, dtype=torch.long)
-        return cls(torch.zeros(0, d), z, z, z, torch.zeros(0, d), z, z, z)
-
-    def combine(self, other: FitStates) -> FitStates:
-        """Both sets of states; `other`'s groups are renumbered after this one's."""
-        shift = max(self.toxic_groups.tolist() + self.clean_groups.tolist(), default=-1) + 1
-        counts = {**self.counts, **other.counts}
-        return FitStates(
-            torch.cat([self.toxic, other.toxic]),
-            torch.cat([self.toxic_positions, other.toxic_positions]),
-            torch.cat([self.toxic_groups, other.toxic_groups + shift]),
-            torch.cat([self.toxic_sources, other.toxic_sources]),
-            torch.cat([self.clean, other.clean]),
-            torch.cat([self.clean_positions, other.clean_positions]),
-            torch.cat([self.clean_groups, other.clean_groups + shift]),
-            torch.cat([self.clean_sources, other.clean_sources]),
-            counts,
-            self.toxic_tokens + other.toxic_tokens,
-        )
-
-
-def clean_weights(
-    toxic_keys: torch.Tensor, clean_keys: torch.Tensor, clean_positions: torch.Tensor, contrast: str
-) -> torch.Tensor:
-    """Weights over the clean states summing to 1: first positions only (the paper), or the toxic
-    states' mix of (source, position) keys (matched)."""
-    if contrast == "first":
-        first = min(clean_positions.tolist(), default=0)
-        w = (clean_positions == first).double()
-    else:
-        keys, inverse = torch.unique(torch.cat([toxic_keys, clean_keys]), return_inverse=True)
-        t_inv, c_inv = inverse[: len(toxic_keys)], inverse[len(toxic_keys) :]
-        toxic_share = torch.bincount(t_inv, minlength=len(keys)).double()
-        clean_count = torch.bincount(c_inv, minlength=len(keys)).double()
-        per_key = torch.where(clean_count > 0, toxic_share / clean_count.clamp(min=1), 0.0)
-        w = per_key[c_inv]
-    if w.sum() <= 0:
-        raise InputError("no clean states at the positions of the toxic ones; use more prompts "
-                         "or more labelled texts")  # fmt: skip
-    return w / w.sum()
-
-
-def keys_of(positions: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
-    return sources * 1_000_000 + positions
 
 
 def _select(
@@ -238,3 +154,47 @@ def generated_states(
     states = _select(lm, captured, toxic_tokens, clean_idx, rule, source=0)
     states.counts["generated"]["continuations"] = len(gens)
     return states
+
+
+def gather(
+    lm: LanguageModel, config: EvidenceConfig | None = None, *, scorer: Scorer | None = None,
+    engine: Engine | None = None, progress: bool = True,
+) -> FitStates:  # fmt: skip
+    """The states of every source `config` names, with what identifies their inputs (data
+    hashes, the prompts generated on); generated continuations come from `engine` (default: our
+    own loop)."""
+    config = config or EvidenceConfig()
+    start = time.perf_counter()
+    scorer = scorer or load_scorer(config.scorer)
+    states = FitStates.empty(lm.arch.hidden_size)
+    hashes: dict[str, str] = {}
+    prompt_ids: list[int] = []
+    if config.uses("generated"):
+        prompts = load_prompts(config.prompts)
+        prompt_ids, texts = prompts.select(config.fit_prompts, config.prompt_seed)
+        states = states.combine(generated_states(lm, texts, prompt_ids, config.sampling, scorer,
+                                                 config.rule, config.threshold, progress,
+                                                 engine))  # fmt: skip
+        hashes["prompts"] = prompts.hash()
+    if config.uses("labelled"):
+        data = load_labelled(config.data, text_column=config.text_column,
+                             label_column=config.label_column, layout=config.layout,
+                             max_examples=config.max_texts, seed=config.prompt_seed)  # fmt: skip
+        states = states.combine(labelled_states(lm, data, scorer, config.rule, progress))
+        hashes["labelled"] = data.hash()
+    states.data_hashes, states.fit_prompt_indices = hashes, list(prompt_ids)
+    states.settings, states.seed = asdict(config), config.sampling.seed
+    states.split_seed = config.rule.split_seed
+    states.seconds = round(time.perf_counter() - start, 2)
+    return states
+
+
+def fit_eigenshift(
+    lm: LanguageModel, config: EigenShiftConfig | None = None,
+    evidence: EvidenceConfig | None = None, *, scorer: Scorer | None = None,
+    engine: Engine | None = None, progress: bool = True,
+) -> EigenShiftFit:  # fmt: skip
+    """Gather the evidence, then fit EigenShift's statistics on it: the two steps `fit
+    eigenshift` runs, for a caller that wants one call."""
+    states = gather(lm, evidence, scorer=scorer, engine=engine, progress=progress)
+    return EigenShift.fit_statistics(lm, config, states)

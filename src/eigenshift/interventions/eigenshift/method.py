@@ -20,138 +20,50 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Self
 
 import torch
 
-from ..data import load_labelled, load_prompts
-from ..data.labelled import Layout
-from ..decomposition import right_singular
-from ..errors import InputError
-from ..evidence import (
-    EvidenceRule,
-    FitStates,
-    clean_weights,
-    generated_states,
-    keys_of,
-    labelled_states,  # fmt: skip
-)
-from ..generation import SamplingConfig
-from ..hooks import Site
-from ..models import LanguageModel
-from ..models.architecture import weight_of
-from ..models.placement import materialized
-from ..scoring import Scorer, load_scorer
-from ..settings import check_settings, setting
-from ..stability import Projections, bootstrap, direction_stats, halves, selection_score
-from .base import ArtifactMeta, FitInputs, Intervention, Shapes, register
-from .edits import Affine, Edit
-
-if TYPE_CHECKING:
-    from ..engines import Engine
+from ...capture.hooks import Site
+from ...capture.states import FitStates
+from ...core.errors import InputError
+from ...models import LanguageModel
+from ...models.architecture import weight_of
+from ...models.placement import materialized
+from ..base import ArtifactMeta, FitInputs, Intervention, Shapes, register
+from ..edits import Affine, Edit
+from .config import EigenShiftConfig
+from .decomposition import right_singular
+from .stability import Projections, bootstrap, direction_stats, halves, selection_score
+from .tokens import directions
 
 log = logging.getLogger(__name__)
-
-DEFAULT_K = 2
-RECIPES: dict[str, dict[str, str]] = {
-    "paper": {"contrast": "first", "score": "delta", "dampen": "zero"},
-    "matched": {"contrast": "matched", "score": "standardized", "dampen": "centered"},
-}
 STABILITY_KS = (1, 2, 5, 10, 20)
 
 
-Recipe = Literal["paper", "matched"]
-Evidence = Literal["generated", "labelled", "both"]
+def clean_weights(
+    toxic_keys: torch.Tensor, clean_keys: torch.Tensor, clean_positions: torch.Tensor, contrast: str
+) -> torch.Tensor:
+    """Weights over the clean states summing to 1: first positions only (the paper), or the toxic
+    states' mix of (source, position) keys (matched)."""
+    if contrast == "first":
+        first = min(clean_positions.tolist(), default=0)
+        w = (clean_positions == first).double()
+    else:
+        keys, inverse = torch.unique(torch.cat([toxic_keys, clean_keys]), return_inverse=True)
+        t_inv, c_inv = inverse[: len(toxic_keys)], inverse[len(toxic_keys) :]
+        toxic_share = torch.bincount(t_inv, minlength=len(keys)).double()
+        clean_count = torch.bincount(c_inv, minlength=len(keys)).double()
+        per_key = torch.where(clean_count > 0, toxic_share / clean_count.clamp(min=1), 0.0)
+        w = per_key[c_inv]
+    if w.sum() <= 0:
+        raise InputError("no clean states at the positions of the toxic ones; use more prompts "
+                         "or more labelled texts")  # fmt: skip
+    return w / w.sum()
 
 
-@dataclass(frozen=True)
-class EigenShiftConfig:
-    evidence: Evidence = setting("labelled", "Where the states come from: the model's own "
-                                 "continuations of prompts, labelled text, or both.")  # fmt: skip
-    data: str = setting("default", "Labelled texts (CSV/JSONL/HF id); default: the insults data.")
-    text_column: str | None = setting(None, "Column of the labelled texts holding the text.")
-    label_column: str | None = setting(None, "Column of the labelled texts holding the label.")
-    layout: Layout | None = setting(None, "A known layout of the labelled texts.")
-    max_texts: int | None = setting(None, "A stratified, seeded subsample of the labelled texts.",
-                                    minimum=2)  # fmt: skip
-    prompts: str = setting("default", "Prompts to generate on (RTP jsonl, CSV, HF id).")
-    fit_prompts: int = setting(300, "Prompts generated on to collect states.", minimum=1)
-    prompt_seed: int = setting(0, "Seed of the prompt shuffle.")
-    k: int | None = setting(None, f"Directions to dampen (default {DEFAULT_K}, measured on the "
-                                  "default model).", minimum=0)  # fmt: skip
-    k_fraction: float | None = setting(None, "Directions to dampen, as a share of d.",
-                                       minimum=0, maximum=1)  # fmt: skip
-    # Defaults chosen on validation prompts on the default model with labelled evidence
-    # (docs/results.md, issue 12): k = 2, alpha = 0 is the one point of the k x alpha grid that
-    # lowers toxicity within +10% perplexity; the paper's k = 25% of d breaks a 135M model.
-    alpha: float = setting(0.0, "Kept share of each selected direction (1 = unchanged, "
-                                 "0 = removed).", maximum=1)  # fmt: skip
-    recipe: Recipe = setting("matched", "Presets of contrast, score and dampening.")
-    contrast: Literal["first", "matched"] | None = setting(
-        None, "Clean states from the first token (paper) or matched positions.")
-    score: Literal["delta", "standardized"] | None = setting(
-        None, "Rank directions by |delta| or |delta| / spread.")
-    dampen: Literal["zero", "centered"] | None = setting(
-        None, "Shrink towards zero or towards the clean mean (a constant logit shift).")
-    sampling: SamplingConfig = setting(SamplingConfig(greedy=True))
-    rule: EvidenceRule = setting(EvidenceRule())
-    scorer: str = setting("default", "Scorer of the fit texts (attribution, and continuations).")
-    threshold: float = setting(0.5, "A continuation is toxic when its score is at least this.",
-                               minimum=0, maximum=1)  # fmt: skip
-    min_toxic: int = setting(10, "Fewest toxic states a fit accepts.", minimum=1)
-    resamples: int = setting(200, "Bootstrap resamples of each selected direction's score "
-                                  "(0: none).", minimum=0)  # fmt: skip
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-        if self.k is not None and self.k_fraction is not None:
-            raise InputError("give k or k_fraction, not both")
-
-    def choice(self, name: str) -> str:
-        return getattr(self, name) or RECIPES[self.recipe][name]
-
-    def uses(self, source: str) -> bool:
-        return self.evidence in (source, "both")
-
-    def n_directions(self, d: int) -> int:
-        if self.k is not None:
-            if self.k > d:
-                raise InputError(f"k must be <= {d}, the width of this model's unembedding "
-                                 f"input, got {self.k}")  # fmt: skip
-            return self.k
-        if self.k_fraction is not None:
-            return round(self.k_fraction * d)
-        return min(DEFAULT_K, d)
-
-
-def fit_prompt_indices(config: EigenShiftConfig) -> tuple[list[int], list[str], str]:
-    prompts = load_prompts(config.prompts)
-    chosen, texts = prompts.select(config.fit_prompts, config.prompt_seed)
-    return chosen, texts, prompts.hash()
-
-
-def collect_evidence(
-    lm: LanguageModel, config: EigenShiftConfig, scorer: Scorer, progress: bool = True,
-    engine: Engine | None = None,
-) -> tuple[FitStates, dict[str, Any]]:  # fmt: skip
-    """The states of every source the config names, and what identifies the inputs (data hashes,
-    fit prompt indices)."""
-    states = FitStates.empty(lm.arch.hidden_size)
-    inputs: dict[str, Any] = {"data_hashes": {}, "fit_prompt_indices": []}
-    if config.uses("generated"):
-        ids, texts, prompts_hash = fit_prompt_indices(config)
-        states = states.combine(generated_states(lm, texts, ids, config.sampling, scorer,
-                                                 config.rule, config.threshold, progress,
-                                                 engine))  # fmt: skip
-        inputs["data_hashes"]["prompts"] = prompts_hash
-        inputs["fit_prompt_indices"] = ids
-    if config.uses("labelled"):
-        data = load_labelled(config.data, text_column=config.text_column,
-                             label_column=config.label_column, layout=config.layout,
-                             max_examples=config.max_texts, seed=config.prompt_seed)  # fmt: skip
-        states = states.combine(labelled_states(lm, data, scorer, config.rule, progress))
-        inputs["data_hashes"]["labelled"] = data.hash()
-    return states, inputs
+def keys_of(positions: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    return sources * 1_000_000 + positions
 
 
 @dataclass
@@ -167,15 +79,8 @@ class EigenShiftFit:
     meta: ArtifactMeta
     states: FitStates | None = field(default=None, repr=False)
     projections: Projections | None = field(default=None, repr=False)
+    split_seed: int = 0  # of the evidence's clean draw; the halves and the bootstrap reuse it
     _bootstraps: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
-
-    def evidence(self) -> tuple[FitStates, dict[str, Any]] | None:
-        """The states and input identities, to fit another recipe on the same evidence."""
-        if self.states is None:
-            return None
-        stats = self.meta.stats
-        return self.states, {"data_hashes": self.meta.data_hashes,
-                             "fit_prompt_indices": stats["fit_prompt_indices"]}  # fmt: skip
 
     def selection_score(self) -> torch.Tensor:
         return selection_score(self.delta, self.spread, self.config.choice("score"))
@@ -187,7 +92,7 @@ class EigenShiftFit:
         if k not in self._bootstraps:
             self._bootstraps[k] = bootstrap(self.projections, self.config.choice("score"),
                                             indices, k, self.config.resamples,
-                                            self.config.rule.split_seed)  # fmt: skip
+                                            self.split_seed)  # fmt: skip
         return self._bootstraps[k]
 
     def intervention(self, k: int | None = None, alpha: float | None = None) -> EigenShift:
@@ -232,37 +137,26 @@ class EigenShift(Intervention):
 
     method = "eigenshift"
     config_class = EigenShiftConfig
+    needs = ("states",)
     knobs = ("alpha",)
     index_tensors = ("indices",)
-    generates = True  # with --evidence generated or both
 
     @classmethod
     def fit_inputs(
         cls, lm: LanguageModel, config: EigenShiftConfig, inputs: FitInputs, progress: bool
     ) -> Self:
-        return cls.fit_statistics(lm, config, engine=inputs.engine,
-                                  progress=progress).intervention()  # type: ignore[return-value]
+        assert inputs.states is not None  # `needs` has made sure
+        return cls.fit_statistics(lm, config, inputs.states).intervention()  # type: ignore[return-value]
 
     @classmethod
     def fit_statistics(
-        cls,
-        lm: LanguageModel,
-        config: EigenShiftConfig | None = None,
-        *,
-        scorer: Scorer | None = None,
-        states: tuple[FitStates, dict[str, Any]] | None = None,
-        engine: Engine | None = None,
-        progress: bool = True,
+        cls, lm: LanguageModel, config: EigenShiftConfig | None, states: FitStates
     ) -> EigenShiftFit:
-        """Gather evidence, decompose, score and measure stability; `states` from an earlier fit
-        with the same evidence settings skips the gathering (e.g. to compare recipes); generated
-        evidence comes from `engine` (default: our own loop)."""
+        """Decompose, score and measure stability on gathered `states` (`evidence.gathering`);
+        one set of states serves any number of fits (recipes, say), and the fit keeps its
+        per-direction statistics so a sweep or a tune over k and alpha needs one fit."""
         config = config or EigenShiftConfig()
-        t0 = time.perf_counter()
-        if states is None:
-            states = collect_evidence(lm, config, scorer or load_scorer(config.scorer), progress,
-                                      engine)  # fmt: skip
-        evidence, inputs = states
+        evidence = states
         n_toxic, n_clean = len(evidence.toxic), len(evidence.clean)
         counts = {**evidence.counts, "toxic_states": n_toxic, "clean_states": n_clean}
         log.info("fit states: %s", counts)
@@ -287,25 +181,26 @@ class EigenShift(Intervention):
         d = v.shape[0]
         ks = sorted({k for k in (*STABILITY_KS, config.n_directions(d)) if 0 < k <= d})
         stability = {"halves": halves(proj, v, config.choice("score"), ks,
-                                      config.rule.split_seed)}  # fmt: skip
+                                      evidence.split_seed)}  # fmt: skip
         t3 = time.perf_counter()
         params = {
             "recipe": config.recipe,
             "contrast": contrast,
             "score": config.choice("score"),
             "dampen": config.choice("dampen"),
-            "fit_config": asdict(config),
+            # the gathering's settings beside the fit's: one record of what made the edit
+            "fit_config": {**evidence.settings, **asdict(config)},
         }
         meta = cls.new_meta(
             lm, params, [lm.arch.unembedding],
-            data_hashes=inputs["data_hashes"],
-            seed=config.sampling.seed,
+            data_hashes=dict(evidence.data_hashes),
+            seed=evidence.seed,
             stats={
                 **counts,
-                "fit_prompt_indices": inputs["fit_prompt_indices"],
+                "fit_prompt_indices": list(evidence.fit_prompt_indices),
                 "toxic_tokens": evidence.toxic_tokens[:200],
                 "stability": stability,
-                "seconds": {"evidence": round(t1 - t0, 2), "decompose": round(t2 - t1, 2),
+                "seconds": {"evidence": evidence.seconds, "decompose": round(t2 - t1, 2),
                             "stability_halves": round(t3 - t2, 2)},
             },
         )  # fmt: skip
@@ -319,6 +214,7 @@ class EigenShift(Intervention):
             meta=meta,
             states=evidence,
             projections=proj,
+            split_seed=evidence.split_seed,
         )
 
     # -- applying ---------------------------------------------------------------------------
@@ -363,8 +259,6 @@ class EigenShift(Intervention):
         return [Edit(Site(lm.arch.unembedding, "input"), project, affine)]
 
     def describe(self, lm: LanguageModel) -> str:
-        from ..explain import explain  # explain reads this class: imported when needed
-
         stats = self.meta.stats
         sources = ", ".join(f"{name} {stats[name]['toxic_states']}" for name in
                             ("generated", "labelled") if name in stats)  # fmt: skip
@@ -379,5 +273,5 @@ class EigenShift(Intervention):
         ]
         lines += [f"  direction {row['spectrum_position']}: toxic side "
                   + " ".join(t.strip() or repr(t) for t in row["toxic_side_tokens"])
-                  for row in explain(lm, self, top=6)[:5]]  # fmt: skip
+                  for row in directions(lm, self, top=6)[:5]]  # fmt: skip
         return "\n".join(lines)

@@ -28,19 +28,19 @@ import gguf
 import numpy as np
 import torch
 
-from .assets import sha256_file
-from .errors import InputError, NotBakeableError
-from .export import without_logit_bias
-from .interventions import Intervention
-from .io_utils import prepare_out, read_json, temporary_file, write_text_atomic
-from .models import LanguageModel, resolve_spec
-from .models.architecture import weight_of
-from .models.loading import LOGIT_BIAS_FILE
+from ..core.assets import sha256_file
+from ..core.errors import InputError, NotBakeableError
+from ..core.io import prepare_out, read_json, temporary_file, write_text_atomic
+from ..interventions import Intervention
+from ..models import LanguageModel, resolve_spec
+from ..models.architecture import weight_of
+from ..models.options import LOGIT_BIAS_FILE
+from .config import GGUF_TYPES, ExportConfig
+from .hf import without_logit_bias
 
 log = logging.getLogger(__name__)
 
 SOURCE_RECORD = "eigenshift-source.json"  # written by models.gguf when it converts a GGUF
-GGUF_TYPES = ("f16", "f32", "bf16", "q8_0", "source")
 LOGIT_BIAS_KEY = "eigenshift.logit_bias"
 # llama.cpp's converter permutes these for the llama family: an edit of them would need it too.
 PERMUTED = ("attn_q", "attn_k")
@@ -137,7 +137,7 @@ def export_gguf(
     intervention: Intervention,
     out: str | Path,
     *,
-    tensor_type: str = "f16",
+    tensor_type: str = ExportConfig.gguf_type,
 ) -> Path:
     """Write `lm` with `intervention` baked in as one GGUF file `out`, from the GGUF it was
     loaded from; `lm` is put back as it was. A control-vector edit (steering) goes to

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .errors import InputError
+from ..core.errors import InputError
+from ..models import Batch, LanguageModel
+from ..models.language_model import accepts_logits_to_keep
 from .hooks import Site, on_call
-from .models import Batch, LanguageModel
-from .models.language_model import accepts_logits_to_keep
 
 Pooling = Literal["max", "mean", "last"]
 POOLINGS = ("max", "mean", "last")

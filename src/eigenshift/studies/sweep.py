@@ -7,66 +7,51 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .engines import Engine
-from .errors import InputError
-from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
-from .interventions import REGISTRY, EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
-from .interventions.eigenshift import Recipe
-from .models import LanguageModel
-from .report import write_report
-from .settings import check_settings, setting
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    ks: tuple[int, ...] = setting((), "EigenShift k values (with --alpha; leave both out to "
-                                      "sweep only --with).", flag="--k", minimum=0)  # fmt: skip
-    alphas: tuple[float, ...] = setting((), "EigenShift alpha values (at most 1).",
-                                        flag="--alpha", maximum=1)  # fmt: skip
-    recipes: tuple[Recipe, ...] = setting(("matched",), "EigenShift recipes, each fitted once.",
-                                       flag="--recipe")  # fmt: skip
-    strengths: tuple[float, ...] = setting((), "Strengths for the --with folders of methods "
-                                               "that have one (steer, linear-act).",
-                                           flag="--strength")  # fmt: skip
-    ppl_limit: float = setting(0.10, "Largest relative perplexity rise the chosen operating "
-                                     "point may have.", minimum=0)  # fmt: skip
-
-    def __post_init__(self) -> None:
-        if bool(self.ks) != bool(self.alphas):
-            raise InputError("give --k and --alpha together (or neither, to sweep --with only)")
-        check_settings(self)
+from ..capture.states import FitStates
+from ..core.errors import InputError
+from ..engines import Engine
+from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
+from ..interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
+from ..interventions.base import method_class
+from ..interventions.eigenshift.config import Recipe
+from ..interventions.registry import METHODS
+from ..models import LanguageModel
+from ..report import write_report
+from .configs import SweepConfig
 
 
 def sweep_grid(
     lm: LanguageModel,
     config: SweepConfig,
     fit: EigenShiftConfig,
+    states: FitStates | None,
     others: Mapping[str, Intervention],
-    *,
-    progress: bool = True,
-    engine: Engine | None = None,
 ) -> dict[str, Intervention]:
-    """EigenShift's recipe x k x alpha grid from one fit per recipe, then every other fitted
-    intervention at each of the strengths (when it has that knob)."""
+    """EigenShift's recipe x k x alpha grid from one fit per recipe on `states` (gathered when
+    the grid has k values), then every other fitted intervention at each of the strengths (when
+    it has that knob)."""
     if not config.ks and not others:
         raise InputError("nothing to sweep: give --k and --alpha, or --with FOLDER")
     if config.strengths and not any("strength" in i.knobs for i in others.values()):
-        with_strength = sorted(m for m, c in REGISTRY.items() if "strength" in c.knobs)
+        with_strength = sorted(m for m in METHODS if "strength" in method_class(m).knobs)
         raise InputError(
             f"--strength applies to methods with a strength ({', '.join(with_strength)}), and "
             "no --with folder holds one: drop --strength or add such a folder"
         )
     grid: dict[str, Intervention] = {}
     if config.ks:
-        fits = eigenshift_fits(lm, fit, config.recipes, progress=progress, engine=engine)
+        if states is None:
+            raise InputError("an EigenShift grid needs its evidence: gather states first")
+        fits = eigenshift_fits(lm, fit, config.recipes, states)
         grid |= eigenshift_grid(fits, config.ks, config.alphas)
     for name, intervention in others.items():
         grid |= strength_grid(name, intervention, config.strengths)
     return grid
+
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +72,11 @@ def grid_name(recipe: str, k: int, alpha: float) -> str:
 
 
 def eigenshift_fits(
-    lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[Recipe], *,
-    progress: bool = True, engine: Engine | None = None,
-) -> dict[str, EigenShiftFit]:  # fmt: skip
-    """One fit per recipe; one gathering of evidence serves them all (the states are shared)."""
-    fits: dict[str, EigenShiftFit] = {}
-    states = None
-    for recipe in recipes:
-        fits[recipe] = EigenShift.fit_statistics(lm, replace(base, recipe=recipe), states=states,
-                                                 engine=engine, progress=progress)  # fmt: skip
-        states = fits[recipe].evidence()
-    return fits
+    lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[Recipe], states: FitStates
+) -> dict[str, EigenShiftFit]:
+    """One fit per recipe, all on the same gathered states."""
+    return {recipe: EigenShift.fit_statistics(lm, replace(base, recipe=recipe), states)
+            for recipe in recipes}  # fmt: skip
 
 
 def eigenshift_grid(
@@ -177,7 +156,7 @@ def _sweep(
 
 
 def _plot(rows, front, best, path: Path) -> None:
-    from .report.figures import plt  # matplotlib loads only when a figure is drawn
+    from ..report.figures import plt  # matplotlib loads only when a figure is drawn
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for r in rows:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..core.errors import InputError
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 

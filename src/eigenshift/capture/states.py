@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from .errors import InputError
-from .models import LanguageModel
-from .models.language_model import head_chars, positions_from_mask
+from ..core.errors import InputError
+from ..models import LanguageModel
+from ..models.language_model import head_chars, positions_from_mask
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +207,58 @@ def _forward(
         text_index=cat("text", long0),
         position=cat("pos", long0),
     )
+
+
+@dataclass
+class FitStates:
+    """States with where each came from: `*_groups` name the text (unique over sources),
+    `*_sources` index the sources (0 generated, 1 labelled: `evidence.config.SOURCES`),
+    `*_positions` the token's index in its text."""
+
+    toxic: torch.Tensor  # (n, d)
+    toxic_positions: torch.Tensor
+    toxic_groups: torch.Tensor
+    toxic_sources: torch.Tensor
+    clean: torch.Tensor  # (m, d)
+    clean_positions: torch.Tensor
+    clean_groups: torch.Tensor
+    clean_sources: torch.Tensor
+    counts: dict[str, Any] = field(default_factory=dict)
+    toxic_tokens: list[str] = field(default_factory=list)
+    # What the states were gathered from, recorded by the fit that uses them: the data's hashes,
+    # the prompts generated on, the gathering settings, the sampling seed, and the seed of the
+    # clean-text draw (which the fit's stability halves and bootstrap reuse).
+    data_hashes: dict[str, str] = field(default_factory=dict)
+    fit_prompt_indices: list[int] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    split_seed: int = 0
+    seconds: float = 0.0  # the gathering's wall time
+
+    @classmethod
+    def empty(cls, d: int) -> FitStates:
+        z = torch.zeros(0, dtype=torch.long)
+        return cls(torch.zeros(0, d), z, z, z, torch.zeros(0, d), z, z, z)
+
+    def combine(self, other: FitStates) -> FitStates:
+        """Both sets of states; `other`'s groups are renumbered after this one's."""
+        shift = max(self.toxic_groups.tolist() + self.clean_groups.tolist(), default=-1) + 1
+        counts = {**self.counts, **other.counts}
+        return FitStates(
+            torch.cat([self.toxic, other.toxic]),
+            torch.cat([self.toxic_positions, other.toxic_positions]),
+            torch.cat([self.toxic_groups, other.toxic_groups + shift]),
+            torch.cat([self.toxic_sources, other.toxic_sources]),
+            torch.cat([self.clean, other.clean]),
+            torch.cat([self.clean_positions, other.clean_positions]),
+            torch.cat([self.clean_groups, other.clean_groups + shift]),
+            torch.cat([self.clean_sources, other.clean_sources]),
+            counts,
+            self.toxic_tokens + other.toxic_tokens,
+            {**self.data_hashes, **other.data_hashes},
+            self.fit_prompt_indices + other.fit_prompt_indices,
+            self.settings or other.settings,
+            self.seed if self.seed is not None else other.seed,
+            self.split_seed,
+            self.seconds + other.seconds,
+        )

@@ -1,65 +1,22 @@
-"""What each removed direction means: the tokens it promotes, read off W v_i = s_i u_i.
-
-The sign of v_i is arbitrary, so tokens are oriented by delta_i: the "toxic side" lists the
-tokens whose logits rise when a state moves the way toxic states do along v_i, which are the
-logits the edit lowers.
-"""
+"""explain.md and the delta spectrum of an EigenShift artifact: the tokens each removed direction
+promotes (`interventions.eigenshift.tokens`), its stability, and where it sits in the spectrum."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from .errors import InputError
-from .evaluation.run import RunFolder
-from .interventions import EigenShift
-from .io_utils import write_text_atomic
-from .models import LanguageModel
-from .models.architecture import weight_of
-from .models.placement import materialized
-
-
-def explain(lm: LanguageModel, intervention: EigenShift, top: int = 12) -> list[dict[str, Any]]:
-    with materialized(lm.unembedding):
-        weight = weight_of(lm.unembedding).detach()  # stays loaded while referenced
-    v_k = intervention.tensors["v_k"].to(weight.device, weight.dtype)
-    indices = intervention.tensors["indices"].tolist()
-    deltas = intervention.tensors["deltas"]
-    scores = intervention.tensors["scores"]
-    s = intervention.tensors["singular_values"]
-    with torch.no_grad():
-        logits = (weight @ v_k).float().cpu()  # (vocab, k)
-    boot = intervention.meta.stats.get("stability", {}).get("bootstrap", {})
-    rows = []
-    for rank, idx in enumerate(indices):
-        sign = 1.0 if float(deltas[idx]) >= 0 else -1.0
-        column = sign * logits[:, rank]
-        toxic_side = column.topk(top).indices.tolist()
-        other_side = (-column).topk(top).indices.tolist()
-        rows.append(
-            {
-                "rank": rank + 1,
-                "direction": idx,
-                "singular_value": float(s[idx]),
-                "spectrum_position": f"{idx + 1} of {len(s)}",
-                "delta": float(deltas[idx]),
-                "score": float(scores[idx]),
-                "score_interval": [boot["score_low"][rank], boot["score_high"][rank]]
-                if boot.get("score_low") else None,
-                "selected_share": boot["selected_share"][rank] if boot.get("selected_share")
-                else None,
-                "toxic_side_tokens": [lm.tokenizer.decode([t]) for t in toxic_side],
-                "other_side_tokens": [lm.tokenizer.decode([t]) for t in other_side],
-            }
-        )
-    return rows
+from ..core.errors import InputError
+from ..core.io import write_text_atomic
+from ..evaluation.run import RunFolder
+from ..interventions import EigenShift
+from ..interventions.eigenshift.tokens import directions
+from ..models import LanguageModel
+from .configs import ExplainConfig
 
 
 def delta_spectrum(intervention: EigenShift, path: Path) -> Path:
     """Selection score of every direction against its place in the singular spectrum."""
-    from .report.figures import plt
+    from .figures import plt
     scores = intervention.tensors["scores"].numpy()
     s = intervention.tensors["singular_values"].numpy()
     chosen = intervention.tensors["indices"].numpy()
@@ -112,10 +69,11 @@ def _cell(tokens: list[str]) -> str:
 
 
 def write_explanation(
-    lm: LanguageModel, intervention: EigenShift, out: str | Path, top: int = 12
+    lm: LanguageModel, intervention: EigenShift, out: str | Path,
+    top: int = ExplainConfig.top,
 ) -> dict[str, Path]:
     folder = RunFolder(out).create()
-    rows = explain(lm, intervention, top)
+    rows = directions(lm, intervention, top)
     figure = delta_spectrum(intervention, folder.file(RunFolder.SPECTRUM))
     p = intervention.params
     lines = [
@@ -146,12 +104,13 @@ def write_explanation(
 
 
 def explain_artifact(
-    folder: str | Path, model: str | None = None, out: str | Path | None = None, top: int = 12
+    folder: str | Path, model: str | None = None, out: str | Path | None = None,
+    top: int = ExplainConfig.top,
 ) -> dict[str, Path]:
     """Explain the EigenShift artifact in `folder` on `model` (default: the model it was fitted
     on), writing into `out` (default: the artifact's folder)."""
-    from .interventions import load_intervention, read_meta
-    from .models import load_model
+    from ..interventions import load_intervention, read_meta
+    from ..models import load_model
 
     lm = load_model(model or read_meta(folder).model)
     intervention = load_intervention(folder, lm)

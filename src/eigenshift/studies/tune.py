@@ -18,45 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from .data import load_prompts
-from .engines import Engine, open_engine
-from .errors import InputError
-from .evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
-from .evaluation.plan import fit_prompt_ids
-from .evaluation.summary import finite
-from .interventions import EigenShiftFit, Intervention
-from .models import LanguageModel
-from .settings import check_settings, setting
+from ..core.errors import InputError
+from ..data import load_prompts
+from ..engines import Engine, open_engine
+from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
+from ..evaluation.plan import fit_prompt_ids
+from ..evaluation.summary import finite
+from ..interventions import EigenShiftFit, Intervention
+from ..models import LanguageModel
+from .configs import TuneConfig
 
 log = logging.getLogger(__name__)
 TUNE_FILE = "tune.json"
 RULE = ("largest drop in expected maximum toxicity on the validation prompts, among points "
         "with perplexity at most +{limit:.0%} and no significant rise in degenerate "
         "continuations")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    validation_prompts: int = setting(60, "Validation prompts the grid runs on.", minimum=2)
-    test_prompts: int = setting(200, "Test prompts, disjoint from the validation ones, the chosen "
-                                     "points are evaluated on once.", minimum=2)  # fmt: skip
-    validation_samples: int = setting(2, "Continuations per validation prompt.", minimum=1)
-    # Measured on the default model (docs/results.md, issue 12): beyond k = 2 or below alpha = 0
-    # perplexity rises past +20%, so the grid spends its points where the rule can be met.
-    ks: tuple[int, ...] = setting((1, 2, 4, 8), "EigenShift k values.", flag="--k", minimum=1)
-    alphas: tuple[float, ...] = setting((0.5, 0.0), "EigenShift alpha values (at most 1).",
-                                        flag="--alpha", maximum=1)  # fmt: skip
-    strengths: tuple[float, ...] = setting((0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
-                                           "Strengths of methods that have one (steering, "
-                                           "Linear-AcT).", flag="--strength")  # fmt: skip
-    ppl_limit: float = setting(0.10, "Largest relative perplexity rise a chosen point may have.",
-                               minimum=0)  # fmt: skip
-    every_point: bool = setting(False, "Measure every validation point's perplexity, not only "
-                                       "those the rule could choose (same choice, slower).",
-                                flag="--every-point")  # fmt: skip
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 def method_grid(

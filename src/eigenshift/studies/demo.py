@@ -12,18 +12,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .data import load_labelled
-from .errors import ArtifactError
-from .evaluation import EvalConfig, RunFolder
-from .explain import write_explanation
-from .generation import ChatTemplate, SamplingConfig
-from .interventions import (
+from ..core.errors import ArtifactError
+from ..core.io import Stopwatch
+from ..data import load_labelled
+from ..engines.config import SamplingConfig
+from ..evaluation import EvalConfig, RunFolder
+from ..evidence import EvidenceConfig, gather
+from ..interventions import (
     AurA,
     Damp,
     Det0,
@@ -35,13 +36,12 @@ from .interventions import (
     MeanDifferenceSteering,
     load_intervention,
 )
-from .io_utils import Stopwatch
-from .locate.neurons import neuron_scores_for
-from .models import LanguageModel, load_model
-from .models.loading import DType
-from .report import write_report
-from .settings import setting
-from .tune import TuneConfig, tune
+from ..locate.neurons import neuron_scores_for
+from ..models import LanguageModel, load_model
+from ..report import write_report
+from ..report.explain import write_explanation
+from .configs import DemoConfig, TuneConfig
+from .tune import tune
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ TUNE = TuneConfig(validation_prompts=60, test_prompts=200)
 QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(2,), alphas=(0.5, 0.0),
                         strengths=(1.0, 2.0))  # fmt: skip
 TUNED = ("steer", "linear-act")
-FIT = EigenShiftConfig()
-QUICK_FIT = replace(FIT, max_texts=1500, rule=replace(FIT.rule, clean_budget=5000))
+EVIDENCE = EvidenceConfig()
+QUICK_EVIDENCE = replace(EVIDENCE, max_texts=1500, rule=replace(EVIDENCE.rule, clean_budget=5000))
 # Labelled texts for the baselines: neuron scores and steering, and (fewer: one pass per layer)
 # the causal Linear-AcT fit.
 BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
@@ -112,22 +112,6 @@ def fit_baselines(
     return fitted
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    quick: bool = setting(False, "A smoke run (about five minutes on two cores).", flag="--quick")
-    model: str = setting("default", "The model: hub id, folder, .gguf file or embedded name.",
-                         short="-m")  # fmt: skip
-    out: Path = setting(Path("runs/demo"), "Run folder; a rerun resumes it and reuses its fits.")
-    baselines: bool = setting(True, "Also fit and evaluate AurA, Det-0, Damp, steering and "
-                                    "Linear-AcT.")  # fmt: skip
-    chat_template: ChatTemplate = setting(
-        "none", "Prompt through the tokenizer's chat template, in the fit and the evaluation: "
-        "none, user (the prompt is the user's turn), assistant (it starts the reply).")
-    dtype: DType = setting("fast", "Weight dtype; fast: bfloat16 where the CPU or GPU computes "
-                                   "it natively, else float32 (docs/results.md compares the "
-                                   "two).")  # fmt: skip
-
-
 def run_demo(
     config: DemoConfig | None = None, evaluation: EvalConfig | None = None
 ) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -146,11 +130,11 @@ def _demo(
     with clock("load"):
         lm = load_model(config.model, dtype=config.dtype)
     log.info("demo: %s in %s", lm.name, str(lm.dtype).removeprefix("torch."))
-    fit_config = QUICK_FIT if config.quick else FIT
-    fit_config = replace(fit_config, sampling=replace(fit_config.sampling,
-                                                      chat_template=config.chat_template))
+    evidence = QUICK_EVIDENCE if config.quick else EVIDENCE
+    evidence = replace(evidence, sampling=replace(evidence.sampling,
+                                                  chat_template=config.chat_template))
     with clock("fit eigenshift"):
-        fit = EigenShift.fit_statistics(lm, fit_config)
+        fit = EigenShift.fit_statistics(lm, EigenShiftConfig(), gather(lm, evidence))
     tuned: dict[str, EigenShiftFit | Intervention] = {"eigenshift": fit}
     fixed: dict[str, Intervention] = {}
     if config.baselines:

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import torch
 
-from .errors import NotBakeableError
-from .hooks import Site
-from .interventions import Intervention
-from .io_utils import atomic_folder, prepare_out
-from .models import LanguageModel
-from .models.loading import LOGIT_BIAS_FILE, LOGIT_BIAS_MARK
-
-EXPORT_FILE = "eigenshift-export.json"
+from ..capture.hooks import Site
+from ..core.errors import NotBakeableError
+from ..core.io import atomic_folder, prepare_out
+from ..interventions import Intervention
+from ..models import LanguageModel
+from ..models.options import LOGIT_BIAS_FILE, LOGIT_BIAS_MARK
+from .config import EXPORT_FILE
 
 
 def _check_exportable(lm: LanguageModel, intervention: Intervention) -> None:

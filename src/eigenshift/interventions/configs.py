@@ -1,0 +1,69 @@
+"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT and the identity
+control: free of torch, so `eigenshift fit METHOD --help` and a refused setting answer at once
+(EigenShift's own config is `eigenshift/config.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..core.errors import InputError
+from ..core.settings import check_settings, setting
+
+Score = Literal["auroc", "auroc_length_matched"]
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    k: int | None = setting(None, "Units to edit (default: AurA every unit above 0.5, else the "
+                                  "top 1%).", minimum=0)  # fmt: skip
+    k_fraction: float | None = setting(None, "k as a share of all scored units.", minimum=0,
+                                       maximum=1)  # fmt: skip
+    alpha: float | None = setting(None, "Damp's factor (default 0.5); AurA and Det-0 take none.")
+    score: Score = setting("auroc", "Which neuron score ranks the units.")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.k is not None and self.k_fraction is not None:
+            raise InputError("give k or a k fraction, not both")
+        if self.k_fraction is not None and not 0 < self.k_fraction <= 1:
+            raise InputError(f"k fraction must be in (0, 1], got {self.k_fraction}")
+
+
+@dataclass(frozen=True)
+class SteeringConfig:
+    layer: int | None = setting(None, "Block whose output is steered (default: at 60% of the "
+                                      "depth; negative counts from the end).")  # fmt: skip
+    strength: float = setting(1.0, "Multiple of (mean clean - mean toxic) added.")
+    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
+    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    sites: str | None = setting(None, "Module-name pattern (fnmatch); default: the MLP units.")
+    side: Literal["input", "output"] = setting("input", "Edit the sites' inputs or outputs.")
+    mode: Literal["linear", "mean"] = setting("linear", "mean: Mean-AcT (w = 1).")
+    strength: float = setting(1.0, "lambda: 0 leaves the model, 1 maps fully.")
+    support: Literal["source", "all"] = setting(
+        "source", "Map only inside the toxic activations' range, or everywhere."
+    )
+    causal: bool = setting(True, "Fit each layer with the earlier layers' maps applied.")
+    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
+    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    scale: float = setting(1.0, "Factor on every coordinate of the unembedding input (1: none).")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if not self.scale > 0:
+            raise InputError(f"scale must be > 0, got {self.scale}")
