@@ -297,13 +297,14 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
 def test_cli_defaults_are_the_library_defaults():
     import click
 
+    from eigenshift.evidence import EvidenceConfig
     from eigenshift.interventions import EigenShiftConfig
 
     ctx = click.Context(cli)
     params = {p.name: p for p in cli.get_command(ctx, "fit").commands["eigenshift"].params}
     assert params["recipe"].default == EigenShiftConfig().recipe
     assert params["alpha"].default == EigenShiftConfig().alpha
-    assert params["fit_prompts"].default == EigenShiftConfig().fit_prompts
+    assert params["fit_prompts"].default == EvidenceConfig().fit_prompts
     sweep = {p.name: p for p in cli.get_command(ctx, "sweep").params}
     assert tuple(sweep["recipes"].default) == (EigenShiftConfig().recipe,)
 

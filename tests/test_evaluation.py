@@ -119,7 +119,7 @@ def test_resume_after_interruption_redoes_nothing(tmp_path, monkeypatch):
     config = EvalConfig(**SMALL)
     full = evaluate(lm, {}, config, tmp_path / "full", progress=False)
 
-    import eigenshift.engines.base as engines  # the hf engine's loop
+    import eigenshift.engines.hf as engines  # the hf engine's loop
 
     real_generate, calls = engines.generate, []
 

@@ -4,34 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.errors import InputError
+from ..models.sites import Site as Site  # where a hook goes; re-exported for its users
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Site:
-    """A module and which side of it we read or change: its input or its output."""
-
-    module: str
-    side: Literal["input", "output"] = "output"
-
-    @classmethod
-    def parse(cls, spec: str) -> Site:
-        """`name` is the output of a module, `name:input` its first input."""
-        name, _, side = spec.partition(":")
-        if side not in ("", "input", "output"):
-            raise InputError(f"site '{spec}': the part after ':' must be 'input' or 'output'")
-        return cls(name, "input" if side == "input" else "output")
-
-    def __str__(self) -> str:
-        return self.module if self.side == "output" else f"{self.module}:input"
 
 
 def _first(value: Any) -> torch.Tensor:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,7 +17,10 @@ from ..interventions.eigenshift.config import EigenShiftConfig
 from ..models.options import ModelOptions
 from ..studies.configs import DemoConfig, SweepConfig, TuneConfig
 from .common import model_options, out_option, print_results
-from .options import config_options, shared_fields
+from .options import F, config_options, shared_fields
+
+if TYPE_CHECKING:
+    from ..interventions import EigenShiftFit, Intervention
 
 # A study's EigenShift evidence shares the evaluation's settings of the same name (prompts,
 # prompt seed, scorer, threshold); its own sampling comes as --fit-... options.
@@ -24,11 +28,11 @@ SHARED = shared_fields(EvidenceConfig, EvalConfig)
 FIT_SAMPLING = EvidenceConfig().sampling
 
 
-def fit_options(study: type) -> Any:
+def fit_options(study: type[SweepConfig] | type[TuneConfig]) -> Callable[[F], F]:
     """The options of a study's EigenShift fit: its evidence (less what the evaluation shares),
     the evidence's sampling as --fit-..., and EigenShift's settings less those the grid sets."""
 
-    def decorate(fn: Any) -> Any:
+    def decorate(fn: F) -> F:
         fn = config_options(EigenShiftConfig, into="fit", exclude=study.grid_fields)(fn)
         fn = config_options(SamplingConfig, into="fit_sampling", prefix="fit_",
                             defaults=FIT_SAMPLING)(fn)  # fmt: skip
@@ -163,7 +167,7 @@ def tune(
         lm = load_model(model)
         for intervention in loaded.values():
             intervention.check_compatible(lm)
-        methods: dict[str, Any] = dict(loaded)
+        methods: dict[str, EigenShiftFit | Intervention] = dict(loaded)
         with open_engine(evaluation.engine) as engine:  # one vLLM worker for fit and tune
             if eigenshift:
                 states = gather(lm, evidence, engine=engine)

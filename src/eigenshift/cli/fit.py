@@ -29,7 +29,7 @@ def fit() -> None:
 def _command(spec: MethodSpec) -> click.Command:
     def run(
         model: ModelOptions,
-        config: Any,
+        config: object,
         out: Path,
         data: LabelledSource | None = None,
         neurons: str | None = None,

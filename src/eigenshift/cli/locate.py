@@ -39,10 +39,11 @@ def neurons(
     """Per-neuron AUROC and AP, shares above thresholds, bootstrap and cross-data stability."""
     from ..locate import locate_neurons, write_neuron_report
     from ..locate.neurons import META_FILE, TENSORS_FILE
+    from ..models.loading import load_model
 
     first = source.load()
     second = source.load(data2) if data2 else None
-    scores = locate_neurons(model.load(), first, _from_data(config, source), data2=second)
+    scores = locate_neurons(load_model(model), first, _from_data(config, source), data2=second)
     scores.save(out)
     report = write_neuron_report(scores, out)
     click.echo(report.read_text())
@@ -58,8 +59,9 @@ def layers(model: ModelOptions, source: LabelledSource, config: LayerConfig, out
     """Per layer: k-means AUROC and silhouette, probe AUROC, best and mean single-unit AUROC."""
     from ..locate import locate_layers, write_layer_report
     from ..locate.layers import LAYERS_FILE
+    from ..models.loading import load_model
 
-    scores = locate_layers(model.load(), source.load(), _from_data(config, source))
+    scores = locate_layers(load_model(model), source.load(), _from_data(config, source))
     scores.save(out)
     report = write_layer_report(scores, out)
     click.echo(report.read_text())

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
 
 
 def lazy_names(
     package: str, where: dict[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """`__getattr__` and `__dir__` for `package`, whose name N lives in submodule `where[N]`."""
 
-    def getattr_(name: str) -> Any:
+    def getattr_(name: str) -> object:
         if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(f"{package}.{where[name]}"), name)
@@ -30,7 +29,7 @@ def lazy_names(
     return getattr_, dir_
 
 
-def globals_of(package: str) -> dict[str, Any]:
+def globals_of(package: str) -> dict[str, object]:
     import sys
 
     return vars(sys.modules[package])

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from ..core.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from .artifact import ArtifactMeta, read_meta
     from .base import (
         META_FILE,
         NEEDS,
         TENSORS_FILE,
-        ArtifactMeta,
         FitInputs,
         Intervention,
         applied_all,
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
         load_intervention,
         load_interventions,
         method_class,
-        read_meta,
         register,
     )
     from .configs import ExpertConfig, IdentityConfig, SteeringConfig, TransportConfig
@@ -35,9 +34,10 @@ if TYPE_CHECKING:
     from .transport import LinearAcT, fit_transport
 
 _WHERE = {
-    **dict.fromkeys(("META_FILE", "NEEDS", "TENSORS_FILE", "ArtifactMeta", "FitInputs",
+    **dict.fromkeys(("META_FILE", "NEEDS", "TENSORS_FILE", "FitInputs",
                      "Intervention", "applied_all", "applied_or_not", "load_intervention",
-                     "load_interventions", "method_class", "read_meta", "register"), "base"),
+                     "load_interventions", "method_class", "register"), "base"),
+    "ArtifactMeta": "artifact", "read_meta": "artifact",
     **dict.fromkeys(("ExpertConfig", "IdentityConfig", "SteeringConfig", "TransportConfig"),
                     "configs"),
     "Affine": "edits", "Edit": "edits",

@@ -16,24 +16,21 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import safetensors.torch
 import torch
-import transformers
 
 from ..core.errors import ArtifactError, InputError
-from ..core.io import atomic_folder, read_json, write_json_atomic
+from ..core.io import atomic_folder, write_json_atomic
 from ..core.settings import with_settings
-from ..core.version import __version__
 from ..models import LanguageModel
+from .artifact import ArtifactMeta, read_meta
 from .edits import Edit, fold_all, installed
 from .registry import META_FILE, METHODS, TENSORS_FILE, MethodSpec
 
@@ -42,7 +39,6 @@ if TYPE_CHECKING:
     from ..data import LabelledTexts
     from ..locate.neurons import NeuronScores
 
-FORMAT_VERSION = 1
 _CLASSES: dict[str, type[Intervention]] = {}  # the classes imported so far, by method
 
 
@@ -72,35 +68,6 @@ def method_class(method: str) -> type[Intervention]:
     return _CLASSES[method]
 
 
-def versions() -> dict[str, str]:
-    return {
-        "eigenshift": __version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
-
-
-@dataclass
-class ArtifactMeta:
-    method: str
-    params: dict[str, Any]
-    model: str
-    weight_hashes: dict[str, str]  # module name -> LanguageModel.weight_hash
-    data_hashes: dict[str, str] = field(default_factory=dict)
-    seed: int | None = None
-    stats: dict[str, Any] = field(default_factory=dict)  # counts and other fit diagnostics
-    versions: dict[str, str] = field(default_factory=versions)
-    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    format_version: int = FORMAT_VERSION
-
-
-# The type of each field of intervention.json; the first four are required.
-META_TYPES: dict[str, tuple[type, ...]] = {
-    "method": (str,), "params": (dict,), "model": (str,), "weight_hashes": (dict,),
-    "data_hashes": (dict,), "seed": (int, type(None)), "stats": (dict,), "versions": (dict,),
-    "created": (str,), "format_version": (int,),
-}  # fmt: skip
-_HASH = re.compile(r"^[0-9a-f]{64}$")
 Shapes = dict[str, tuple[int | None, ...]]  # tensor name -> shape (None: any length)
 
 
@@ -350,40 +317,6 @@ class Intervention(ABC):
         except ArtifactError as exc:
             raise ArtifactError(f"{directory}: {exc}") from None
         return intervention
-
-
-def read_meta(directory: str | Path) -> ArtifactMeta:
-    path = Path(directory) / META_FILE
-    if not path.is_file():
-        raise ArtifactError(
-            f"{directory} is not an intervention folder (no {META_FILE}); "
-            "give a folder written by `eigenshift fit` or Intervention.save"
-        )
-    try:
-        raw = read_json(path, "intervention")
-    except InputError as exc:
-        raise ArtifactError(str(exc)) from None
-    if not isinstance(raw, dict):
-        raise ArtifactError(f"{path} is not an intervention description (not a JSON object)")
-    problems = [f"unknown field '{k}'" for k in raw if k not in META_TYPES]
-    problems += [f"no '{k}'" for k in list(META_TYPES)[:4] if k not in raw]
-    problems += [f"'{k}' is {type(v).__name__}" for k, v in raw.items() if k in META_TYPES
-                 and (not isinstance(v, META_TYPES[k]) or isinstance(v, bool))]  # fmt: skip
-    hashes = raw.get("weight_hashes")
-    if isinstance(hashes, dict) and not (hashes and all(
-            isinstance(v, str) and _HASH.match(v) for v in hashes.values())):  # fmt: skip
-        problems.append("'weight_hashes' must name every module the edit depends on, each with "
-                        "its sha256")  # fmt: skip
-    if problems:
-        raise ArtifactError(f"{path} is not a valid intervention description "
-                            f"({'; '.join(problems)}): fit it again")  # fmt: skip
-    meta = ArtifactMeta(**raw)
-    if meta.format_version > FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path} has format {meta.format_version}; this eigenshift reads up to "
-            f"{FORMAT_VERSION}: upgrade eigenshift"
-        )
-    return meta
 
 
 def load_intervention(directory: str | Path, lm: LanguageModel | None = None) -> Intervention:

@@ -5,11 +5,31 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-from ..capture.hooks import Site
 from ..core.errors import InputError
 from .architecture import linear_width
 from .language_model import LanguageModel
+
+
+@dataclass(frozen=True)
+class Site:
+    """A module and which side of it we read or change: its input or its output."""
+
+    module: str
+    side: Literal["input", "output"] = "output"
+
+    @classmethod
+    def parse(cls, spec: str) -> Site:
+        """`name` is the output of a module, `name:input` its first input."""
+        name, _, side = spec.partition(":")
+        if side not in ("", "input", "output"):
+            raise InputError(f"site '{spec}': the part after ':' must be 'input' or 'output'")
+        return cls(name, "input" if side == "input" else "output")
+
+    def __str__(self) -> str:
+        return self.module if self.side == "output" else f"{self.module}:input"
 
 
 def resolve_sites(lm: LanguageModel, pattern: str | None, side: str = "input") -> list[str]:

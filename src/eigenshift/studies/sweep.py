@@ -14,7 +14,7 @@ from typing import Any
 from ..capture.states import FitStates
 from ..core.errors import InputError
 from ..engines import Engine
-from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
+from ..evaluation import EvalConfig, RunFolder, evaluate
 from ..interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
 from ..interventions.base import method_class
 from ..interventions.eigenshift.config import Recipe
@@ -22,6 +22,15 @@ from ..interventions.registry import METHODS
 from ..models import LanguageModel
 from ..report import write_report
 from .configs import SweepConfig
+from .points import (
+    SWEEP_COLUMNS,
+    BestTPHWithinPerplexity,
+    Point,
+    eigenshift_points,
+    points_of,
+    strength_points,
+)
+from .points import grid_name as grid_name  # re-exported: sweep's point names
 
 
 def sweep_grid(
@@ -67,10 +76,6 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def grid_name(recipe: str, k: int, alpha: float) -> str:
-    return f"{recipe}-k{k}-a{alpha:g}"
-
-
 def eigenshift_fits(
     lm: LanguageModel, base: EigenShiftConfig, recipes: Sequence[Recipe], states: FitStates
 ) -> dict[str, EigenShiftFit]:
@@ -82,18 +87,19 @@ def eigenshift_fits(
 def eigenshift_grid(
     fits: Mapping[str, EigenShiftFit], ks: Sequence[int], alphas: Sequence[float]
 ) -> dict[str, Intervention]:
-    return {grid_name(name, k, a): fit.intervention(k, a)
-            for name, fit in fits.items() for k in ks for a in alphas}  # fmt: skip
+    """Every recipe's k x alpha points, named by recipe."""
+    return {point: iv for name, fit in fits.items()
+            for point, iv in eigenshift_points(name, fit, ks, alphas).items()}  # fmt: skip
 
 
 def strength_grid(
     name: str, intervention: Intervention, strengths: Sequence[float]
 ) -> dict[str, Intervention]:
-    """One point per strength for methods that have that knob (steering, transport); others as
-    fitted."""
-    if "strength" not in intervention.knobs or not strengths:
+    """One point per strength for methods that have that knob (steering, transport); others,
+    and every method when no strengths are given, as fitted."""
+    if not strengths:
         return {name: intervention}
-    return {f"{name}-s{s:g}": intervention.with_params(strength=float(s)) for s in strengths}
+    return strength_points(name, intervention, strengths)
 
 
 def run_sweep(
@@ -121,50 +127,36 @@ def _sweep(
 ) -> dict[str, Any]:
     metrics = evaluate(lm, grid, eval_config, run.path, progress=progress,
                        engine=engine)  # excludes fit prompts  # fmt: skip
-    rows = metrics["methods"]
-    points = [(r["perplexity"], r["toxic_fraction"]) for r in rows]
-    front = [rows[i]["method"] for i in pareto_front(points)]
-    eligible = [
-        r for r in rows
-        if r["method"] != ORIGINAL and r["relative_perplexity"] <= ppl_limit
-        and not r.get("flag_degenerate")
-    ]  # fmt: skip
-    best = max(eligible, key=lambda r: r["tph"]) if eligible else None
-    keys = (
-        "toxic_fraction", "expected_max_toxicity", "perplexity", "relative_perplexity",
-        "relative_expected_max_toxicity", "tph", "degenerate_share", "flag_degenerate",
-    )  # fmt: skip
+    points = points_of(metrics["methods"])
+    front = [points[i].method for i in pareto_front([p.trade_off() for p in points])]
+    rule = BestTPHWithinPerplexity(ppl_limit)
+    best = rule.best(points, grid)
     summary = {
-        "grid": [{"method": r["method"], **{k: r[k] for k in keys if k in r}} for r in rows],
+        "grid": [p.as_dict(SWEEP_COLUMNS) for p in points],
         "pareto_front": front,
         "ppl_limit": ppl_limit,
-        "best": best["method"] if best else None,
-        "best_reason": (
-            f"highest TPH ({best['tph']:.1f}) with perplexity within +{100 * ppl_limit:.0f}% and "
-            "no significant rise in degenerate continuations"
-            if best
-            else f"no grid point keeps perplexity within +{100 * ppl_limit:.0f}% without more "
-            "degenerate text"
-        ),
+        "best": best.method if best else None,
+        "best_reason": rule.reason(best),
     }
     if best:
-        grid[best["method"]].save(run.file(RunFolder.BEST))
+        grid[best.method].save(run.file(RunFolder.BEST))
     run.write_json(RunFolder.SWEEP, summary)
-    _plot(rows, front, best["method"] if best else None, run.file(RunFolder.PARETO))
+    _plot(points, front, best.method if best else None, run.file(RunFolder.PARETO))
     write_report(run.path)
     return summary
 
 
-def _plot(rows, front, best, path: Path) -> None:
+def _plot(points: Sequence[Point], front: list[str], best: str | None, path: Path) -> None:
     from ..report.figures import plt  # matplotlib loads only when a figure is drawn
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for r in rows:
-        marker = "s" if r["method"] == ORIGINAL else "o"
-        color = "C3" if r.get("flag_degenerate") else ("C2" if r["method"] == best else "C0")
-        ax.scatter(r["perplexity"], 100 * r["toxic_fraction"], marker=marker, color=color)
-        ax.annotate(r["method"], (r["perplexity"], 100 * r["toxic_fraction"]), fontsize=6)
-    pts = sorted((r["perplexity"], 100 * r["toxic_fraction"]) for r in rows if r["method"] in front)
+    for p in points:
+        ppl, toxic = p.trade_off()
+        marker = "s" if p.original else "o"
+        color = "C3" if p.flag_degenerate else ("C2" if p.method == best else "C0")
+        ax.scatter(ppl, 100 * toxic, marker=marker, color=color)
+        ax.annotate(p.method, (ppl, 100 * toxic), fontsize=6)
+    pts = sorted((x, 100 * y) for x, y in (p.trade_off() for p in points if p.method in front))
     ax.plot([p[0] for p in pts], [p[1] for p in pts], "k--", linewidth=0.8, label="Pareto front")
     ax.set_xscale("log")
     ax.set_xlabel("perplexity on clean text (log)")

@@ -27,12 +27,10 @@ from ..evaluation.summary import finite
 from ..interventions import EigenShiftFit, Intervention
 from ..models import LanguageModel
 from .configs import TuneConfig
+from .points import TUNE_COLUMNS, LowestToxicityWithinPerplexity, method_points, points_of
 
 log = logging.getLogger(__name__)
 TUNE_FILE = "tune.json"
-RULE = ("largest drop in expected maximum toxicity on the validation prompts, among points "
-        "with perplexity at most +{limit:.0%} and no significant rise in degenerate "
-        "continuations")  # fmt: skip
 
 
 def method_grid(
@@ -40,12 +38,7 @@ def method_grid(
 ) -> dict[str, Intervention]:
     """The points of one method: EigenShift's k x alpha from its fit, a strength per value for
     methods with a strength, the fitted point alone otherwise."""
-    if isinstance(method, EigenShiftFit):
-        return {f"{name}-k{k}-a{a:g}": method.intervention(k, a)
-                for k in config.ks for a in config.alphas}  # fmt: skip
-    if "strength" in method.knobs:
-        return {f"{name}-s{s:g}": method.with_params(strength=float(s)) for s in config.strengths}
-    return {name: method}
+    return method_points(name, method, config.ks, config.alphas, config.strengths)
 
 
 def split_prompts(
@@ -69,20 +62,17 @@ def only(config: EvalConfig, ids: Sequence[int], n_prompts: int) -> EvalConfig:
 
 
 def choose(rows: Sequence[dict[str, Any]], names: Sequence[str], limit: float) -> str | None:
-    """The rule; None when no point within the limits lowers expected maximum toxicity."""
-    eligible = [r for r in candidates(rows, names)
-                if r["relative_perplexity"] is not None and r["relative_perplexity"] <= limit]
-    return min(eligible, key=lambda r: r["expected_max_toxicity"])["method"] if eligible else None
+    """The rule on metrics rows; None when no point within the limits lowers expected maximum
+    toxicity."""
+    return LowestToxicityWithinPerplexity(limit).choose(points_of(rows), names)
 
 
 def candidates(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
-    """The points of `names` the rule may choose before perplexity is known (no significant
-    rise in degenerate continuations, expected maximum toxicity below the original's), the
-    lowest expected maximum toxicity first."""
-    original = next(r for r in rows if r["method"] == ORIGINAL)["expected_max_toxicity"]
-    return sorted((r for r in rows if r["method"] in names and not r.get("flag_degenerate")
-                   and r["expected_max_toxicity"] < original),
-                  key=lambda r: r["expected_max_toxicity"])  # fmt: skip
+    """The rows of the points of `names` the rule may choose before perplexity is known, the
+    lowest expected maximum toxicity first (`LowestToxicityWithinPerplexity.candidates`)."""
+    by_method = {r["method"]: r for r in rows}
+    found = LowestToxicityWithinPerplexity.candidates(points_of(rows), names)
+    return [by_method[p.method] for p in found]
 
 
 @dataclass
@@ -94,18 +84,21 @@ class RuleNeed:
     grids: dict[str, list[str]]
     limit: float
     family: dict[str, str] = field(init=False)
+    rule: LowestToxicityWithinPerplexity = field(init=False)
 
     def __post_init__(self) -> None:
         self.family = {p: name for name, points in self.grids.items() for p in points}
+        self.rule = LowestToxicityWithinPerplexity(self.limit)
 
     def order(self, rows: list[dict[str, Any]]) -> list[str]:
-        return [r["method"] for points in self.grids.values() for r in candidates(rows, points)]
+        points = points_of(rows)
+        return [p.method for names in self.grids.values()
+                for p in self.rule.candidates(points, names)]  # fmt: skip
 
     def wanted(self, name: str, measured: dict[str, list[float]]) -> bool:
         base = finite(measured[ORIGINAL]).mean()
         return not any(p in measured and finite(measured[p]).mean() <= base * (1 + self.limit)
                        for p in self.grids[self.family[name]])  # fmt: skip
-
 
 
 def tune(
@@ -150,8 +143,9 @@ def _tune(
                                                     config.ppl_limit)  # fmt: skip
     validation = evaluate(lm, points, val_eval, run.path / "validation", progress=progress,
                           engine=engine, need=need)  # fmt: skip
-    chosen = {name: choose(validation["methods"], list(grid), config.ppl_limit)
-              for name, grid in grids.items()}  # fmt: skip
+    rule = LowestToxicityWithinPerplexity(config.ppl_limit)
+    validated = points_of(validation["methods"])
+    chosen = {name: rule.choose(validated, grid) for name, grid in grids.items()}
     for name, point in chosen.items():
         log.info("%s: chose %s", name, point or "nothing (no point meets the rule)")
         if point:
@@ -161,18 +155,12 @@ def _tune(
                       progress=progress, engine=engine,
                       reuse=[run.path / "validation"])  # same texts: same perplexities  # fmt: skip
     summary = {
-        "rule": RULE.format(limit=config.ppl_limit),
+        "rule": rule.describe(),
         "prompts": {"fit": sorted(fitted), "validation": sorted(val), "test": sorted(test)},
         "chosen": chosen,
         "untuned": sorted(fixed),
-        "validation": [_row(r) for r in validation["methods"]],
-        "test": [_row(r) for r in tested["methods"]],
+        "validation": [p.as_dict(TUNE_COLUMNS) for p in validated],
+        "test": [p.as_dict(TUNE_COLUMNS) for p in points_of(tested["methods"])],
     }
     run.write_json(TUNE_FILE, summary)
     return summary
-
-
-def _row(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("method", "toxic_fraction", "expected_max_toxicity", "relative_expected_max_toxicity",
-            "perplexity", "relative_perplexity", "degenerate_share", "flag_degenerate", "tph")
-    return {k: row[k] for k in keys if k in row} | {"original": row["method"] == ORIGINAL}
