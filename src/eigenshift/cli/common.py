@@ -22,7 +22,7 @@ def out_option(
     help: str = "Output folder.", required: bool = True, *, marker: str | None = None,
     check: bool = True,
 ) -> Callable[[F], F]:
-    """`--out`, checked before any work (`io_utils.prepare_out`): with `marker`, a folder the
+    """`--out`, checked before any work (`core.io.prepare_out`): with `marker`, a folder the
     command replaces as a whole (new, empty or one of ours); else one it writes files into.
     `check=False` leaves the check to the command (a run folder, which it locks)."""
 

@@ -84,7 +84,7 @@ NEEDS = {
     "data": "labelled texts (toxic and non-toxic): pass data=load_labelled(...) (CLI: --data)",
     "neurons": "neuron scores: run `eigenshift locate neurons` and pass its scores (CLI: "
     "--neurons FOLDER, or labelled data to score first)",
-    "states": "toxic and clean states: pass states=eigenshift.evidence.gathering(lm, EvidenceConfig"
+    "states": "toxic and clean states: pass states=eigenshift.evidence.gather(lm, EvidenceConfig"
     "(...)) (CLI: --evidence, --data, --fit-prompts)",
 }
 

@@ -1,6 +1,6 @@
 """A per-coordinate scale of the unembedding input: the identity when fitted with scale 1, which
 makes it the control that checks the shared machinery (apply, bake, save, load, refusal) end to
-end, and the smallest example of a method (docs/architecture.md walks through it)."""
+end, and the smallest example of a method (docs/architecture.md walks through a copy of it)."""
 
 from __future__ import annotations
 

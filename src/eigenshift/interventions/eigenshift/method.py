@@ -1,11 +1,12 @@
 """EigenShift (method.md section 3): dampen the right singular directions of the unembedding that
 toxic text uses more than clean text.
 
-Fitting gathers lm_head-input states (`evidence.py`: the model's own continuations of prompts,
-labelled text, or both, all teacher-forced), decomposes the unembedding through its Gram matrix,
-scores every direction, measures how stable the selection is (`stability.py`), and keeps the
-per-direction statistics so a sweep or a tune over k and alpha needs one fit. Three choices are
-explicit (method.md section 7 says why), with two presets:
+The fit receives lm_head-input states gathered by the evidence room (`evidence.gather`: labelled
+text, the model's own continuations of prompts, or both, all teacher-forced) and is pure maths on
+them: it decomposes the unembedding through its Gram matrix, scores every direction, measures how
+stable the selection is (`stability.py`), and keeps the per-direction statistics so a sweep or a
+tune over k and alpha needs one fit. Three choices are explicit (method.md section 7 says why),
+with two presets:
 
 - contrast: clean states from the *first* position (paper) or from the *same positions* as the
   toxic states (matched), so the contrast is not confounded with position;
