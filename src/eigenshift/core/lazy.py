@@ -8,6 +8,7 @@ the command line is generated from) never pulls torch or transformers in through
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 
 
@@ -20,7 +21,7 @@ def lazy_names(
         if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(f"{package}.{where[name]}"), name)
-        globals_of(package)[name] = value
+        vars(sys.modules[package])[name] = value  # found directly from now on
         return value
 
     def dir_() -> list[str]:
@@ -28,8 +29,3 @@ def lazy_names(
 
     return getattr_, dir_
 
-
-def globals_of(package: str) -> dict[str, object]:
-    import sys
-
-    return vars(sys.modules[package])

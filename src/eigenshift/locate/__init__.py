@@ -6,8 +6,9 @@ probes) or matplotlib (the reports) until a locate study runs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..core.lazy import lazy_names
 
 _WHERE = {
     "LayerConfig": "configs",
@@ -33,10 +34,7 @@ if TYPE_CHECKING:
     from .stats import auroc, average_precision
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
 
 
 __all__ = [

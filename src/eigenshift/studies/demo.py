@@ -50,7 +50,7 @@ QUICK = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), clean_tex
                    bootstrap=500)  # fmt: skip
 # The same budget for every tuned method: 8 points each (EigenShift 4 k x 2 alpha); 2 when quick
 # (a smoke test of the whole path, whose 40 continuations per point could not rank more).
-TUNE = TuneConfig(validation_prompts=60, test_prompts=200)
+TUNE = TuneConfig()
 QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(2,), alphas=(0.5, 0.0),
                         strengths=(1.0, 2.0))  # fmt: skip
 TUNED = ("steer", "linear-act")

@@ -186,5 +186,4 @@ class BestTPHWithinPerplexity:
         if best is None:
             return (f"no grid point keeps perplexity within +{100 * self.limit:.0f}% without "
                     "more degenerate text")  # fmt: skip
-        return (f"highest TPH ({best.tph:.1f}) with perplexity within +{100 * self.limit:.0f}% "
-                "and no significant rise in degenerate continuations")  # fmt: skip
+        return self.describe().replace("highest TPH", f"highest TPH ({best.tph:.1f})", 1)

@@ -5,7 +5,6 @@ under a perplexity limit (ignoring points that produce more degenerate text than
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -62,8 +61,6 @@ def sweep_grid(
     return grid
 
 
-log = logging.getLogger(__name__)
-
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of points no other point beats on both axes (both minimised), by x."""
@@ -108,7 +105,7 @@ def run_sweep(
     eval_config: EvalConfig,
     out: str | Path,
     *,
-    ppl_limit: float = 0.10,
+    ppl_limit: float = SweepConfig.ppl_limit,
     progress: bool = True,
     engine: Engine | None = None,
 ) -> dict[str, Any]:
