@@ -209,3 +209,22 @@ def test_a_stale_logit_bias_file_is_removed_when_the_new_edit_has_none(tmp_path)
     assert gguf.GGUFReader(out).get_field("eigenshift.method").contents() == "aura"
     # Another export's bias file is its own: left alone.
     assert (tmp_path / "out" / "other.logit_bias.json").is_file() and other.is_file()
+
+
+def test_llama_cpp_loads_without_extra_buffers_and_puts_its_defaults_back():
+    """llama.cpp's AMX/repack buffers crash its decode on AMX CPUs: `Llama()` is made to load
+    without them, through a wrapper of its default params that is removed even on failure."""
+    from types import SimpleNamespace
+
+    from eigenshift.engines.llamacpp import _model_params
+
+    def default():
+        return SimpleNamespace(use_extra_bufts=True, n_gpu_layers=0)
+
+    fake = SimpleNamespace(llama_cpp=SimpleNamespace(llama_model_default_params=default))
+    with pytest.raises(RuntimeError), _model_params(fake, extra_buffers=False):
+        assert fake.llama_cpp.llama_model_default_params().use_extra_bufts is False
+        raise RuntimeError("the load failed")
+    assert fake.llama_cpp.llama_model_default_params is default
+    with _model_params(fake, extra_buffers=True):
+        assert fake.llama_cpp.llama_model_default_params().use_extra_bufts is True

@@ -55,17 +55,37 @@ def control_vector_data(path: Path) -> tuple[np.ndarray, int]:
     return data, n_embd
 
 
+@contextlib.contextmanager
+def _model_params(llama_cpp: Any, extra_buffers: bool) -> Iterator[None]:
+    """`Llama()` has no switch for `use_extra_bufts`: its default model params are wrapped while
+    it loads, and always put back."""
+    module = llama_cpp.llama_cpp
+    default = module.llama_model_default_params
+
+    def params() -> Any:
+        value = default()
+        value.use_extra_bufts = extra_buffers
+        return value
+
+    module.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = default
+
+
 class LlamaCpp:
     """One llama.cpp context on a GGUF model, optionally with a control vector set."""
 
     def __init__(
         self, model: Path, *, control_vector: Path | None = None, n_ctx: int = 512,
-        threads: int | None = None,
+        threads: int | None = None, extra_buffers: bool = False,
     ) -> None:  # fmt: skip
         llama_cpp = _llama_cpp()
-        self.llm = llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, logits_all=True,
-                                   verbose=False, n_threads=threads or os.cpu_count() or 1,
-                                   seed=0)  # fmt: skip
+        with _model_params(llama_cpp, extra_buffers):
+            self.llm = llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, logits_all=True,
+                                       verbose=False, n_threads=threads or os.cpu_count() or 1,
+                                       seed=0)  # fmt: skip
         self.bias = logit_bias_of(model)
         if control_vector is not None:
             data, n_embd = control_vector_data(control_vector)
