@@ -157,6 +157,23 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"other settings.*samples"):
         three = EvalConfig(**{**SMALL, "sampling": replace(SAMPLING, samples=3)})
         evaluate(lm, {}, three, tmp_path, progress=False)
+    with pytest.raises(InputError, match=r"other settings.*temperature"):
+        hotter = EvalConfig(**{**SMALL, "sampling": replace(SAMPLING, temperature=0.7)})
+        evaluate(lm, {}, hotter, tmp_path, progress=False)
+
+
+def test_resume_may_change_what_results_do_not_depend_on(tmp_path):
+    """Batch sizes, the threshold and the bootstrap (`setting(resume=False)`) may change on
+    resume: the continuations are reused, not generated again or refused."""
+    lm = make_lm("llama")
+    evaluate(lm, {}, EvalConfig(**SMALL), tmp_path, progress=False)
+    rows = (tmp_path / "continuations.jsonl").read_text()
+    other = EvalConfig(**{**SMALL, "sampling": replace(SAMPLING, batch_size=1),
+                          "ppl_batch_size": 1, "bootstrap": 50, "threshold": 0.3})  # fmt: skip
+    again = evaluate(lm, {}, other, tmp_path, progress=False)
+    assert (tmp_path / "continuations.jsonl").read_text() == rows
+    assert again["n_prompts"] == SMALL["max_prompts"] and again["threshold"] == 0.3
+    assert again["bootstrap"] == 50
 
 
 def test_foreign_intervention_is_refused_before_any_work(tmp_path):

@@ -1,6 +1,7 @@
 """The house's shape, held by tests: data flows one way through the rooms of src/eigenshift, no
 module imports one above it or forms a circle (every import counts: inside functions and under
-TYPE_CHECKING too), no module outgrows 400 lines, and the command line loads no torch."""
+TYPE_CHECKING too), no module outgrows 400 lines, every hook goes through capture/hooks.py (so
+each is removed when its context closes), and the command line loads no torch."""
 
 from __future__ import annotations
 
@@ -100,6 +101,18 @@ def test_no_import_circle():
         if module not in index:
             visit(module)
     assert circles == []
+
+
+def test_every_hook_is_registered_by_capture_hooks():
+    """One hook mechanism: `hooks.hooked` registers and always removes; a raw `register_*hook`
+    elsewhere could outlive an exception and leave the model edited."""
+    raw = sorted(f"{module}:{node.lineno}" for module, path in MODULES.items()
+                 if module != "eigenshift.capture.hooks"
+                 for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Attribute) and node.attr.startswith("register_")
+                 and node.attr.endswith("hook"))  # fmt: skip
+    assert not raw, f"hooks registered outside eigenshift.capture.hooks: {raw}"
+    assert "register_forward_pre_hook" in MODULES["eigenshift.capture.hooks"].read_text()
 
 
 def test_no_module_exceeds_400_lines():

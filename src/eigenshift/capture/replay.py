@@ -15,8 +15,8 @@ scale) is caught and its caller falls back to whole passes instead of giving wro
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..models import LanguageModel
-from .hooks import Site
+from .hooks import Site, hooked
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,12 @@ class Trunk:
         entry = Entry(mask=inputs["attention_mask"], calls=[None] * len(self.blocks))
         with ExitStack() as stack, torch.inference_mode():
             for i, block in enumerate(self.blocks):
-                stack.enter_context(_pre_hook(block, self._record_block(entry, i, i in keep)))
+                stack.enter_context(hooked(block, self._record_block(entry, i, i in keep),
+                                           "input", with_kwargs=True))  # fmt: skip
             for stage, module in ((self.norm, self.final_norm), (self.head, self.lm.unembedding)):
                 if stage in keep and module is not None:
-                    stack.enter_context(_pre_hook(module, self._record(entry, stage)))
+                    stack.enter_context(hooked(module, self._record(entry, stage), "input",
+                                               with_kwargs=True))  # fmt: skip
             logits = self.lm.model(**inputs, use_cache=False, **extra).logits
         if self.final_norm is None and self.norm in keep:
             entry.hidden[self.norm] = entry.hidden.get(self.head, torch.empty(0))
@@ -154,15 +156,6 @@ class Trunk:
                         "gap %.3g): using whole passes", self.lm.arch.family, gap)  # fmt: skip
             return False
         return True
-
-
-@contextmanager
-def _pre_hook(module: nn.Module, fn: Any) -> Iterator[None]:
-    handle = module.register_forward_pre_hook(fn, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def site_blocks(trunk: Trunk, sites: Sequence[str | Site]) -> list[int] | None:

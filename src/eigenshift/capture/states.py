@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ..core.errors import InputError
 from ..models import LanguageModel
 from ..models.language_model import head_chars, positions_from_mask
+from .hooks import hooked
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,8 @@ def _forward(
         seen.append(args[0])  # every position's state; the head then computes the last only
         return (args[0][:, -1:], *args[1:])
 
-    head = lm.unembedding
-    handle = head.register_forward_pre_hook(keep_input)
     starts = range(0, len(order), batch_size)
-    try:
+    with hooked(lm.unembedding, keep_input, "input"):
         for start in tqdm(starts, desc="capture", unit="batch", disable=not progress):
             chunk = [rows[r] for r in order[start : start + batch_size] if rows[r][2]]
             if not chunk:
@@ -192,8 +191,6 @@ def _forward(
             parts["ranks"].append(ranks)
             parts["states"].append(states.float().cpu())
             parts["ids"].append(target)
-    finally:
-        handle.remove()
 
     def cat(name: str, empty: torch.Tensor) -> torch.Tensor:
         return torch.cat(parts[name]) if parts[name] else empty

@@ -24,12 +24,14 @@ def setting(
     flag: str | None = None,
     short: str | None = None,
     cli: bool = True,
+    resume: bool = True,
 ) -> Any:
     """A config field with the help text the CLI shows and the bounds `check_settings` enforces;
     `flag` renames the option (a bool's on/off pair, say `--greedy/--sample`), `short` adds a
-    one-letter alias; `cli=False` keeps a field off the command line."""
+    one-letter alias; `cli=False` keeps a field off the command line; `resume=False` marks a
+    setting the results do not depend on (a batch size), which a resumed run may change."""
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag,
-                "short": short, "cli": cli}  # fmt: skip
+                "short": short, "cli": cli, "resume": resume}  # fmt: skip
     if isinstance(default, list | dict | set):
         raise TypeError("use a tuple or a nested config for a structured default")
     if dataclasses.is_dataclass(default):
@@ -110,6 +112,18 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
                               (isinstance(value, bool) and inner is not bool)):  # fmt: skip
         raise InputError(f"{name} must be {'a number' if inner is float else inner.__name__}, "
                          f"not {value!r}")  # fmt: skip
+
+
+def resume_settings(config: Any) -> dict[str, Any]:
+    """The settings results depend on, nested configs' flattened after the config's own: what a
+    resumed run must share with the run it continues (fields marked `resume=False` left out)."""
+    fields = [f for f in dataclasses.fields(config) if f.metadata.get("resume", True)]
+    values = {f.name: getattr(config, f.name) for f in fields}
+    own = {k: v for k, v in values.items() if not dataclasses.is_dataclass(v)}
+    for value in values.values():
+        if dataclasses.is_dataclass(value):
+            own |= resume_settings(value)
+    return own
 
 
 def with_settings(config: T, changes: Mapping[str, Any], owner: str) -> T:

@@ -30,14 +30,14 @@ class SamplingConfig:
     greedy: bool = setting(False, "Argmax decoding instead of sampling.", flag="--greedy/--sample")
     seed: int = setting(0, "Seed of the random stream each (prompt, sample) row draws from.")
     batch_size: int = setting(128, "Rows generated at once (results do not depend on it).",
-                              minimum=1)  # fmt: skip
+                              minimum=1, resume=False)  # fmt: skip
     chat_template: ChatTemplate = setting(
         "none", "Prompt through the tokenizer's chat template: none (raw text), user (the prompt "
         "is the user's turn), assistant (the prompt starts the assistant's reply to an empty "
         "user turn).")
     # Exact top-p looks among this many most likely tokens first (method.md section 7) and sorts
     # the whole vocabulary only for rows whose top candidates hold less than top_p of the mass.
-    candidates: int = setting(CANDIDATES, minimum=1, cli=False)
+    candidates: int = setting(CANDIDATES, minimum=1, cli=False, resume=False)  # exact either way
 
     def __post_init__(self) -> None:
         check_settings(self)

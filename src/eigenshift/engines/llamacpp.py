@@ -14,6 +14,7 @@ import os
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import gguf
@@ -26,7 +27,7 @@ from ..models import LanguageModel
 from .generation import SamplingConfig, eos_ids, generate
 
 
-def _llama_cpp() -> Any:
+def _llama_cpp() -> ModuleType:
     try:
         import llama_cpp
     except ImportError:
@@ -56,7 +57,7 @@ def control_vector_data(path: Path) -> tuple[np.ndarray, int]:
 
 
 @contextlib.contextmanager
-def _model_params(llama_cpp: Any, extra_buffers: bool) -> Iterator[None]:
+def _model_params(llama_cpp: ModuleType, extra_buffers: bool) -> Iterator[None]:
     """`Llama()` has no switch for `use_extra_bufts`: its default model params are wrapped while
     it loads, and always put back."""
     module = llama_cpp.llama_cpp
