@@ -14,9 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "src" / "eigenshift"
 # Bottom to top: a module may import its own room and the rooms below, never one above.
-LAYERS = [("core",), ("models", "data"), ("capture", "scoring"), ("locate",), ("interventions",),
-          ("export",), ("engines",), ("evidence",), ("evaluation",), ("report",), ("studies",),
-          ("cli",), ("__init__", "__main__")]  # fmt: skip
+LAYERS = [("core",), ("models", "data"), ("scoring",), ("capture",), ("locate",),
+          ("interventions",), ("export",), ("engines",), ("evidence",), ("evaluation",),
+          ("report",), ("studies",), ("cli",), ("__init__", "__main__")]  # fmt: skip
 LEVEL = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
 
 

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ..core.errors import InputError
 from ..models import LanguageModel
 from ..models.language_model import head_chars, positions_from_mask
+from ..scoring.vocabulary import TokenJudgement
 from .hooks import hooked
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,9 @@ class FitStates:
     seed: int | None = None
     split_seed: int = 0
     seconds: float = 0.0  # the gathering's wall time
+    # The evidence's judge's reading of the vocabulary, token by token: what says whether a
+    # direction promotes toxic words (`scoring.vocabulary`); None when not judged.
+    vocabulary: TokenJudgement | None = None
 
     @classmethod
     def empty(cls, d: int) -> FitStates:
@@ -258,4 +262,5 @@ class FitStates:
             self.seed if self.seed is not None else other.seed,
             self.split_seed,
             self.seconds + other.seconds,
+            self.vocabulary or other.vocabulary,
         )

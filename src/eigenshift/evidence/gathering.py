@@ -30,8 +30,10 @@ from ..engines.generation import Generation
 from ..interventions.eigenshift.config import EigenShiftConfig
 from ..interventions.eigenshift.method import EigenShift, EigenShiftFit
 from ..models import LanguageModel
+from ..models.architecture import weight_of
 from ..scoring import Scorer, load_scorer
 from ..scoring.attribution import attribute_words, piece_spans, token_pieces, tokens_in
+from ..scoring.vocabulary import judge_vocabulary, vocabulary_words
 from .config import SOURCES, EvidenceConfig, EvidenceRule
 
 log = logging.getLogger(__name__)
@@ -185,6 +187,8 @@ def gather(
     states.data_hashes, states.fit_prompt_indices = hashes, list(prompt_ids)
     states.settings, states.seed = asdict(config), config.sampling.seed
     states.split_seed = config.rule.split_seed
+    rows = int(weight_of(lm.unembedding).shape[0])
+    states.vocabulary = judge_vocabulary(vocabulary_words(lm.tokenizer, rows), scorer)
     states.seconds = round(time.perf_counter() - start, 2)
     return states
 

@@ -64,6 +64,15 @@ def _stability_lines(intervention: EigenShift) -> list[str]:
     return [*lines, ""]
 
 
+def _token_share_lines(rows: list[dict]) -> list[str]:
+    """Whether the directions mean toxicity: their toxic-word share against chance."""
+    line = rows[0].get("token_share") if rows else None
+    if not line:
+        return []
+    return [f"Do the directions promote toxic words? {line[0].upper()}{line[1:]}. Each token "
+            "is judged as a word on its own; 'toxic words' below is each direction's share.", ""]
+
+
 def _cell(tokens: list[str]) -> str:
     return " ".join(f"`{t.strip() or repr(t)}`".replace("|", "\\|") for t in tokens)
 
@@ -80,22 +89,24 @@ def write_explanation(
         "# EigenShift directions",
         "",
         f"Model {lm.name}; recipe {p.get('recipe')} (contrast {p.get('contrast')}, score "
-        f"{p.get('score')}, dampen {p.get('dampen')}); k = {intervention.k}, "
+        f"{p.get('score')}, dampen {p.get('dampen')}, basis {p.get('basis', 'singular')}); "
+        f"k = {intervention.k}, "
         f"alpha = {intervention.alpha:g}. Toxic side: the tokens whose logits rise when a state "
         "moves along the direction the way toxic states do; the edit lowers them.",
         "",
         f"![delta spectrum]({figure.name})",
         "",
         *_stability_lines(intervention),
-        "| rank | direction | singular value | delta | score [95% CI] | in top k | toxic side "
-        "| other side |",
-        "|---|---|---|---|---|---|---|---|",
+        *_token_share_lines(rows),
+        "| rank | direction | singular value | delta | score [95% CI] | in top k | toxic words "
+        "| toxic side | other side |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['rank']} | {r['spectrum_position']} | {r['singular_value']:.3f} | "
         f"{r['delta']:+.4f} | {r['score']:.4f}{_interval(r['score_interval'])} | "
-        f"{_share(r['selected_share'])} | {_cell(r['toxic_side_tokens'])} | "
-        f"{_cell(r['other_side_tokens'])} |"
+        f"{_share(r['selected_share'])} | {_share(r.get('toxic_word_share'))} | "
+        f"{_cell(r['toxic_side_tokens'])} | {_cell(r['other_side_tokens'])} |"
         for r in rows
     ]
     md = folder.file(RunFolder.EXPLAIN_MD)

@@ -80,16 +80,21 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
     rows = run.explanation()
     if rows is None:
         return None
-    header = ("rank", "direction", "singular value", "delta", "toxic side", "other side")
+    shares = [r.get("toxic_word_share") for r in rows]
+    header = ("rank", "direction", "singular value", "delta", "toxic words", "toxic side",
+              "other side")  # fmt: skip
     body = [
         (str(r["rank"]), r["spectrum_position"], f"{r['singular_value']:.3f}",
-         f"{r['delta']:+.4f}", " ".join(t.strip() or repr(t) for t in r["toxic_side_tokens"]),
+         f"{r['delta']:+.4f}", "" if share is None else f"{100 * share:.0f}%",
+         " ".join(t.strip() or repr(t) for t in r["toxic_side_tokens"]),
          " ".join(t.strip() or repr(t) for t in r["other_side_tokens"]))
-        for r in rows
+        for r, share in zip(rows, shares, strict=True)
     ]  # fmt: skip
+    summary = rows[0].get("token_share") if rows else None
     caption = (
         "Tokens each dampened direction promotes (W v_i oriented by delta_i): the edit lowers "
         "the toxic-side logits. Singular vectors are defined up to sign; delta fixes it."
+        + (f" {summary[0].upper()}{summary[1:]}." if summary else "")
     )
     markdown = [caption, "", f"![delta spectrum]({RunFolder.SPECTRUM})", "",
                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip

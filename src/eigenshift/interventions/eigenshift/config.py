@@ -16,6 +16,7 @@ RECIPES: dict[str, dict[str, str]] = {
     "matched": {"contrast": "matched", "score": "standardized", "dampen": "centered"},
 }
 Recipe = Literal["paper", "matched"]
+Basis = Literal["singular", "toxic-words"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class EigenShiftConfig:
         None, "Rank directions by |delta| or |delta| / spread.")
     dampen: Literal["zero", "centered"] | None = setting(
         None, "Shrink towards zero or towards the clean mean (a constant logit shift).")
+    basis: Basis = setting(
+        "singular", "Directions to choose from: singular (the unembedding's right singular "
+        "vectors, as published) or toxic-words (those that raise the toxic words' logits most "
+        "against the whole vocabulary's, the first k taken; the evidence's scorer judges each "
+        "word).")
     min_toxic: int = setting(10, "Fewest toxic states a fit accepts.", minimum=1)
     resamples: int = setting(200, "Bootstrap resamples of each selected direction's score "
                                   "(0: none).", minimum=0)  # fmt: skip

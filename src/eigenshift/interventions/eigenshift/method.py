@@ -31,15 +31,17 @@ from ...core.errors import InputError
 from ...models import LanguageModel
 from ...models.architecture import weight_of
 from ...models.placement import materialized
+from ...scoring.vocabulary import TokenShare, promoted_shares, share_summary, spectrum_band
 from ..base import ArtifactMeta, FitInputs, Intervention, Shapes, register
 from ..edits import Affine, Edit
 from .config import EigenShiftConfig
-from .decomposition import right_singular
+from .decomposition import right_singular, toxic_word_basis
 from .stability import Projections, bootstrap, direction_stats, halves, selection_score
 from .tokens import directions
 
 log = logging.getLogger(__name__)
 STABILITY_KS = (1, 2, 5, 10, 20)
+CHANCE_DIRECTIONS = 200  # random directions behind chance for a basis other than the spectrum
 
 
 def clean_weights(
@@ -81,14 +83,20 @@ class EigenShiftFit:
     states: FitStates | None = field(default=None, repr=False)
     projections: Projections | None = field(default=None, repr=False)
     split_seed: int = 0  # of the evidence's clean draw; the halves and the bootstrap reuse it
+    # Per direction (oriented by delta): the toxic share of its top promoted words, when the
+    # evidence judged the vocabulary (`scoring.vocabulary`).
+    token_shares: torch.Tensor | None = field(default=None, repr=False)
+    chance_shares: torch.Tensor | None = field(default=None, repr=False)  # random directions'
     _bootstraps: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def selection_score(self) -> torch.Tensor:
+        if self.config.basis != "singular":  # the basis is ordered: its first k are taken
+            return self.singular_values
         return selection_score(self.delta, self.spread, self.config.choice("score"))
 
     def bootstrap(self, k: int, indices: torch.Tensor) -> dict[str, Any]:
         """Score intervals and top-k shares of the selected directions (cached per k)."""
-        if self.projections is None or not self.config.resamples:
+        if self.projections is None or not self.config.resamples or self.config.basis != "singular":
             return {}
         if k not in self._bootstraps:
             self._bootstraps[k] = bootstrap(self.projections, self.config.choice("score"),
@@ -116,8 +124,23 @@ class EigenShiftFit:
         params = {**self.meta.params, "k": n, "alpha": config.alpha}
         stability = {**self.meta.stats.get("stability", {}),
                      "bootstrap": self.bootstrap(n, indices)}  # fmt: skip
-        meta = replace(self.meta, params=params, stats={**self.meta.stats, "stability": stability})
-        return EigenShift(tensors, meta)
+        stats = {**self.meta.stats, "stability": stability}
+        if n and self.token_shares is not None and self.states and self.states.vocabulary:
+            stats["token_share"] = asdict(self.token_share(indices))
+        return EigenShift(tensors, replace(self.meta, params=params, stats=stats))
+
+    def token_share(self, indices: torch.Tensor) -> TokenShare:
+        """The selected directions' toxic-word share against random directions of the same
+        part of the spectrum (`scoring.vocabulary.spectrum_band`)."""
+        assert self.token_shares is not None and self.states and self.states.vocabulary
+        d = len(self.delta)
+        if self.chance_shares is not None:
+            band, name = self.chance_shares, f"{len(self.chance_shares)} random directions of h"
+        else:
+            lo, hi = spectrum_band(indices.tolist(), d, len(indices))
+            band, name = self.token_shares[lo:hi], f"singular directions {lo + 1}-{hi} of {d}"
+        return share_summary(self.token_shares[indices], band, self.states.vocabulary, name,
+                             seed=self.split_seed)  # fmt: skip
 
 
 def projections_of(states: FitStates, v: torch.Tensor, contrast: str) -> Projections:
@@ -169,8 +192,16 @@ class EigenShift(Intervention):
                 "texts, a looser --max-rank/--min-prob, or another --scorer"
             )
         t1 = time.perf_counter()
+        if config.basis == "toxic-words" and evidence.vocabulary is None:
+            raise InputError("basis toxic-words needs the evidence's judgement of the vocabulary: "
+                             "gather the states with eigenshift.evidence.gather")  # fmt: skip
         with materialized(lm.unembedding):  # offloaded or not
-            s, v = right_singular(weight_of(lm.unembedding))
+            weight = weight_of(lm.unembedding)
+            if config.basis == "singular":
+                s, v = right_singular(weight)
+            else:
+                assert evidence.vocabulary is not None
+                s, v = toxic_word_basis(weight, evidence.vocabulary.toxic)
         s, v = s.cpu(), v.cpu()
         t2 = time.perf_counter()
         contrast = config.choice("contrast")
@@ -181,14 +212,26 @@ class EigenShift(Intervention):
                                         proj.weigh(*everything))  # fmt: skip
         d = v.shape[0]
         ks = sorted({k for k in (*STABILITY_KS, config.n_directions(d)) if 0 < k <= d})
-        stability = {"halves": halves(proj, v, config.choice("score"), ks,
-                                      evidence.split_seed)}  # fmt: skip
+        stability: dict[str, Any] = {"basis": config.basis}
+        if config.basis == "singular":  # a toxic-words choice is the vocabulary's: not resampled
+            stability["halves"] = halves(proj, v, config.choice("score"), ks, evidence.split_seed)
+        shares = chance = None
+        if evidence.vocabulary is not None:
+            with materialized(lm.unembedding):
+                weight = weight_of(lm.unembedding).detach()
+                oriented = v * torch.where(delta >= 0, 1.0, -1.0).to(v)
+                shares = promoted_shares(weight, oriented, evidence.vocabulary)
+                if config.basis != "singular":  # chance: directions of h drawn at random
+                    generator = torch.Generator().manual_seed(evidence.split_seed)
+                    chance = promoted_shares(weight, torch.randn(d, CHANCE_DIRECTIONS,
+                        dtype=torch.float64, generator=generator), evidence.vocabulary)  # fmt: skip
         t3 = time.perf_counter()
         params = {
             "recipe": config.recipe,
             "contrast": contrast,
             "score": config.choice("score"),
             "dampen": config.choice("dampen"),
+            "basis": config.basis,
             # the gathering's settings beside the fit's: one record of what made the edit
             "fit_config": {**evidence.settings, **asdict(config)},
         }
@@ -202,7 +245,7 @@ class EigenShift(Intervention):
                 "toxic_tokens": evidence.toxic_tokens[:200],
                 "stability": stability,
                 "seconds": {"evidence": evidence.seconds, "decompose": round(t2 - t1, 2),
-                            "stability_halves": round(t3 - t2, 2)},
+                            "stability_halves_and_token_shares": round(t3 - t2, 2)},
             },
         )  # fmt: skip
         return EigenShiftFit(
@@ -216,6 +259,8 @@ class EigenShift(Intervention):
             states=evidence,
             projections=proj,
             split_seed=evidence.split_seed,
+            token_shares=shares,
+            chance_shares=chance,
         )
 
     # -- applying ---------------------------------------------------------------------------
@@ -270,7 +315,9 @@ class EigenShift(Intervention):
             f"{stats.get('clean_states')} clean",
             *([f"two disjoint halves select the same subspace to {split['subspace_similarity']:.2f}"
                f" (chance {split['chance']:.2f})"] if split else []),
-            f"k = {self.k}, alpha = {self.alpha:g}, recipe {self.params['recipe']}",
+            f"k = {self.k}, alpha = {self.alpha:g}, recipe {self.params['recipe']}, basis "
+            f"{self.params.get('basis', 'singular')}",
+            *([TokenShare(**stats["token_share"]).line()] if "token_share" in stats else []),
         ]
         lines += [f"  direction {row['spectrum_position']}: toxic side "
                   + " ".join(t.strip() or repr(t) for t in row["toxic_side_tokens"])

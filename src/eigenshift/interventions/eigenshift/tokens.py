@@ -14,6 +14,7 @@ import torch
 from ...models import LanguageModel
 from ...models.architecture import weight_of
 from ...models.placement import materialized
+from ...scoring.vocabulary import TokenShare
 
 if TYPE_CHECKING:
     from ..base import Intervention
@@ -32,6 +33,7 @@ def directions(lm: LanguageModel, intervention: Intervention, top: int) -> list[
     with torch.no_grad():
         logits = (weight @ v_k).float().cpu()  # (vocab, k)
     boot = intervention.meta.stats.get("stability", {}).get("bootstrap", {})
+    share = intervention.meta.stats.get("token_share")  # `scoring.vocabulary.TokenShare`
     rows = []
     for rank, idx in enumerate(indices):
         sign = 1.0 if float(deltas[idx]) >= 0 else -1.0
@@ -52,6 +54,9 @@ def directions(lm: LanguageModel, intervention: Intervention, top: int) -> list[
                 else None,
                 "toxic_side_tokens": [lm.tokenizer.decode([t]) for t in toxic_side],
                 "other_side_tokens": [lm.tokenizer.decode([t]) for t in other_side],
+                # the toxic share of its top promoted words, and all directions' against chance
+                "toxic_word_share": share["per_direction"][rank] if share else None,
+                "token_share": TokenShare(**share).line() if share else None,
             }
         )
     return rows

@@ -1,0 +1,77 @@
+"""Issue 23's measurement: do EigenShift's directions promote toxic words, on the published
+singular basis and on the toxic-word basis, and what does each remove within +10% perplexity?
+
+One gathering of evidence (the default, labelled) serves every fit. For each basis and k, the
+toxic-word share of the selected directions against chance; then both bases tuned by the same
+rule on validation prompts and evaluated once on disjoint test prompts.
+
+    .venv/bin/python scripts/basis_study.py --out runs/basis-study
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from eigenshift import load_model
+from eigenshift.engines.generation import SamplingConfig
+from eigenshift.evaluation import EvalConfig
+from eigenshift.evidence import EvidenceConfig, gather
+from eigenshift.interventions import EigenShift, EigenShiftConfig
+from eigenshift.studies.tune import TuneConfig, tune
+
+KS = (1, 2, 4, 8, 16, 32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--out", type=Path, default=Path("runs/basis-study"))
+    parser.add_argument("--validation", type=int, default=60)
+    parser.add_argument("--test", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--clean-texts", type=int, default=100)
+    parser.add_argument("--shares-only", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    lm = load_model(args.model)
+    states = gather(lm, EvidenceConfig())
+    assert states.vocabulary is not None
+    fits = {"eigenshift": EigenShift.fit_statistics(lm, EigenShiftConfig(), states),
+            "eigenshift-toxic-words": EigenShift.fit_statistics(
+                lm, EigenShiftConfig(basis="toxic-words"), states)}  # fmt: skip
+    paper = EigenShift.fit_statistics(lm, EigenShiftConfig(recipe="paper", k_fraction=0.25),
+                                      states)  # fmt: skip
+    shares = {name: {k: asdict(fit.token_share(fit.intervention(k).tensors["indices"]))
+                     for k in KS} for name, fit in fits.items()}  # fmt: skip
+    shares["paper-k25%"] = {paper.intervention().k: asdict(paper.token_share(
+        paper.intervention().tensors["indices"]))}  # fmt: skip
+    record = {"vocabulary": {"judge": states.vocabulary.judge,
+                             "eligible": int(states.vocabulary.eligible.sum()),
+                             "toxic": int(states.vocabulary.toxic.sum()),
+                             "base_rate": states.vocabulary.base_rate},
+              "shares": {name: {k: {key: s[key] for key in ("selected", "selected_interval",
+                                                            "chance", "chance_interval", "band",
+                                                            "band_best")}
+                                for k, s in rows.items()} for name, rows in shares.items()}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "shares.json").write_text(json.dumps(record, indent=1))
+    print(json.dumps(record, indent=1))
+    for name, fit in fits.items():
+        print(name, fit.intervention(2).describe(lm), sep="\n")
+    if args.shares_only:
+        return
+    settings = TuneConfig(validation_prompts=args.validation, test_prompts=args.test,
+                          ks=KS, alphas=(0.5, 0.0))  # fmt: skip
+    evaluation = EvalConfig(sampling=SamplingConfig(samples=args.samples),
+                            clean_texts=args.clean_texts)  # fmt: skip
+    summary = tune(lm, fits, settings, evaluation, args.out / "tune")
+    print(json.dumps({"chosen": summary["chosen"], "test": summary["test"]}, indent=1,
+                     default=str))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Whether a direction means toxicity: the share of the tokens it promotes that are toxic words,
+against the same share for random directions of the same part of the spectrum (chance).
+
+A vocabulary token is *eligible* when it decodes to a word of at least `MIN_LETTERS` letters
+(leading space stripped): pieces of words, numbers, punctuation and markup cannot be judged
+alone. An eligible token is *toxic* when the scorer, given the word alone, says at least
+`attribution.ALONE_TOXIC`. A direction v promotes the tokens whose logits W v raises most; its
+share is the toxic fraction of its `top` promoted eligible tokens. Directions have no sign of
+their own: the caller orients each one the way toxic states move along it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .attribution import ALONE_TOXIC
+from .base import Scorer
+
+MIN_LETTERS = 3
+TOP_TOKENS = 50  # promoted eligible tokens judged per direction
+DRAWS = 2000  # random draws of k band directions behind the chance interval
+_CHUNK = 64  # directions whose logits are held at once
+
+
+@dataclass(frozen=True)
+class TokenJudgement:
+    """The judge's reading of a vocabulary, token by token (row i of the unembedding)."""
+
+    eligible: torch.Tensor  # (vocab,) bool: a word of MIN_LETTERS+ letters
+    toxic: torch.Tensor  # (vocab,) bool: eligible and toxic on its own
+    judge: str
+
+    @property
+    def base_rate(self) -> float:
+        return float(self.toxic.sum()) / max(int(self.eligible.sum()), 1)
+
+
+def judge_vocabulary(words: Sequence[str], scorer: Scorer, batch: int = 4096) -> TokenJudgement:
+    """Judge each token's text (`words[i]`, as the tokenizer decodes token i) alone; each distinct
+    lower-cased word is scored once."""
+    stripped = [w.strip() for w in words]
+    eligible = [w.isalpha() and len(w) >= MIN_LETTERS for w in stripped]
+    distinct = sorted({w.lower() for w, ok in zip(stripped, eligible, strict=True) if ok})
+    scores: dict[str, float] = {}
+    for start in range(0, len(distinct), batch):
+        chunk = distinct[start : start + batch]
+        scores.update(zip(chunk, map(float, scorer.score(chunk)), strict=True))
+    toxic = [ok and scores[w.lower()] >= ALONE_TOXIC
+             for w, ok in zip(stripped, eligible, strict=True)]  # fmt: skip
+    return TokenJudgement(torch.tensor(eligible, dtype=torch.bool),
+                          torch.tensor(toxic, dtype=torch.bool), scorer.name)  # fmt: skip
+
+
+def vocabulary_words(tokenizer: object, size: int) -> list[str]:
+    """The text of each of `size` token ids (rows past the tokenizer's vocabulary: empty)."""
+    known = len(tokenizer)  # type: ignore[arg-type]
+    words = tokenizer.batch_decode([[i] for i in range(min(size, known))])  # type: ignore[attr-defined]
+    return [str(w) for w in words] + [""] * max(size - known, 0)
+
+
+def promoted_shares(
+    weight: torch.Tensor, directions: torch.Tensor, judgement: TokenJudgement, top: int = TOP_TOKENS
+) -> torch.Tensor:
+    """Per column of `directions` (d, m): the toxic share of its `top` promoted eligible tokens."""
+    eligible = judgement.eligible.to(weight.device)
+    toxic = judgement.toxic.to(weight.device).double()
+    top = min(top, int(eligible.sum()))
+    shares = []
+    for start in range(0, directions.shape[1], _CHUNK):
+        block = directions[:, start : start + _CHUNK].to(weight.device, weight.dtype)
+        with torch.no_grad():
+            logits = (weight @ block).float()
+        logits[~eligible] = -math.inf
+        chosen = logits.topk(top, dim=0).indices  # (top, columns)
+        shares.append(toxic[chosen].mean(0).cpu())
+    return torch.cat(shares) if shares else torch.zeros(0, dtype=torch.float64)
+
+
+def _wilson(hits: float, n: int, z: float = 1.96) -> list[float]:
+    if n == 0:
+        return [0.0, 0.0]
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+@dataclass(frozen=True)
+class TokenShare:
+    """The chosen directions' toxic-token share against chance, as stored in intervention.json
+    (`asdict`) and read back (`TokenShare(**record)`)."""
+
+    judge: str
+    base_rate: float  # toxic share of all eligible vocabulary words
+    top: int  # promoted eligible tokens judged per direction
+    per_direction: list[float]
+    selected: float  # mean over the chosen directions
+    selected_interval: list[float]  # Wilson 95% over their k * top judged tokens
+    chance: float  # mean over the band's directions
+    chance_interval: list[float] | None  # 2.5-97.5 percentiles of the mean of k band draws
+    band: str  # where chance is drawn from
+    band_directions: int
+    band_best: float  # the band's most toxic direction
+
+    @property
+    def above_chance(self) -> bool:
+        """The chosen directions' interval lies wholly above chance's."""
+        chance = self.chance_interval
+        return chance is not None and self.selected_interval[0] > chance[1]
+
+    def line(self) -> str:
+        """One line for summaries: the share, its interval, chance and the judge."""
+        low, high = self.selected_interval
+        against = (f"chance {_pct(self.chance)} [{_pct(self.chance_interval[0])}, "
+                   f"{_pct(self.chance_interval[1])}]" if self.chance_interval else "no chance")
+        return (f"toxic words among each direction's top {self.top} promoted: "
+                f"{_pct(self.selected)} [{_pct(low)}, {_pct(high)}] vs {against} ({self.band}; "
+                f"judge {self.judge}: {_pct(self.base_rate)} of words toxic)")  # fmt: skip
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def share_summary(
+    mine: torch.Tensor, pool: torch.Tensor, judgement: TokenJudgement, band: str,
+    top: int = TOP_TOKENS, seed: int = 0,
+) -> TokenShare:  # fmt: skip
+    """The chosen directions' shares (`mine`) against chance: the mean share of k directions
+    drawn from the band's (`pool`), DRAWS times."""
+    k, pool_ = len(mine), pool.double().numpy()
+    if not k or not len(pool_):
+        raise ValueError("a token share needs chosen and band directions")
+    judged = min(top, int(judgement.eligible.sum()))  # tokens judged per direction
+    chance = None  # too few band directions to draw k from
+    if len(pool_) >= k:
+        rng = np.random.default_rng(seed)
+        draws = [pool_[rng.choice(len(pool_), k, replace=False)].mean() for _ in range(DRAWS)]
+        chance = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
+    return TokenShare(
+        judge=judgement.judge, base_rate=judgement.base_rate, top=judged,
+        per_direction=[float(x) for x in mine], selected=float(mine.double().mean()),
+        selected_interval=_wilson(round(float(mine.double().sum()) * judged), k * judged),
+        chance=float(pool_.mean()), chance_interval=chance, band=band,
+        band_directions=len(pool_), band_best=float(pool_.max()),
+    )  # fmt: skip
+
+
+def token_share(
+    weight: torch.Tensor, chosen: torch.Tensor, band: torch.Tensor, judgement: TokenJudgement,
+    band_name: str, top: int = TOP_TOKENS, seed: int = 0,
+) -> TokenShare:  # fmt: skip
+    """`share_summary` of the columns of `chosen` (d, k) against those of `band` (d, m), every
+    column already oriented."""
+    return share_summary(promoted_shares(weight, chosen, judgement, top),
+                         promoted_shares(weight, band, judgement, top), judgement, band_name,
+                         top, seed)  # fmt: skip
+
+
+def spectrum_band(indices: Sequence[int], d: int, k: int) -> tuple[int, int]:
+    """[lo, hi) of the spectrum around the selected indices, widened on both sides until it
+    holds at least max(d // 10, 5 k) directions: where chance is drawn for a singular basis."""
+    lo, hi = (min(indices), max(indices) + 1) if len(indices) else (0, 0)
+    want = min(d, max(d // 10, 5 * k))
+    while hi - lo < want:
+        lo, hi = max(lo - 1, 0), min(hi + 1, d)
+    return lo, hi
