@@ -48,6 +48,13 @@ def test_words_are_judged_alone_once_each_and_only_whole_words_count():
     assert judged.base_rate == pytest.approx(3 / 5) and judged.judge == "words"
 
 
+def test_identity_terms_are_never_counted_toxic_whatever_the_judge_says():
+    judged = judge_vocabulary([" gay", " Muslims", " idiot"], WordScorer({"gay", "muslims",
+                                                                          "idiot"}))  # fmt: skip
+    assert judged.eligible.tolist() == [True, True, True]
+    assert judged.toxic.tolist() == [False, False, True]
+
+
 def test_vocabulary_words_decode_each_id_and_pad_rows_past_the_tokenizer():
     lm = make_lm("llama")
     n = len(lm.tokenizer)

@@ -22,6 +22,20 @@ from .attribution import ALONE_TOXIC
 from .base import Scorer
 
 MIN_LETTERS = 3
+# Words naming who someone is, which toxicity classifiers are known to over-flag (Dixon et al.,
+# AIES 2018, "Measuring and Mitigating Unintended Bias in Text Classification"; the identity
+# columns of Jigsaw's Civil Comments). Both packaged judges score "gay" above 0.75 on its own.
+# They are never counted toxic, so no direction is chosen for erasing mentions of identities.
+IDENTITY_TERMS = frozenset("""
+gay gays lesbian lesbians bisexual bisexuals transgender transgenders trans queer queers
+homosexual homosexuals heterosexual heterosexuals straight lgbt lgbtq intersex nonbinary
+male males female females man men woman women boy boys girl girls
+jew jews jewish muslim muslims islam islamic christian christians christianity catholic
+catholics hindu hindus buddhist buddhists atheist atheists sikh sikhs mormon mormons
+black blacks white whites asian asians african africans latino latinos latina latinas hispanic
+hispanics arab arabs indian indians mexican mexicans chinese japanese immigrant immigrants
+refugee refugees disabled disability deaf blind autistic elderly old young
+""".split())
 TOP_TOKENS = 50  # promoted eligible tokens judged per direction
 DRAWS = 2000  # random draws of k band directions behind the chance interval
 _CHUNK = 64  # directions whose logits are held at once
@@ -42,7 +56,7 @@ class TokenJudgement:
 
 def judge_vocabulary(words: Sequence[str], scorer: Scorer, batch: int = 4096) -> TokenJudgement:
     """Judge each token's text (`words[i]`, as the tokenizer decodes token i) alone; each distinct
-    lower-cased word is scored once."""
+    lower-cased word is scored once, and identity terms are never toxic (`IDENTITY_TERMS`)."""
     stripped = [w.strip() for w in words]
     eligible = [w.isalpha() and len(w) >= MIN_LETTERS for w in stripped]
     distinct = sorted({w.lower() for w, ok in zip(stripped, eligible, strict=True) if ok})
@@ -50,7 +64,7 @@ def judge_vocabulary(words: Sequence[str], scorer: Scorer, batch: int = 4096) ->
     for start in range(0, len(distinct), batch):
         chunk = distinct[start : start + batch]
         scores.update(zip(chunk, map(float, scorer.score(chunk)), strict=True))
-    toxic = [ok and scores[w.lower()] >= ALONE_TOXIC
+    toxic = [ok and scores[w.lower()] >= ALONE_TOXIC and w.lower() not in IDENTITY_TERMS
              for w, ok in zip(stripped, eligible, strict=True)]  # fmt: skip
     return TokenJudgement(torch.tensor(eligible, dtype=torch.bool),
                           torch.tensor(toxic, dtype=torch.bool), scorer.name)  # fmt: skip
