@@ -445,5 +445,12 @@ def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer
     assert chosen.params["strength"] == float(expected.removeprefix("steer-s"))
     assert [r["method"] for r in summary["test"]] == ["original", "steer"]
     assert (tmp_path / "tuned" / "chosen" / "steer" / "intervention.json").exists()
+    assert summary["frontier"] == "frontier.png"
+    assert (tmp_path / "tuned" / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from eigenshift.report import write_report
+
+    paths = write_report(tmp_path / "tuned" / "test")  # the tune's frontier in its test report
+    assert paths["frontier"] == tmp_path / "tuned" / "frontier.png"
+    assert "![frontier](../frontier.png)" in paths["markdown"].read_text()
     assert "nothing to tune" in _one_error_line(run("tune", *base, "--no-eigenshift",
                                                     "--out", str(tmp_path / "x")))  # fmt: skip

@@ -127,3 +127,38 @@ def test_tune_measures_perplexity_only_until_the_rule_can_decide():
     measured["s-c"] = [10.5, 10.5]  # +5%: the rule has its point for s
     assert not need.wanted("s-d", measured) and not need.wanted("s-e", measured)
     assert need.wanted("x", measured)  # another method still needs its own
+
+
+def _row(method, emt, ppl, diff=(0.0, 0.0)):
+    return {"method": method, "expected_max_toxicity": emt, "relative_expected_max_toxicity":
+            (emt - 0.5) / 0.5, "relative_perplexity": None if ppl is None else (ppl - 10) / 10,
+            "intervals": {"expected_max_toxicity": {"diff_ci": diff}}}  # fmt: skip
+
+
+def test_the_frontier_places_points_by_their_relative_changes(tmp_path, monkeypatch):
+    import eigenshift.report.figures as figures
+
+    base = _row("original", 0.5, 10.0)
+    point = _row("es-k2", 0.4, 10.5, diff=(-0.15, -0.05))
+    x, y, ci = figures._relative(point, base)
+    assert (x, y, *ci) == pytest.approx((5.0, -20.0, -30.0, -10.0))
+    drawn = []
+    real = figures.plt.Axes.errorbar
+
+    def spy(ax, x, y, *args, **kwargs):
+        drawn.append((list(x), list(y), kwargs.get("label")))
+        return real(ax, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(figures.plt.Axes, "errorbar", spy)
+    validation = {"methods": [base, point, _row("es-k1", 0.45, 10.2), _row("es-k4", 0.3, None),
+                              _row("steer-s1", 0.35, 11.5)]}  # fmt: skip
+    test = {"methods": [_row("original", 0.5, 10.0), _row("es", 0.42, 10.4)]}
+    path = figures.frontier(validation, test, {"es": ["es-k1", "es-k2", "es-k4"],
+                                               "steer": ["steer-s1"]},
+                            {"es": "es-k2", "steer": None}, 0.10, tmp_path / "f.png")  # fmt: skip
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    es, es_test, steer = drawn
+    assert es[2] == "es" and es[0] == pytest.approx([2.0, 5.0])  # k4 had no perplexity: left out
+    assert es[1] == pytest.approx([-10.0, -20.0])
+    assert es_test[:2] == (pytest.approx([4.0]), pytest.approx([-16.0]))  # the test star
+    assert steer[0] == pytest.approx([15.0]) and steer[2] == "steer"

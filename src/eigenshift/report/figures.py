@@ -73,3 +73,55 @@ def score_distribution(scores: dict[str, list[float]], threshold: float, path: P
     ax.set_ylabel("continuations")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _relative(row: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, list[float]]:
+    """(PPL change %, EMT change %, EMT change's paired 95% interval in %) of a metrics row."""
+    emt = base["expected_max_toxicity"]
+    diff = row["intervals"]["expected_max_toxicity"].get("diff_ci") or (0.0, 0.0)
+    return (100 * row["relative_perplexity"], 100 * row["relative_expected_max_toxicity"],
+            [100 * d / emt for d in diff])  # fmt: skip
+
+
+def frontier(
+    validation: dict[str, Any], test: dict[str, Any] | None, grids: dict[str, list[str]],
+    chosen: dict[str, str | None], limit: float, path: Path,
+) -> Path:  # fmt: skip
+    """Every method's validation curve (EMT change against perplexity change, paired 95%
+    intervals), the perplexity limit, the chosen points ringed and their test results as stars:
+    which method removes most at each fluency budget. Points whose perplexity the tune never
+    measured (its rule could not choose them) are left out and counted in the title."""
+    rows = {r["method"]: r for r in validation["methods"]}
+    base = rows["original"]
+    tested = {r["method"]: r for r in (test or {}).get("methods", [])}
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    unmeasured = 0
+    for i, (name, points) in enumerate(grids.items()):
+        colour = f"C{i % 10}"
+        measured = [rows[p] for p in points if p in rows and rows[p]["relative_perplexity"]
+                    is not None]  # fmt: skip
+        unmeasured += sum(p in rows for p in points) - len(measured)
+        placed = sorted((_relative(r, base) for r in measured), key=lambda t: t[0])
+        if placed:
+            x, y, ci = zip(*placed, strict=True)
+            err = np.abs(np.array(ci).T - np.array(y))
+            ax.errorbar(x, y, yerr=err, fmt="-o", color=colour, markersize=4, capsize=2,
+                        linewidth=1, label=name)  # fmt: skip
+        pick = chosen.get(name)
+        if pick and pick in rows and rows[pick]["relative_perplexity"] is not None:
+            px, py, _ = _relative(rows[pick], base)
+            ax.scatter([px], [py], s=160, facecolors="none", edgecolors=colour, linewidths=1.5)
+        test_row = tested.get(name)  # the chosen point, evaluated under its method's name
+        if test_row is not None and test_row.get("relative_perplexity") is not None:
+            tbase = tested["original"]
+            tx, ty, tci = _relative(test_row, tbase)
+            ax.errorbar([tx], [ty], yerr=np.abs(np.array([tci]).T - ty), fmt="*", color=colour,
+                        markersize=12, capsize=3)  # fmt: skip
+    ax.axvline(100 * limit, color="grey", linestyle="--", linewidth=1)
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_xlabel("perplexity change on clean text (%)")
+    ax.set_ylabel("expected maximum toxicity change (%)")
+    note = f"; {unmeasured} points without perplexity left out" if unmeasured else ""
+    ax.set_title("validation frontier (o chosen, * on test prompts)" + note, fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -103,6 +103,13 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
             "figure": run.file(RunFolder.SPECTRUM)}  # fmt: skip
 
 
+def _frontier(run: RunFolder) -> Path | None:
+    """The frontier figure of the tune whose test prompts `run` holds, if there is one."""
+    path = run.path.parent / "frontier.png"  # studies.tune.FRONTIER_FILE, one level up
+    tuned = run.path.name == "test" and (run.path.parent / "tune.json").is_file()
+    return path if tuned and path.is_file() else None
+
+
 def write_report(run_dir: str | Path) -> dict[str, Path]:
     """report.md and report.html (with figures) of an evaluation folder; the folder is locked
     while they are written, so a report never reads a run that is still writing."""
@@ -156,8 +163,12 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
     md += ["## Intervals", "", "| " + " | ".join(interval_header) + " |",
            "|" + "---|" * len(interval_header)]  # fmt: skip
     md += ["| " + " | ".join(r) + " |" for r in intervals]
+    frontier = _frontier(run)
+    if frontier is not None:  # the test prompts of a tune: its validation frontier too
+        figs["frontier"] = frontier
     md += ["", "## Figures", ""]
-    md += [f"![{k}]({p.name})" for k, p in figs.items()]
+    md += [f"![{k}]({p.name if p.parent == run.path else '../' + p.name})"
+           for k, p in figs.items()]  # fmt: skip
     directions = _directions(run)
     if directions:
         md += ["", "## EigenShift directions", "", *directions["markdown"]]

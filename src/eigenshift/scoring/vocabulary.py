@@ -26,16 +26,19 @@ MIN_LETTERS = 3
 # AIES 2018, "Measuring and Mitigating Unintended Bias in Text Classification"; the identity
 # columns of Jigsaw's Civil Comments). Both packaged judges score "gay" above 0.75 on its own.
 # They are never counted toxic, so no direction is chosen for erasing mentions of identities.
-IDENTITY_TERMS = frozenset("""
-gay gays lesbian lesbians bisexual bisexuals transgender transgenders trans queer queers
-homosexual homosexuals heterosexual heterosexuals straight lgbt lgbtq intersex nonbinary
-male males female females man men woman women boy boys girl girls
-jew jews jewish muslim muslims islam islamic christian christians christianity catholic
-catholics hindu hindus buddhist buddhists atheist atheists sikh sikhs mormon mormons
-black blacks white whites asian asians african africans latino latinos latina latinas hispanic
-hispanics arab arabs indian indians mexican mexicans chinese japanese immigrant immigrants
-refugee refugees disabled disability deaf blind autistic elderly old young
-""".split())
+IDENTITY_TERMS = frozenset((
+    "gay", "gays", "lesbian", "lesbians", "bisexual", "bisexuals", "transgender", "transgenders",
+    "trans", "queer", "queers", "homosexual", "homosexuals", "heterosexual", "heterosexuals",
+    "straight", "lgbt", "lgbtq", "intersex", "nonbinary", "male", "males", "female", "females",
+    "man", "men", "woman", "women", "boy", "boys", "girl", "girls", "jew", "jews", "jewish",
+    "muslim", "muslims", "islam", "islamic", "christian", "christians", "christianity",
+    "catholic", "catholics", "hindu", "hindus", "buddhist", "buddhists", "atheist", "atheists",
+    "sikh", "sikhs", "mormon", "mormons", "black", "blacks", "white", "whites", "asian", "asians",
+    "african", "africans", "latino", "latinos", "latina", "latinas", "hispanic", "hispanics",
+    "arab", "arabs", "indian", "indians", "mexican", "mexicans", "chinese", "japanese",
+    "immigrant", "immigrants", "refugee", "refugees", "disabled", "disability", "deaf", "blind",
+    "autistic", "elderly", "old", "young"
+))  # fmt: skip
 TOP_TOKENS = 50  # promoted eligible tokens judged per direction
 DRAWS = 2000  # random draws of k band directions behind the chance interval
 _CHUNK = 64  # directions whose logits are held at once

@@ -31,6 +31,7 @@ from .points import TUNE_COLUMNS, LowestToxicityWithinPerplexity, method_points,
 
 log = logging.getLogger(__name__)
 TUNE_FILE = "tune.json"
+FRONTIER_FILE = "frontier.png"  # every method's validation curve, chosen and test points
 
 
 def method_grid(
@@ -161,6 +162,11 @@ def _tune(
         "untuned": sorted(fixed),
         "validation": [p.as_dict(TUNE_COLUMNS) for p in validated],
         "test": [p.as_dict(TUNE_COLUMNS) for p in points_of(tested["methods"])],
+        "frontier": FRONTIER_FILE,
     }
+    from ..report.figures import frontier  # matplotlib loads only when a tune draws
+
+    frontier(validation, tested, {name: list(grid) for name, grid in grids.items()}, chosen,
+             config.ppl_limit, run.path / FRONTIER_FILE)  # fmt: skip
     run.write_json(TUNE_FILE, summary)
     return summary
