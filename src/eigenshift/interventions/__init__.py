@@ -24,11 +24,18 @@ if TYPE_CHECKING:
         method_class,
         register,
     )
-    from .configs import ExpertConfig, IdentityConfig, SteeringConfig, TransportConfig
+    from .configs import (
+        ExpertConfig,
+        IdentityConfig,
+        ProjectionConfig,
+        SteeringConfig,
+        TransportConfig,
+    )
     from .edits import Affine, Edit
     from .eigenshift import EigenShift, EigenShiftConfig, EigenShiftFit
     from .experts import AurA, Damp, Det0
     from .identity import ScaleUnembeddingInput
+    from .projection import ProFS
     from .registry import METHODS, MethodSpec
     from .steering import MeanDifferenceSteering
     from .transport import LinearAcT, fit_transport
@@ -38,13 +45,14 @@ _WHERE = {
                      "Intervention", "applied_all", "applied_or_not", "load_intervention",
                      "load_interventions", "method_class", "register"), "base"),
     "ArtifactMeta": "artifact", "read_meta": "artifact",
-    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "SteeringConfig", "TransportConfig"),
-                    "configs"),
+    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "ProjectionConfig", "SteeringConfig",
+                     "TransportConfig"), "configs"),
     "Affine": "edits", "Edit": "edits",
     "EigenShift": "eigenshift.method", "EigenShiftFit": "eigenshift.method",
     "EigenShiftConfig": "eigenshift.config",
     "AurA": "experts", "Damp": "experts", "Det0": "experts",
     "ScaleUnembeddingInput": "identity",
+    "ProFS": "projection",
     "METHODS": "registry", "MethodSpec": "registry",
     "MeanDifferenceSteering": "steering",
     "LinearAcT": "transport", "fit_transport": "transport",
@@ -71,6 +79,8 @@ __all__ = [
     "LinearAcT",
     "MeanDifferenceSteering",
     "MethodSpec",
+    "ProFS",
+    "ProjectionConfig",
     "ScaleUnembeddingInput",
     "SteeringConfig",
     "TransportConfig",

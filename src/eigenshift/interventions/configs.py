@@ -1,6 +1,6 @@
-"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT and the identity
-control: free of torch, so `eigenshift fit METHOD --help` and a refused setting answer at once
-(EigenShift's own config is `eigenshift/config.py`)."""
+"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT, ProFS and the
+identity control: free of torch, so `eigenshift fit METHOD --help` and a refused setting answer
+at once (EigenShift's own config is `eigenshift/config.py`)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,30 @@ class SteeringConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    k: int = setting(2, "Toxic directions projected out of each layer's MLP output (ProFS's "
+                        "default for GPT-2 medium; 10 for its 7B models).", minimum=1)  # fmt: skip
+    first_layer: float = setting(0.4, "First edited block as a share of the depth (ProFS edits "
+                                      "10-23 of GPT-2 medium's 24, 15-31 of Mistral's 32).",
+                                 minimum=0, maximum=1)  # fmt: skip
+    last_layer: float = setting(1.0, "Blocks up to this share of the depth are edited "
+                                     "(exclusive).", minimum=0, maximum=1)  # fmt: skip
+    centering: bool = setting(True, "Remove the clean texts' top singular direction (the "
+                                    "corpus-wide one) before the SVD.",
+                              flag="--centering/--no-centering")  # fmt: skip
+    strength: float = setting(1.0, "Share of each toxic direction removed (1: ProFS's "
+                                   "W <- (I - P) W).")  # fmt: skip
+    batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
+    max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.first_layer >= self.last_layer:
+            raise InputError(f"first_layer ({self.first_layer}) must be below last_layer "
+                             f"({self.last_layer})")  # fmt: skip
 
 
 @dataclass(frozen=True)

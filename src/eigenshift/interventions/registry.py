@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .configs import ExpertConfig, IdentityConfig, SteeringConfig, TransportConfig
+from .configs import (
+    ExpertConfig,
+    IdentityConfig,
+    ProjectionConfig,
+    SteeringConfig,
+    TransportConfig,
+)
 from .eigenshift.config import EigenShiftConfig
 
 TENSORS_FILE = "intervention.safetensors"  # an artifact's tensors
@@ -40,6 +46,8 @@ METHODS: dict[str, MethodSpec] = {spec.method: spec for spec in (
                "output.", ("data",), "steering:MeanDifferenceSteering"),
     MethodSpec("linear-act", TransportConfig, "per-unit affine transport from toxic to non-toxic "
                "activations.", ("data",), "transport:LinearAcT"),
+    MethodSpec("profs", ProjectionConfig, "project each block's toxic embedding directions out "
+               "of its MLP output weights.", ("data",), "projection:ProFS"),
     MethodSpec("identity", IdentityConfig, "scale the unembedding input (a control; scale 1 "
                "changes nothing).", (), "identity:ScaleUnembeddingInput"),
 )}  # fmt: skip
