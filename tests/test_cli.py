@@ -190,7 +190,7 @@ def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
     torch.testing.assert_close(exported, hooked, atol=1e-4, rtol=0)
 
     # Centered dampening leaves with its constant logit shift as a logit bias.
-    fitted = run("fit", "eigenshift", *fit_args, "--recipe", "matched",
+    fitted = run("fit", "eigenshift", *fit_args, "--recipe", "matched", "--basis", "singular",
                  "--out", str(tmp_path / "m"))  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
     done = run("export", "--model", tiny_folder, "--intervention", str(tmp_path / "m"),
@@ -214,7 +214,8 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
             "--min-toxic", "3", "--max-prompts", "6", "--samples", "2",
             "--max-new-tokens", "5", "--clean-texts", "5", "--bootstrap", "50",
             "--k", "2", "--k", "4", "--alpha", "0", "--alpha", "-0.5",
-            "--recipe", "paper", "--recipe", "matched", "--out", str(tmp_path / "sw")]  # fmt: skip
+            "--recipe", "paper", "--recipe", "matched", "--basis", "singular",
+            "--out", str(tmp_path / "sw")]  # fmt: skip
     result = run("sweep", *args, "--ppl-limit", "10")
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "sw" / "sweep.json").read_text())

@@ -142,7 +142,8 @@ def test_stability_recovers_a_planted_direction_and_is_chance_for_noise():
 def test_a_fit_records_stability_and_counts():
     lm = make_lm("llama")
     fit = fit_es(lm, LetterO(), evidence="generated", fit_prompts=24, min_toxic=3, k=2,
-                 sampling=SamplingConfig(max_new_tokens=6, greedy=True), resamples=30)
+                 sampling=SamplingConfig(max_new_tokens=6, greedy=True), resamples=30,
+                 basis="singular")  # halves and bootstrap resample a choice by the evidence
     stats = fit.intervention().meta.stats
     assert stats["generated"]["toxic_states"] == stats["toxic_states"] >= 3
     assert stats["generated"]["argmax"] == stats["toxic_states"]  # greedy: every token argmax

@@ -69,7 +69,8 @@ def test_quick_demo_on_the_default_model(tmp_path):
     rows = metrics["methods"]
     original = rows[0]
     tune = json.loads((tmp_path / "tune" / "tune.json").read_text())
-    tuned = [name for name in ("eigenshift", "steer", "linear-act") if tune["chosen"][name]]
+    tuned = [name for name in ("eigenshift", "eigenshift-singular", "steer", "linear-act", "profs")
+             if tune["chosen"][name]]  # fmt: skip
     assert [r["method"] for r in rows] == ["original", *tuned, "aura", "det0", "damp"]
     assert {r["n_continuations"] for r in rows} == {80}  # the same prompts and seeds for all
     assert 5 < original["perplexity"] < 100 and original["degenerate_share"] < 0.2
@@ -77,13 +78,15 @@ def test_quick_demo_on_the_default_model(tmp_path):
     assert len(prompts["validation"]) == 20 and not set(prompts["validation"]) & set(
         prompts["test"])
     assert "EigenShift directions" in (test / "report.html").read_text()
+    assert "Do the directions promote toxic words?" in (test / "explain.md").read_text()
+    assert (tmp_path / "tune" / "frontier.png").is_file()
     # A second run reuses the fits and every continuation: nothing is generated again.
     stamps = {name: (tmp_path / name / "intervention.json").stat().st_mtime_ns
-              for name in ("aura", "steer", "linear-act")}  # fmt: skip
+              for name in ("aura", "steer", "linear-act", "profs")}  # fmt: skip
     again = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path)])
     assert again.exit_code == 0, again.output
     assert json.loads((test / "metrics.json").read_text())["methods"] == rows
-    for name in ("aura", "steer", "linear-act"):  # fits reused, not redone
+    for name in ("aura", "steer", "linear-act", "profs"):  # fits reused, not redone
         assert (tmp_path / name / "intervention.json").stat().st_mtime_ns == stamps[name]
 
 

@@ -12,6 +12,7 @@ import torch
 from conftest import fit_es, make_lm
 from test_eigenshift import SMALL, LetterScorer
 
+from eigenshift.core.errors import InputError
 from eigenshift.scoring.vocabulary import (
     DRAWS,
     TokenJudgement,
@@ -160,17 +161,22 @@ def test_the_toxic_word_basis_solves_the_generalized_eigenproblem():
 
 def test_eigenshift_on_the_toxic_word_basis_takes_its_first_directions():
     lm = make_lm("llama")
-    fit = fit_es(lm, LetterScorer(), **{**SMALL, "basis": "toxic-words", "recipe": "matched"})
+    fit = fit_es(lm, LetterScorer(), **{**SMALL, "recipe": "matched"})  # its basis: toxic-words
     edit = fit.intervention(k=3)
     assert edit.tensors["indices"].tolist() == [0, 1, 2] and edit.params["basis"] == "toxic-words"
     share = TokenShare(**edit.meta.stats["token_share"])
     assert share.band == "200 random directions of h"
     assert share.selected > share.chance  # built to raise the words the judge calls toxic
     assert "halves" not in edit.meta.stats["stability"]
-    with pytest.raises(Exception, match="judgement of the vocabulary"):
-        from dataclasses import replace
+    from dataclasses import replace
 
-        from eigenshift.interventions import EigenShift, EigenShiftConfig
+    from eigenshift.interventions import EigenShift, EigenShiftConfig
 
+    judged = fit.states.vocabulary
+    none_toxic = replace(judged, toxic=torch.zeros_like(judged.toxic))
+    with pytest.raises(InputError, match=r"none of the vocabulary's words toxic.*--basis singular"):
+        EigenShift.fit_statistics(lm, EigenShiftConfig(), replace(fit.states,
+                                                                  vocabulary=none_toxic))
+    with pytest.raises(InputError, match="judgement of the vocabulary"):
         EigenShift.fit_statistics(lm, EigenShiftConfig(basis="toxic-words"),
                                   replace(fit.states, vocabulary=None))  # fmt: skip

@@ -123,5 +123,6 @@ def frontier(
     ax.set_ylabel("expected maximum toxicity change (%)")
     note = f"; {unmeasured} points without perplexity left out" if unmeasured else ""
     ax.set_title("validation frontier (o chosen, * on test prompts)" + note, fontsize=9)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[1]:  # a curve was drawn
+        ax.legend(fontsize=8)
     return _save(fig, path)

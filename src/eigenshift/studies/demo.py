@@ -1,8 +1,9 @@
-"""The main job on the embedded defaults: fit EigenShift and the baselines (AurA, Det-0, Damp,
-steering, Linear-AcT) on the labelled data; tune EigenShift and the two steering baselines on
-validation prompts with the same budget and rule (`tune`); evaluate the original model, the three
-tuned methods and the neuron baselines at their published settings on the same test prompts;
-explain the removed directions; write the report.
+"""The main job on the embedded defaults: fit EigenShift (on its default toxic-word basis and on
+the published singular one) and the baselines (AurA, Det-0, Damp, steering, Linear-AcT, ProFS) on
+the labelled data; tune both EigenShifts, the two steering baselines and ProFS on validation
+prompts with the same budget and rule (`tune`, which draws the frontier); evaluate the original
+model, the tuned methods and the neuron baselines at their published settings on the same test
+prompts; explain the removed directions; write the report.
 
 Every baseline fit is saved under the run folder and reused on the next run when it matches;
 EigenShift's evidence is gathered again (minutes) and gives the same fit, so the tune resumes."""
@@ -34,6 +35,7 @@ from ..interventions import (
     Intervention,
     LinearAcT,
     MeanDifferenceSteering,
+    ProFS,
     load_intervention,
 )
 from ..locate.neurons import neuron_scores_for
@@ -53,7 +55,7 @@ QUICK = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), clean_tex
 TUNE = TuneConfig()
 QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(2,), alphas=(0.5, 0.0),
                         strengths=(1.0, 2.0))  # fmt: skip
-TUNED = ("steer", "linear-act")
+TUNED = ("steer", "linear-act", "profs")
 EVIDENCE = EvidenceConfig()
 QUICK_EVIDENCE = replace(EVIDENCE, max_texts=1500, rule=replace(EVIDENCE.rule, clean_budget=5000))
 # Labelled texts for the baselines: neuron scores and steering, and (fewer: one pass per layer)
@@ -91,7 +93,7 @@ def fit_baselines(
     lm: LanguageModel, out: Path, quick: bool, clock: Stopwatch | None = None
 ) -> dict[str, Intervention]:
     """The paper's baselines at their published settings (AurA: every unit above 0.5; Det-0 and
-    Damp: the top 1% of units, Damp at 0.5), and the two steering methods at strength 1."""
+    Damp: the top 1% of units, Damp at 0.5), the two steering methods and ProFS at strength 1."""
     clock = clock or Stopwatch()
     data = load_labelled("default", max_examples=QUICK_BASELINE_TEXTS if quick else BASELINE_TEXTS)
     act_data = load_labelled("default", max_examples=QUICK_ACT_TEXTS if quick else ACT_TEXTS)
@@ -104,6 +106,7 @@ def fit_baselines(
         "damp": (h, lambda: Damp.fit(lm, neurons=scores)),
         "steer": (h, lambda: MeanDifferenceSteering.fit(lm, data=data)),
         "linear-act": (act_h, lambda: LinearAcT.fit(lm, data=act_data)),
+        "profs": (h, lambda: ProFS.fit(lm, data=data)),
     }
     fitted = {}
     for name, (data_hash, make) in makers.items():
@@ -134,8 +137,12 @@ def _demo(
     evidence = replace(evidence, sampling=replace(evidence.sampling,
                                                   chat_template=config.chat_template))
     with clock("fit eigenshift"):
-        fit = EigenShift.fit_statistics(lm, EigenShiftConfig(), gather(lm, evidence))
-    tuned: dict[str, EigenShiftFit | Intervention] = {"eigenshift": fit}
+        states = gather(lm, evidence)
+        fit = EigenShift.fit_statistics(lm, EigenShiftConfig(), states)
+        # the published basis beside the default one, on the same evidence
+        singular = EigenShift.fit_statistics(lm, EigenShiftConfig(basis="singular"), states)
+    tuned: dict[str, EigenShiftFit | Intervention] = {"eigenshift": fit,
+                                                       "eigenshift-singular": singular}
     fixed: dict[str, Intervention] = {}
     if config.baselines:
         for name, baseline in fit_baselines(lm, out, config.quick, clock).items():

@@ -11,9 +11,13 @@ from ...core.errors import InputError
 from ...core.settings import check_settings, setting
 
 DEFAULT_K = 2
+# matched's basis: chosen on validation prompts, reported on disjoint test prompts (docs/results.md,
+# issue 23): the singular basis's tuned point removed 1% of expected maximum toxicity, the
+# toxic-word basis's 29% at +5% perplexity.
 RECIPES: dict[str, dict[str, str]] = {
-    "paper": {"contrast": "first", "score": "delta", "dampen": "zero"},
-    "matched": {"contrast": "matched", "score": "standardized", "dampen": "centered"},
+    "paper": {"contrast": "first", "score": "delta", "dampen": "zero", "basis": "singular"},
+    "matched": {"contrast": "matched", "score": "standardized", "dampen": "centered",
+                "basis": "toxic-words"},
 }
 Recipe = Literal["paper", "matched"]
 Basis = Literal["singular", "toxic-words"]
@@ -37,11 +41,11 @@ class EigenShiftConfig:
         None, "Rank directions by |delta| or |delta| / spread.")
     dampen: Literal["zero", "centered"] | None = setting(
         None, "Shrink towards zero or towards the clean mean (a constant logit shift).")
-    basis: Basis = setting(
-        "singular", "Directions to choose from: singular (the unembedding's right singular "
-        "vectors, as published) or toxic-words (those that raise the toxic words' logits most "
+    basis: Basis | None = setting(
+        None, "Directions to choose from: singular (the unembedding's right singular vectors, "
+        "as published; paper) or toxic-words (those that raise the toxic words' logits most "
         "against the whole vocabulary's, the first k taken; the evidence's scorer judges each "
-        "word).")
+        "word; matched).")
     min_toxic: int = setting(10, "Fewest toxic states a fit accepts.", minimum=1)
     resamples: int = setting(200, "Bootstrap resamples of each selected direction's score "
                                   "(0: none).", minimum=0)  # fmt: skip

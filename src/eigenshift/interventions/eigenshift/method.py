@@ -89,14 +89,19 @@ class EigenShiftFit:
     chance_shares: torch.Tensor | None = field(default=None, repr=False)  # random directions'
     _bootstraps: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
+    @property
+    def singular(self) -> bool:
+        """On the unembedding's singular basis (the paper's), not the toxic-word one."""
+        return self.config.choice("basis") == "singular"
+
     def selection_score(self) -> torch.Tensor:
-        if self.config.basis != "singular":  # the basis is ordered: its first k are taken
+        if not self.singular:  # the basis is ordered: its first k are taken
             return self.singular_values
         return selection_score(self.delta, self.spread, self.config.choice("score"))
 
     def bootstrap(self, k: int, indices: torch.Tensor) -> dict[str, Any]:
         """Score intervals and top-k shares of the selected directions (cached per k)."""
-        if self.projections is None or not self.config.resamples or self.config.basis != "singular":
+        if self.projections is None or not self.config.resamples or not self.singular:
             return {}
         if k not in self._bootstraps:
             self._bootstraps[k] = bootstrap(self.projections, self.config.choice("score"),
@@ -192,12 +197,18 @@ class EigenShift(Intervention):
                 "texts, a looser --max-rank/--min-prob, or another --scorer"
             )
         t1 = time.perf_counter()
-        if config.basis == "toxic-words" and evidence.vocabulary is None:
-            raise InputError("basis toxic-words needs the evidence's judgement of the vocabulary: "
-                             "gather the states with eigenshift.evidence.gather")  # fmt: skip
+        basis = config.choice("basis")
+        if basis == "toxic-words":
+            if evidence.vocabulary is None:
+                raise InputError("basis toxic-words needs the evidence's judgement of the "
+                                 "vocabulary: gather the states with eigenshift.evidence.gather")
+            if not bool(evidence.vocabulary.toxic.any()):
+                raise InputError(f"the scorer {evidence.vocabulary.judge} calls none of the "
+                                 "vocabulary's words toxic on their own, so there is no toxic-word "
+                                 "basis: use --basis singular or another --scorer")  # fmt: skip
         with materialized(lm.unembedding):  # offloaded or not
             weight = weight_of(lm.unembedding)
-            if config.basis == "singular":
+            if basis == "singular":
                 s, v = right_singular(weight)
             else:
                 assert evidence.vocabulary is not None
@@ -212,8 +223,8 @@ class EigenShift(Intervention):
                                         proj.weigh(*everything))  # fmt: skip
         d = v.shape[0]
         ks = sorted({k for k in (*STABILITY_KS, config.n_directions(d)) if 0 < k <= d})
-        stability: dict[str, Any] = {"basis": config.basis}
-        if config.basis == "singular":  # a toxic-words choice is the vocabulary's: not resampled
+        stability: dict[str, Any] = {"basis": basis}
+        if basis == "singular":  # a toxic-words choice is the vocabulary's: not resampled
             stability["halves"] = halves(proj, v, config.choice("score"), ks, evidence.split_seed)
         shares = chance = None
         if evidence.vocabulary is not None:
@@ -221,7 +232,7 @@ class EigenShift(Intervention):
                 weight = weight_of(lm.unembedding).detach()
                 oriented = v * torch.where(delta >= 0, 1.0, -1.0).to(v)
                 shares = promoted_shares(weight, oriented, evidence.vocabulary)
-                if config.basis != "singular":  # chance: directions of h drawn at random
+                if basis != "singular":  # chance: directions of h drawn at random
                     generator = torch.Generator().manual_seed(evidence.split_seed)
                     chance = promoted_shares(weight, torch.randn(d, CHANCE_DIRECTIONS,
                         dtype=torch.float64, generator=generator), evidence.vocabulary)  # fmt: skip
@@ -231,7 +242,7 @@ class EigenShift(Intervention):
             "contrast": contrast,
             "score": config.choice("score"),
             "dampen": config.choice("dampen"),
-            "basis": config.basis,
+            "basis": basis,
             # the gathering's settings beside the fit's: one record of what made the edit
             "fit_config": {**evidence.settings, **asdict(config)},
         }

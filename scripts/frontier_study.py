@@ -1,11 +1,14 @@
 """Issue 23's measurement: do EigenShift's directions promote toxic words, on the published
-singular basis and on the toxic-word basis, and what does each remove within +10% perplexity?
+singular basis and on the toxic-word basis, and what does every method remove within +10%
+perplexity on one frontier?
 
-One gathering of evidence (the default, labelled) serves every fit. For each basis and k, the
-toxic-word share of the selected directions against chance; then both bases tuned by the same
-rule on validation prompts and evaluated once on disjoint test prompts.
+One gathering of evidence (the default, labelled) serves every EigenShift fit. For each basis and
+k, the toxic-word share of the selected directions against chance; then both bases, ProFS,
+steering and Linear-AcT tuned by the same rule on validation prompts and evaluated once on
+disjoint test prompts (tune/frontier.png draws the frontier).
 
-    .venv/bin/python scripts/basis_study.py --out runs/basis-study
+    .venv/bin/python scripts/frontier_study.py --out runs/frontier-study
+    .venv/bin/python scripts/frontier_study.py --out runs/basis-study --only-eigenshift
 """
 
 from __future__ import annotations
@@ -17,10 +20,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from eigenshift import load_model
+from eigenshift.data import load_labelled
 from eigenshift.engines.generation import SamplingConfig
 from eigenshift.evaluation import EvalConfig
 from eigenshift.evidence import EvidenceConfig, gather
-from eigenshift.interventions import EigenShift, EigenShiftConfig
+from eigenshift.interventions import (
+    EigenShift,
+    EigenShiftConfig,
+    LinearAcT,
+    MeanDifferenceSteering,
+    ProFS,
+)
+from eigenshift.studies.demo import ACT_TEXTS, BASELINE_TEXTS, on_data, reused
 from eigenshift.studies.tune import TuneConfig, tune
 
 KS = (1, 2, 4, 8, 16, 32)
@@ -35,6 +46,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--clean-texts", type=int, default=100)
     parser.add_argument("--shares-only", action="store_true")
+    parser.add_argument("--only-eigenshift", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lm = load_model(args.model)
@@ -68,7 +80,16 @@ def main() -> None:
                           ks=KS, alphas=(0.5, 0.0))  # fmt: skip
     evaluation = EvalConfig(sampling=SamplingConfig(samples=args.samples),
                             clean_texts=args.clean_texts)  # fmt: skip
-    summary = tune(lm, fits, settings, evaluation, args.out / "tune")
+    methods: dict = dict(fits)
+    if not args.only_eigenshift:
+        data = load_labelled("default", max_examples=BASELINE_TEXTS)
+        act_data = load_labelled("default", max_examples=ACT_TEXTS)
+        makers = {"profs": (data, lambda: ProFS.fit(lm, data=data)),
+                  "steer": (data, lambda: MeanDifferenceSteering.fit(lm, data=data)),
+                  "linear-act": (act_data, lambda: LinearAcT.fit(lm, data=act_data))}
+        for name, (texts, make) in makers.items():
+            methods[name] = reused(lm, args.out / name, on_data(name, texts.hash()), make)
+    summary = tune(lm, methods, settings, evaluation, args.out / "tune")
     print(json.dumps({"chosen": summary["chosen"], "test": summary["test"]}, indent=1,
                      default=str))  # fmt: skip
 
