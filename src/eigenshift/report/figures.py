@@ -95,7 +95,7 @@ def frontier(
     base = rows["original"]
     tested = {r["method"]: r for r in (test or {}).get("methods", [])}
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    unmeasured = 0
+    unmeasured, lowest = 0, -2.0  # the leftmost perplexity change drawn
     for i, (name, points) in enumerate(grids.items()):
         colour = f"C{i % 10}"
         measured = [rows[p] for p in points if p in rows and rows[p]["relative_perplexity"]
@@ -104,6 +104,7 @@ def frontier(
         placed = sorted((_relative(r, base) for r in measured), key=lambda t: t[0])
         if placed:
             x, y, ci = zip(*placed, strict=True)
+            lowest = min(lowest, 1.2 * min(x))
             err = np.abs(np.array(ci).T - np.array(y))
             ax.errorbar(x, y, yerr=err, fmt="-o", color=colour, markersize=4, capsize=2,
                         linewidth=1, label=name)  # fmt: skip
@@ -119,7 +120,10 @@ def frontier(
                         markersize=12, capsize=3)  # fmt: skip
     ax.axvline(100 * limit, color="grey", linestyle="--", linewidth=1)
     ax.axhline(0, color="grey", linewidth=0.6)
-    ax.set_xlabel("perplexity change on clean text (%)")
+    # linear up to the limit, logarithmic beyond: a broken point (+2000%) squeezes nothing
+    ax.set_xscale("symlog", linthresh=max(100 * limit, 1.0))
+    ax.set_xlim(left=lowest)
+    ax.set_xlabel("perplexity change on clean text (%, logarithmic past the limit)")
     ax.set_ylabel("expected maximum toxicity change (%)")
     note = f"; {unmeasured} points without perplexity left out" if unmeasured else ""
     ax.set_title("validation frontier (o chosen, * on test prompts)" + note, fontsize=9)
