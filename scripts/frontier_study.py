@@ -52,7 +52,8 @@ def main() -> None:
     lm = load_model(args.model)
     states = gather(lm, EvidenceConfig())
     assert states.vocabulary is not None
-    fits = {"eigenshift": EigenShift.fit_statistics(lm, EigenShiftConfig(), states),
+    fits = {"eigenshift": EigenShift.fit_statistics(lm, EigenShiftConfig(basis="singular"),
+                                                     states),
             "eigenshift-toxic-words": EigenShift.fit_statistics(
                 lm, EigenShiftConfig(basis="toxic-words"), states)}  # fmt: skip
     paper = EigenShift.fit_statistics(lm, EigenShiftConfig(recipe="paper", k_fraction=0.25),

@@ -16,7 +16,7 @@ from eigenshift.interventions import EigenShift, EigenShiftConfig
 from eigenshift.studies.sweep import eigenshift_grid, run_sweep
 
 lm = load_model("default")
-base = EigenShiftConfig(recipe="paper")
+base = EigenShiftConfig(recipe="paper", basis="singular")  # the recipes as issue 12 compared them
 states = gather(lm, EvidenceConfig(evidence="generated", fit_prompts=300), progress=False)
 variants = {
     "paper": EigenShift.fit_statistics(lm, base, states),

@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, action="append")
     parser.add_argument("--strength", type=float, action="append")
     parser.add_argument("--no-zero", action="store_true", help="leave out zero dampening")
-    parser.add_argument("--clean-budget", type=int, default=EigenShiftConfig().rule.clean_budget)
+    parser.add_argument("--clean-budget", type=int, default=EvidenceRule().clean_budget)
     parser.add_argument("--eigenshift-only", action="store_true",
                         help="tune centered EigenShift alone (no zero form, no steering)")
     parser.add_argument("--fixed", action="append", default=[], metavar="NAME=DIR",
@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lm = load_model(args.model)
-    config = EigenShiftConfig(alpha=args.fit_alpha)
+    config = EigenShiftConfig(alpha=args.fit_alpha, basis="singular")  # issue 12's basis
     evidence = EvidenceConfig(rule=EvidenceRule(clean_budget=args.clean_budget))
     states = gather(lm, evidence)
     centered = EigenShift.fit_statistics(lm, config, states)

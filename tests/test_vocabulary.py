@@ -38,15 +38,17 @@ class WordScorer:
 
 
 def test_words_are_judged_alone_once_each_and_only_whole_words_count():
-    words = [" Idiot", "idiot", "ab", " nice", "123", "", "\n", " stu", "pid", " idiots!"]
-    scorer = WordScorer({"idiot", "stu"})
+    # a leading space marks a word start: "ass" inside "class" is not a word to judge
+    words = [" Idiot", " idiot", " ab", " nice", " 123", "", "\n", " stu", "pid", " idiots!",
+             "ass"]  # fmt: skip
+    scorer = WordScorer({"idiot", "stu", "ass"})
     judged = judge_vocabulary(words, scorer)
-    assert judged.eligible.tolist() == [True, True, False, True, False, False, False, True, True,
-                                        False]  # fmt: skip
+    assert judged.eligible.tolist() == [True, True, False, True, False, False, False, True, False,
+                                        False, False]  # fmt: skip
     assert judged.toxic.tolist() == [True, True, False, False, False, False, False, True, False,
-                                     False]  # fmt: skip
-    assert sorted(t for call in scorer.calls for t in call) == ["idiot", "nice", "pid", "stu"]
-    assert judged.base_rate == pytest.approx(3 / 5) and judged.judge == "words"
+                                     False, False]  # fmt: skip
+    assert sorted(t for call in scorer.calls for t in call) == ["idiot", "nice", "stu"]
+    assert judged.base_rate == pytest.approx(3 / 4) and judged.judge == "words"
 
 
 def test_identity_terms_are_never_counted_toxic_whatever_the_judge_says():
@@ -56,12 +58,33 @@ def test_identity_terms_are_never_counted_toxic_whatever_the_judge_says():
     assert judged.toxic.tolist() == [False, False, True]
 
 
-def test_vocabulary_words_decode_each_id_and_pad_rows_past_the_tokenizer():
-    lm = make_lm("llama")
+def test_vocabulary_words_mark_word_starts_and_pad_rows_past_the_tokenizer():
+    lm = make_lm("llama")  # a byte-level BPE: "Ġ" starts a word
     n = len(lm.tokenizer)
     words = vocabulary_words(lm.tokenizer, n + 3)
     assert len(words) == n + 3 and words[-3:] == ["", "", ""]
-    assert words[:50] == [lm.tokenizer.decode([i]) for i in range(50)]
+    pieces = lm.tokenizer.convert_ids_to_tokens(list(range(n)))
+    for i, (word, piece) in enumerate(zip(words, pieces, strict=False)):
+        assert word.strip() == lm.tokenizer.decode([i]).strip()
+        assert word.startswith(" ") == piece.startswith("Ġ"), (word, piece)
+    assert any(p.startswith("Ġ") for p in pieces) and not all(p.startswith("Ġ") for p in pieces)
+
+
+def test_wordpiece_and_unmarked_vocabularies_read_their_own_word_starts():
+    class Pieces:
+        def __init__(self, tokens):
+            self.tokens = tokens
+
+        def __len__(self):
+            return len(self.tokens)
+
+        def convert_ids_to_tokens(self, ids):
+            return [self.tokens[i] for i in ids]
+
+        def batch_decode(self, batch):
+            return [self.tokens[i].removeprefix("##") for (i,) in batch]
+
+    assert vocabulary_words(Pieces(["idiot", "##ic", "nice"]), 3) == [" idiot", "ic", " nice"]
 
 
 def _judgement(toxic, eligible=None):
@@ -168,6 +191,9 @@ def test_eigenshift_on_the_toxic_word_basis_takes_its_first_directions():
     assert share.band == "200 random directions of h"
     assert share.selected > share.chance  # built to raise the words the judge calls toxic
     assert "halves" not in edit.meta.stats["stability"]
+    # a singular fit records what it always did (no basis key), so its digest is unchanged
+    singular = fit_es(lm, LetterScorer(), **SMALL).intervention()
+    assert "basis" not in singular.params and "basis" not in singular.params["fit_config"]
     from dataclasses import replace
 
     from eigenshift.interventions import EigenShift, EigenShiftConfig

@@ -77,10 +77,10 @@ def score_distribution(scores: dict[str, list[float]], threshold: float, path: P
 
 def _relative(row: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, list[float]]:
     """(PPL change %, EMT change %, EMT change's paired 95% interval in %) of a metrics row."""
-    emt = base["expected_max_toxicity"]
-    diff = row["intervals"]["expected_max_toxicity"].get("diff_ci") or (0.0, 0.0)
-    return (100 * row["relative_perplexity"], 100 * row["relative_expected_max_toxicity"],
-            [100 * d / emt for d in diff])  # fmt: skip
+    emt, change = base["expected_max_toxicity"], 100 * row["relative_expected_max_toxicity"]
+    diff = row["intervals"]["expected_max_toxicity"].get("diff_ci")
+    ci = [100 * d / emt for d in diff] if diff and emt else [change, change]  # none: no bar
+    return 100 * row["relative_perplexity"], change, ci
 
 
 def frontier(

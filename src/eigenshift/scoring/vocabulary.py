@@ -1,12 +1,15 @@
 """Whether a direction means toxicity: the share of the tokens it promotes that are toxic words,
 against the same share for random directions of the same part of the spectrum (chance).
 
-A vocabulary token is *eligible* when it decodes to a word of at least `MIN_LETTERS` letters
-(leading space stripped): pieces of words, numbers, punctuation and markup cannot be judged
-alone. An eligible token is *toxic* when the scorer, given the word alone, says at least
-`attribution.ALONE_TOXIC`. A direction v promotes the tokens whose logits W v raises most; its
-share is the toxic fraction of its `top` promoted eligible tokens. Directions have no sign of
-their own: the caller orients each one the way toxic states move along it.
+A vocabulary token is *eligible* when it starts a word (a leading space, as byte-level BPE's `Ġ`
+and SentencePiece's `▁` mark it) and is a word of at least `MIN_LETTERS` letters: the inside of a
+word ("ass" in "class"), numbers, punctuation and markup cannot be judged alone. An eligible
+token is *toxic* when the scorer, given the word alone, says at least `attribution.ALONE_TOXIC`.
+A direction v promotes the tokens whose logits W v raises most; its share is the toxic fraction
+of its `top` promoted eligible tokens. Directions have no sign of their own: the caller orients
+each one the way toxic states move along it. For the toxic-word basis the share is in-sample
+(the basis is fitted to the same judged words): a check that the basis is what it claims, not
+evidence on its own; what it removes from generations is measured by evaluation.
 """
 
 from __future__ import annotations
@@ -58,10 +61,12 @@ class TokenJudgement:
 
 
 def judge_vocabulary(words: Sequence[str], scorer: Scorer, batch: int = 4096) -> TokenJudgement:
-    """Judge each token's text (`words[i]`, as the tokenizer decodes token i) alone; each distinct
-    lower-cased word is scored once, and identity terms are never toxic (`IDENTITY_TERMS`)."""
+    """Judge each token's text alone (`words[i]`: token i's text, a leading space where it starts
+    a word, as `vocabulary_words` gives it); each distinct lower-cased word is scored once, and
+    identity terms are never toxic (`IDENTITY_TERMS`)."""
     stripped = [w.strip() for w in words]
-    eligible = [w.isalpha() and len(w) >= MIN_LETTERS for w in stripped]
+    eligible = [w[:1].isspace() and x.isalpha() and len(x) >= MIN_LETTERS
+                for w, x in zip(words, stripped, strict=True)]  # fmt: skip
     distinct = sorted({w.lower() for w, ok in zip(stripped, eligible, strict=True) if ok})
     scores: dict[str, float] = {}
     for start in range(0, len(distinct), batch):
@@ -74,10 +79,21 @@ def judge_vocabulary(words: Sequence[str], scorer: Scorer, batch: int = 4096) ->
 
 
 def vocabulary_words(tokenizer: object, size: int) -> list[str]:
-    """The text of each of `size` token ids (rows past the tokenizer's vocabulary: empty)."""
-    known = len(tokenizer)  # type: ignore[arg-type]
-    words = tokenizer.batch_decode([[i] for i in range(min(size, known))])  # type: ignore[attr-defined]
-    return [str(w) for w in words] + [""] * max(size - known, 0)
+    """The text of each of `size` token ids, with one leading space exactly where the token
+    starts a word (rows past the tokenizer's vocabulary: empty). Word starts are read from the
+    tokens' own marks: `Ġ`/`▁`/a space (byte-level BPE, SentencePiece), else WordPiece's `##`
+    on the inside of a word, else every token starts one."""
+    known = min(size, len(tokenizer))  # type: ignore[arg-type]
+    ids = list(range(known))
+    pieces = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]  # type: ignore[attr-defined]
+    texts = [str(t).strip() for t in tokenizer.batch_decode([[i] for i in ids])]  # type: ignore[attr-defined]
+    marked = any(p[:1] in ("Ġ", "▁", " ") for p in pieces)
+    if marked:
+        starts = [p[:1] in ("Ġ", "▁", " ") for p in pieces]
+    else:
+        starts = [not p.startswith("##") for p in pieces]
+    words = [(" " if start else "") + text for start, text in zip(starts, texts, strict=True)]
+    return words + [""] * max(size - known, 0)
 
 
 def promoted_shares(

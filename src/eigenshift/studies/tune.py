@@ -164,9 +164,9 @@ def _tune(
         "test": [p.as_dict(TUNE_COLUMNS) for p in points_of(tested["methods"])],
         "frontier": FRONTIER_FILE,
     }
+    run.write_json(TUNE_FILE, summary)  # before the figure: a drawing error loses no result
     from ..report.figures import frontier  # matplotlib loads only when a tune draws
 
     frontier(validation, tested, {name: list(grid) for name, grid in grids.items()}, chosen,
              config.ppl_limit, run.path / FRONTIER_FILE)  # fmt: skip
-    run.write_json(TUNE_FILE, summary)
     return summary

@@ -116,7 +116,7 @@ class EigenShiftFit:
             config = replace(config, k_fraction=None)
         n = config.n_directions(self.v.shape[0])
         score = self.selection_score()
-        indices = torch.argsort(score, descending=True)[:n]
+        indices = torch.argsort(score, descending=True, stable=True)[:n]  # gains tie at 0
         centered = config.choice("dampen") == "centered"
         tensors = {
             "v_k": self.v[:, indices].float().contiguous(),
@@ -237,15 +237,19 @@ class EigenShift(Intervention):
                     chance = promoted_shares(weight, torch.randn(d, CHANCE_DIRECTIONS,
                         dtype=torch.float64, generator=generator), evidence.vocabulary)  # fmt: skip
         t3 = time.perf_counter()
-        params = {
+        record = {**evidence.settings, **asdict(config)}
+        if config.basis is None:  # a singular fit's record (and digest) is what it always was
+            del record["basis"]
+        params: dict[str, Any] = {
             "recipe": config.recipe,
             "contrast": contrast,
             "score": config.choice("score"),
             "dampen": config.choice("dampen"),
-            "basis": basis,
             # the gathering's settings beside the fit's: one record of what made the edit
-            "fit_config": {**evidence.settings, **asdict(config)},
+            "fit_config": record,
         }
+        if basis != "singular":
+            params["basis"] = basis
         meta = cls.new_meta(
             lm, params, [lm.arch.unembedding],
             data_hashes=dict(evidence.data_hashes),
