@@ -176,6 +176,7 @@ def test_the_toxic_word_basis_solves_the_generalized_eigenproblem():
     want_gains, want_v = want_gains[::-1], want_v[:, ::-1]
     np.testing.assert_allclose(gains.numpy(), np.clip(want_gains, 0, None), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose((v.T @ v).numpy(), np.eye(12), atol=1e-10)  # orthonormal
+    assert bool(((centred[toxic].mean(0) @ v) >= 0).all())  # each raises the toxic words
     for k in (1, 3, 6):  # the first k columns span the first k generalized eigenvectors
         q, _ = np.linalg.qr(want_v[:, :k])
         cosines = np.linalg.svd(v[:, :k].numpy().T @ q, compute_uv=False)

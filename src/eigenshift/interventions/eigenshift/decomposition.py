@@ -50,7 +50,8 @@ def toxic_word_basis(
     more a direction moves the toxic words' logits than the vocabulary's. With the rows centred
     on the vocabulary mean (a shift of every logit changes no probability), A the toxic rows'
     second moment and B all rows', the generalized eigenvectors of A v = g B v in descending g;
-    V's first k columns span the first k of them (QR in that order), `gain` holds g.
+    V's first k columns span the first k of them (QR in that order), each signed so that moving
+    along it raises the toxic words' logits on average; `gain` holds g.
 
     The right singular directions of W answer "what does W use most"; on the default model the
     most toxic of them promotes 6% toxic words (docs/results.md, issue 23). These answer "what
@@ -76,4 +77,6 @@ def toxic_word_basis(
     order = torch.argsort(gains, descending=True)
     v = torch.linalg.solve_triangular(chol.T, y[:, order], upper=True)  # B-orthogonal
     q, _ = torch.linalg.qr(v)  # column j spans what the first j+1 of v span
-    return gains[order].clamp(min=0), fix_signs(q)
+    # each direction points the way that raises the toxic words' logits on average
+    signs = torch.sign(rows.mean(0) @ q)
+    return gains[order].clamp(min=0), q * torch.where(signs == 0, 1.0, signs)

@@ -230,7 +230,10 @@ class EigenShift(Intervention):
         if evidence.vocabulary is not None:
             with materialized(lm.unembedding):
                 weight = weight_of(lm.unembedding).detach()
-                oriented = v * torch.where(delta >= 0, 1.0, -1.0).to(v)
+                # the singular basis's signs are arbitrary: toxic states' way (delta) orients
+                # them; the toxic-word basis points where toxic words rise already
+                signs = torch.where(delta >= 0, 1.0, -1.0) if basis == "singular" else 1.0
+                oriented = v * signs
                 shares = promoted_shares(weight, oriented, evidence.vocabulary)
                 if basis != "singular":  # chance: directions of h drawn at random
                     generator = torch.Generator().manual_seed(evidence.split_seed)

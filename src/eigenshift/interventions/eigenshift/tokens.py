@@ -1,8 +1,8 @@
 """What each removed direction means: the tokens it promotes, read off W v_i = s_i u_i.
 
-The sign of v_i is arbitrary, so tokens are oriented by delta_i: the "toxic side" lists the
-tokens whose logits rise when a state moves the way toxic states do along v_i, which are the
-logits the edit lowers.
+The sign of a singular v_i is arbitrary, so tokens are oriented by delta_i: the "toxic side" lists
+the tokens whose logits rise when a state moves the way toxic states do along v_i, which are the
+logits the edit lowers. A toxic-word basis direction is signed by the toxic words it raises.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def directions(lm: LanguageModel, intervention: Intervention, top: int) -> list[
     share = intervention.meta.stats.get("token_share")  # `scoring.vocabulary.TokenShare`
     rows = []
     for rank, idx in enumerate(indices):
-        sign = 1.0 if float(deltas[idx]) >= 0 else -1.0
+        # the toxic-word basis is signed by the toxic words themselves (decomposition.py)
+        singular = intervention.params.get("basis", "singular") == "singular"
+        sign = 1.0 if float(deltas[idx]) >= 0 or not singular else -1.0
         column = sign * logits[:, rank]
         toxic_side = column.topk(top).indices.tolist()
         other_side = (-column).topk(top).indices.tolist()
