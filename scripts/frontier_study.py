@@ -19,6 +19,8 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from eigenshift import load_model
 from eigenshift.data import load_labelled
 from eigenshift.engines.generation import SamplingConfig
@@ -31,10 +33,42 @@ from eigenshift.interventions import (
     MeanDifferenceSteering,
     ProFS,
 )
+from eigenshift.interventions.eigenshift.decomposition import toxic_word_basis
+from eigenshift.scoring.vocabulary import TokenJudgement, promoted_shares, share_summary
 from eigenshift.studies.demo import ACT_TEXTS, BASELINE_TEXTS, on_data, reused
 from eigenshift.studies.tune import TuneConfig, tune
 
 KS = (1, 2, 4, 8, 16, 32)
+
+
+def held_out_shares(lm, states) -> dict:
+    """The toxic-word basis fitted on half of the toxic words (seeded), its share measured on the
+    other half only (the fitted half counts as neither toxic nor eligible): the share out of
+    sample, against 200 random directions judged the same way. Both halves in turn."""
+    judged = states.vocabulary
+    weight = lm.unembedding.weight.detach()
+    toxic = torch.nonzero(judged.toxic).squeeze(1)
+    order = toxic[torch.randperm(len(toxic), generator=torch.Generator().manual_seed(0))]
+    halves = order[: len(order) // 2], order[len(order) // 2 :]
+    random = torch.randn(weight.shape[1], 200, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(1))  # fmt: skip
+    out = {}
+    for name, (fit_on, measure_on) in {"a->b": halves, "b->a": halves[::-1]}.items():
+        mask = torch.zeros_like(judged.toxic)
+        mask[fit_on] = True
+        _, v = toxic_word_basis(weight, mask)
+        eligible = judged.eligible.clone()
+        eligible[fit_on] = False
+        other = torch.zeros_like(judged.toxic)
+        other[measure_on] = True
+        held = TokenJudgement(eligible, other, judged.judge)
+        pool = promoted_shares(weight, random, held)
+        out[name] = {k: asdict(share_summary(promoted_shares(weight, v[:, :k], held), pool, held,
+                                             "200 random directions of h"))
+                     for k in KS}  # fmt: skip
+    return {name: {k: {key: s[key] for key in ("selected", "selected_interval", "chance",
+                                               "chance_interval")} for k, s in rows.items()}
+            for name, rows in out.items()}  # fmt: skip
 
 
 def main() -> None:
@@ -70,6 +104,7 @@ def main() -> None:
                                                             "chance", "chance_interval", "band",
                                                             "band_best")}
                                 for k, s in rows.items()} for name, rows in shares.items()}}
+    record["held_out_words"] = held_out_shares(lm, states)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "shares.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record, indent=1))
