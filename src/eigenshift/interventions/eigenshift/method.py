@@ -83,8 +83,8 @@ class EigenShiftFit:
     states: FitStates | None = field(default=None, repr=False)
     projections: Projections | None = field(default=None, repr=False)
     split_seed: int = 0  # of the evidence's clean draw; the halves and the bootstrap reuse it
-    # Per direction (oriented by delta): the toxic share of its top promoted words, when the
-    # evidence judged the vocabulary (`scoring.vocabulary`).
+    # Per direction (a singular one oriented by delta, a toxic-word one by its toxic words): the
+    # toxic share of its top promoted words, when the evidence judged the vocabulary.
     token_shares: torch.Tensor | None = field(default=None, repr=False)
     chance_shares: torch.Tensor | None = field(default=None, repr=False)  # random directions'
     _bootstraps: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -135,8 +135,9 @@ class EigenShiftFit:
         return EigenShift(tensors, replace(self.meta, params=params, stats=stats))
 
     def token_share(self, indices: torch.Tensor) -> TokenShare:
-        """The selected directions' toxic-word share against random directions of the same
-        part of the spectrum (`scoring.vocabulary.spectrum_band`)."""
+        """The selected directions' toxic-word share against chance: directions of the same part
+        of the spectrum (`scoring.vocabulary.spectrum_band`), or random directions of h for the
+        toxic-word basis."""
         assert self.token_shares is not None and self.states and self.states.vocabulary
         d = len(self.delta)
         if self.chance_shares is not None:
