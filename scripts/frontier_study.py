@@ -8,7 +8,7 @@ steering and Linear-AcT tuned by the same rule on validation prompts and evaluat
 disjoint test prompts (tune/frontier.png draws the frontier).
 
     .venv/bin/python scripts/frontier_study.py --out runs/frontier-study
-    .venv/bin/python scripts/frontier_study.py --out runs/basis-study --only-eigenshift
+    .venv/bin/python scripts/frontier_study.py --out runs/zero-study --only-eigenshift --zero
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--clean-texts", type=int, default=100)
     parser.add_argument("--shares-only", action="store_true")
     parser.add_argument("--only-eigenshift", action="store_true")
+    parser.add_argument("--zero", action="store_true",
+                        help="also the toxic-word basis dampened towards zero (plain weights)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lm = load_model(args.model)
@@ -90,6 +92,9 @@ def main() -> None:
                                                      states),
             "eigenshift-toxic-words": EigenShift.fit_statistics(
                 lm, EigenShiftConfig(basis="toxic-words"), states)}  # fmt: skip
+    if args.zero:
+        fits["eigenshift-toxic-words-zero"] = EigenShift.fit_statistics(
+            lm, EigenShiftConfig(basis="toxic-words", dampen="zero"), states)
     paper = EigenShift.fit_statistics(lm, EigenShiftConfig(recipe="paper", k_fraction=0.25),
                                       states)  # fmt: skip
     shares = {name: {k: asdict(fit.token_share(fit.intervention(k).tensors["indices"]))
