@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
+from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel
 from .base import Advance, Engine
 from .config import EngineConfig, SamplingConfig
 from .generation import Generation, generate
-
-if TYPE_CHECKING:
-    from ..interventions import Intervention
 
 
 class HFEngine:
@@ -32,8 +29,6 @@ class HFEngine:
         progress: bool = False,
         advance: Advance | None = None,
     ) -> list[Generation]:
-        from ..interventions import applied_or_not  # interventions import engines
-
         with applied_or_not(intervention, lm):
             return generate(lm, prompts, config, prompt_ids=prompt_ids, progress=progress,
                             advance=advance)  # fmt: skip

@@ -31,6 +31,8 @@ class RunFolder:
     METRICS = "metrics.json"
     SWEEP = "sweep.json"
     PARETO = "sweep_pareto.png"
+    TUNE = "tune.json"  # a tune's choices and prompt sets; its evaluations in validation/, test/
+    FRONTIER = "frontier.png"  # every tuned method's validation curve, chosen and test points
     BEST = "best"  # the sweep's chosen operating point, as an intervention folder
     EXPLAIN = "explain.json"  # EigenShift's directions (explain.md and the figure beside it)
     EXPLAIN_MD = "explain.md"

@@ -105,8 +105,8 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
 
 def _frontier(run: RunFolder) -> Path | None:
     """The frontier figure of the tune whose test prompts `run` holds, if there is one."""
-    path = run.path.parent / "frontier.png"  # studies.tune.FRONTIER_FILE, one level up
-    tuned = run.path.name == "test" and (run.path.parent / "tune.json").is_file()
+    path = run.path.parent / RunFolder.FRONTIER  # the tune's folder, one level up
+    tuned = run.path.name == "test" and (run.path.parent / RunFolder.TUNE).is_file()
     return path if tuned and path.is_file() else None
 
 

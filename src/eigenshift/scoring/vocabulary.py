@@ -87,11 +87,8 @@ def vocabulary_words(tokenizer: object, size: int) -> list[str]:
     ids = list(range(known))
     pieces = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]  # type: ignore[attr-defined]
     texts = [str(t).strip() for t in tokenizer.batch_decode([[i] for i in ids])]  # type: ignore[attr-defined]
-    marked = any(p[:1] in ("Ġ", "▁", " ") for p in pieces)
-    if marked:
-        starts = [p[:1] in ("Ġ", "▁", " ") for p in pieces]
-    else:
-        starts = [not p.startswith("##") for p in pieces]
+    marked = [p[:1] in ("Ġ", "▁", " ") for p in pieces]
+    starts = marked if any(marked) else [not p.startswith("##") for p in pieces]
     words = [(" " if start else "") + text for start, text in zip(starts, texts, strict=True)]
     return words + [""] * max(size - known, 0)
 
@@ -182,17 +179,6 @@ def share_summary(
         chance=float(pool_.mean()), chance_interval=chance, band=band,
         band_directions=len(pool_), band_best=float(pool_.max()),
     )  # fmt: skip
-
-
-def token_share(
-    weight: torch.Tensor, chosen: torch.Tensor, band: torch.Tensor, judgement: TokenJudgement,
-    band_name: str, top: int = TOP_TOKENS, seed: int = 0,
-) -> TokenShare:  # fmt: skip
-    """`share_summary` of the columns of `chosen` (d, k) against those of `band` (d, m), every
-    column already oriented."""
-    return share_summary(promoted_shares(weight, chosen, judgement, top),
-                         promoted_shares(weight, band, judgement, top), judgement, band_name,
-                         top, seed)  # fmt: skip
 
 
 def spectrum_band(indices: Sequence[int], d: int, k: int) -> tuple[int, int]:

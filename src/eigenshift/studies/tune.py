@@ -30,8 +30,6 @@ from .configs import TuneConfig
 from .points import TUNE_COLUMNS, LowestToxicityWithinPerplexity, method_points, points_of
 
 log = logging.getLogger(__name__)
-TUNE_FILE = "tune.json"
-FRONTIER_FILE = "frontier.png"  # every method's validation curve, chosen and test points
 
 
 def method_grid(
@@ -162,11 +160,11 @@ def _tune(
         "untuned": sorted(fixed),
         "validation": [p.as_dict(TUNE_COLUMNS) for p in validated],
         "test": [p.as_dict(TUNE_COLUMNS) for p in points_of(tested["methods"])],
-        "frontier": FRONTIER_FILE,
+        "frontier": RunFolder.FRONTIER,
     }
-    run.write_json(TUNE_FILE, summary)  # before the figure: a drawing error loses no result
+    run.write_json(RunFolder.TUNE, summary)  # before the figure: a drawing error loses no result
     from ..report.figures import frontier  # matplotlib loads only when a tune draws
 
     frontier(validation, tested, {name: list(grid) for name, grid in grids.items()}, chosen,
-             config.ppl_limit, run.path / FRONTIER_FILE)  # fmt: skip
+             config.ppl_limit, run.file(RunFolder.FRONTIER))  # fmt: skip
     return summary

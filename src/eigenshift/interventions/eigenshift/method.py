@@ -207,35 +207,34 @@ class EigenShift(Intervention):
                 raise InputError(f"the scorer {evidence.vocabulary.judge} calls none of the "
                                  "vocabulary's words toxic on their own, so there is no toxic-word "
                                  "basis: use --basis singular or another --scorer")  # fmt: skip
-        with materialized(lm.unembedding):  # offloaded or not
-            weight = weight_of(lm.unembedding)
+        with materialized(lm.unembedding):  # offloaded or not; loaded once for the whole fit
+            weight = weight_of(lm.unembedding).detach()
             if basis == "singular":
                 s, v = right_singular(weight)
             else:
                 assert evidence.vocabulary is not None
                 s, v = toxic_word_basis(weight, evidence.vocabulary.toxic)
-        s, v = s.cpu(), v.cpu()
-        t2 = time.perf_counter()
-        contrast = config.choice("contrast")
-        proj = projections_of(evidence, v, contrast)
-        everything = torch.ones(n_toxic, dtype=torch.bool), torch.ones(n_clean, dtype=torch.bool)
-        delta, spread = direction_stats(proj.toxic, torch.full((n_toxic,), 1.0 / n_toxic,
-                                        dtype=torch.float64), proj.clean,
-                                        proj.weigh(*everything))  # fmt: skip
-        d = v.shape[0]
-        ks = sorted({k for k in (*STABILITY_KS, config.n_directions(d)) if 0 < k <= d})
-        stability: dict[str, Any] = {"basis": basis}
-        if basis == "singular":  # a toxic-words choice is the vocabulary's: not resampled
-            stability["halves"] = halves(proj, v, config.choice("score"), ks, evidence.split_seed)
-        shares = chance = None
-        if evidence.vocabulary is not None:
-            with materialized(lm.unembedding):
-                weight = weight_of(lm.unembedding).detach()
+            s, v = s.cpu(), v.cpu()
+            t2 = time.perf_counter()
+            contrast = config.choice("contrast")
+            proj = projections_of(evidence, v, contrast)
+            everything = (torch.ones(n_toxic, dtype=torch.bool),
+                          torch.ones(n_clean, dtype=torch.bool))  # fmt: skip
+            delta, spread = direction_stats(proj.toxic, torch.full((n_toxic,), 1.0 / n_toxic,
+                                            dtype=torch.float64), proj.clean,
+                                            proj.weigh(*everything))  # fmt: skip
+            d = v.shape[0]
+            ks = sorted({k for k in (*STABILITY_KS, config.n_directions(d)) if 0 < k <= d})
+            stability: dict[str, Any] = {"basis": basis}
+            if basis == "singular":  # a toxic-words choice is the vocabulary's: not resampled
+                stability["halves"] = halves(proj, v, config.choice("score"), ks,
+                                             evidence.split_seed)  # fmt: skip
+            shares = chance = None
+            if evidence.vocabulary is not None:
                 # the singular basis's signs are arbitrary: toxic states' way (delta) orients
                 # them; the toxic-word basis points where toxic words rise already
                 signs = torch.where(delta >= 0, 1.0, -1.0) if basis == "singular" else 1.0
-                oriented = v * signs
-                shares = promoted_shares(weight, oriented, evidence.vocabulary)
+                shares = promoted_shares(weight, v * signs, evidence.vocabulary)
                 if basis != "singular":  # chance: directions of h drawn at random
                     generator = torch.Generator().manual_seed(evidence.split_seed)
                     chance = promoted_shares(weight, torch.randn(d, CHANCE_DIRECTIONS,
