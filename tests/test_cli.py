@@ -361,6 +361,13 @@ def test_fit_baselines_commands(tiny_folder, tmp_path):
     result = run("export", *base, "--intervention", str(tmp_path / "aura"),
                  "--out", str(tmp_path / "exported"))  # fmt: skip
     assert result.exit_code == 0, result.output
+    result = run("fit", "stack", *base, "--member", str(tmp_path / "aura"), "--member",
+                 str(tmp_path / "steer"), "--strength", "0.5", "--out", str(tmp_path / "both"))
+    assert result.exit_code == 0 and "then steer: layer 1" in result.stdout, result.output
+    assert read_meta(tmp_path / "both").params["members"][1]["params"]["strength"] == 0.5
+    message = _one_error_line(run("fit", "stack", *base, "--member", str(tmp_path / "aura"),
+                                  "--out", str(tmp_path / "one")))  # fmt: skip
+    assert "two or more interventions, got 1" in message
 
 
 def _fit_steer(tiny_folder: str, tmp_path) -> tuple:

@@ -36,9 +36,10 @@ def _command(spec: MethodSpec) -> click.Command:
         neuron_data: LabelledSource | None = None,
         evidence: EvidenceConfig | None = None,
         engine: EngineConfig | None = None,
+        members: tuple[str, ...] = (),
     ) -> None:
         from ..engines import open_engine
-        from ..interventions import method_class
+        from ..interventions import load_intervention, method_class
 
         method = method_class(spec.method)
         from ..models.loading import load_model
@@ -52,6 +53,8 @@ def _command(spec: MethodSpec) -> click.Command:
 
             kept = out.with_name(f"{out.name}-neurons")  # scores computed here are kept
             inputs["neurons"] = neuron_scores_from(lm, neurons, neuron_data, kept)
+        if members:
+            inputs["members"] = [load_intervention(folder, lm) for folder in members]
         if evidence is not None:
             from ..evidence import gather
 
@@ -73,6 +76,10 @@ def _command(spec: MethodSpec) -> click.Command:
         command = config_options(LabelledSource, into="neuron_data", only=NEURON_DATA)(command)
         command = click.option("--neurons", required=True, help="A `locate neurons` folder, or "
                                "labelled data to score neurons on first.")(command)  # fmt: skip
+    if "members" in spec.needs:
+        command = click.option("--member", "members", multiple=True, required=True,
+                               help="A fitted intervention's folder; repeat it, in the order "
+                               "the edits apply.")(command)  # fmt: skip
     command = model_options(command)
     return click.command(spec.method, help=spec.summary)(command)
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ExpertConfig,
         IdentityConfig,
         ProjectionConfig,
+        StackConfig,
         SteeringConfig,
         TransportConfig,
     )
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .identity import ScaleUnembeddingInput
     from .projection import ProFS
     from .registry import METHODS, MethodSpec
+    from .stack import Stack
     from .steering import MeanDifferenceSteering
     from .transport import LinearAcT, fit_transport
 
@@ -45,8 +47,8 @@ _WHERE = {
                      "Intervention", "applied_all", "applied_or_not", "load_intervention",
                      "load_interventions", "method_class", "register"), "base"),
     "ArtifactMeta": "artifact", "read_meta": "artifact",
-    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "ProjectionConfig", "SteeringConfig",
-                     "TransportConfig"), "configs"),
+    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "ProjectionConfig", "StackConfig",
+                     "SteeringConfig", "TransportConfig"), "configs"),
     "Affine": "edits", "Edit": "edits",
     "EigenShift": "eigenshift.method", "EigenShiftFit": "eigenshift.method",
     "EigenShiftConfig": "eigenshift.config",
@@ -55,6 +57,7 @@ _WHERE = {
     "ProFS": "projection",
     "METHODS": "registry", "MethodSpec": "registry",
     "MeanDifferenceSteering": "steering",
+    "Stack": "stack",
     "LinearAcT": "transport", "fit_transport": "transport",
 }  # fmt: skip
 __getattr__, __dir__ = lazy_names(__name__, _WHERE)
@@ -82,6 +85,8 @@ __all__ = [
     "ProFS",
     "ProjectionConfig",
     "ScaleUnembeddingInput",
+    "Stack",
+    "StackConfig",
     "SteeringConfig",
     "TransportConfig",
     "applied_all",

@@ -78,6 +78,7 @@ class FitInputs:
     data: LabelledTexts | None = None  # labelled texts (toxic and non-toxic)
     neurons: NeuronScores | None = None  # `locate neurons` scores
     states: FitStates | None = None  # lm_head-input states gathered by `evidence.gathering`
+    members: tuple[Intervention, ...] | None = None  # fitted interventions a stack combines
 
 
 NEEDS = {
@@ -86,6 +87,8 @@ NEEDS = {
     "--neurons FOLDER, or labelled data to score first)",
     "states": "toxic and clean states: pass states=eigenshift.evidence.gather(lm, EvidenceConfig"
     "(...)) (CLI: --evidence, --data, --fit-prompts)",
+    "members": "two or more fitted interventions, applied in order: pass members=[...] (CLI: "
+    "--member FOLDER, repeated)",
 }
 
 
@@ -175,16 +178,18 @@ class Intervention(ABC):
         data: LabelledTexts | None = None,
         neurons: NeuronScores | None = None,
         states: FitStates | None = None,
+        members: Iterable[Intervention] | None = None,
         progress: bool = True,
         **settings: Any,
     ) -> Self:
         """Fit on `lm`; `settings` change single fields of the config (unknown names are an
-        error), `data`, `neurons` and `states` are the inputs the method `needs`."""
+        error), `data`, `neurons`, `states` and `members` are the inputs the method `needs`."""
         if config is not None and not isinstance(config, cls.config_class):
             raise InputError(f"'{cls.method}' takes a {cls.config_class.__name__}, not a "
                              f"{type(config).__name__}")  # fmt: skip
         config = with_settings(config or cls.config_class(), settings, f"'{cls.method}'")
-        inputs = FitInputs(data=data, neurons=neurons, states=states)
+        inputs = FitInputs(data=data, neurons=neurons, states=states,
+                           members=None if members is None else tuple(members))
         for need in NEEDS:
             given = getattr(inputs, need) is not None
             if need in cls.needs and not given:

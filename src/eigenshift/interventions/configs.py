@@ -1,4 +1,4 @@
-"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT, ProFS and the
+"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT, ProFS, stacks and the
 identity control: free of torch, so `eigenshift fit METHOD --help` and a refused setting answer
 at once (EigenShift's own config is `eigenshift/config.py`)."""
 
@@ -78,6 +78,15 @@ class TransportConfig:
     causal: bool = setting(True, "Fit each layer with the earlier layers' maps applied.")
     batch_size: int = setting(16, "Texts per forward pass.", minimum=1)
     max_length: int = setting(128, "Tokens kept per text.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    strength: float | None = setting(None, "The last member's strength, where it has one "
+                                           "(default: as fitted); what `tune` varies.")  # fmt: skip
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -142,6 +142,15 @@ def fold(lm: LanguageModel, site: Site, affine: Affine) -> None:
             bias.copy_(new_b.to(bias.dtype))
 
 
+def fold_order(edits: Sequence[Edit]) -> list[Edit]:
+    """The order in which folding reproduces the hooks' composition. Hooks at one site run in
+    the order installed; a fold on a module's output side multiplies from the left, so it
+    follows that order, but a fold on its input side multiplies from the right, so the later
+    hook must be folded first (W A2 A1 for A1 then A2). Folds at different modules commute."""
+    inputs = [e for e in edits if e.target.side == "input"]
+    return [*reversed(inputs), *(e for e in edits if e.target.side != "input")]
+
+
 def _probe_outputs(lm: LanguageModel, sites: Sequence[Site]) -> list[torch.Tensor]:
     batch = lm.encode([PROBE])
     with torch.inference_mode(), ExitStack() as stack:
@@ -171,7 +180,7 @@ def fold_all(
         module = lm.module(edit.target.module)
         for name, param in module.named_parameters(recurse=False):
             saved[(edit.target.module, name)] = param.detach().clone()
-    for edit in edits:
+    for edit in fold_order(edits):
         fold(lm, edit.target, edit.affine)  # type: ignore[arg-type]
     if moved:
         got = _probe_outputs(lm, moved)
