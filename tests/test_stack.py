@@ -119,3 +119,15 @@ def test_what_a_stack_refuses(tmp_path):
     meta_file.write_text(json.dumps(raw))
     with pytest.raises(ArtifactError, match="member 1 is damaged"):
         load_intervention(tmp_path / "s", lm)
+
+
+def test_tune_varies_a_stacks_last_strength_and_keeps_one_without_it():
+    from eigenshift.studies.points import strength_points
+
+    lm = make_lm("llama")
+    steer = MeanDifferenceSteering.fit(lm, data=DATA, layer=-1, progress=False)
+    points = strength_points("both", Stack.fit(lm, members=[_projection(lm), steer]), [0.5, 2])
+    assert list(points) == ["both-s0.5", "both-s2"]
+    assert points["both-s2"].members()[-1].params["strength"] == 2.0
+    fixed = Stack.fit(lm, members=[steer, _projection(lm)])
+    assert list(strength_points("both", fixed, [0.5, 2])) == ["both"]

@@ -39,9 +39,9 @@ def eigenshift_points(
 def strength_points(
     name: str, intervention: Intervention, strengths: Sequence[float]
 ) -> dict[str, Intervention]:
-    """One point per strength for methods with that knob (steering, Linear-AcT); a method
-    without it has a single point, itself."""
-    if "strength" not in intervention.knobs:
+    """One point per strength for methods with that knob (steering, Linear-AcT, a stack whose
+    last member has one); a method without it has a single point, itself."""
+    if "strength" not in intervention.knobs or intervention.params.get("strength") is None:
         return {name: intervention}
     return {strength_name(name, s): intervention.with_params(strength=float(s))
             for s in strengths}  # fmt: skip
