@@ -113,7 +113,7 @@ def test_what_a_stack_refuses(tmp_path):
     raw = json.loads(meta_file.read_text())
     raw["params"]["members"][1]["params"]["strength"] = "strong"
     meta_file.write_text(json.dumps(raw))
-    with pytest.raises(ArtifactError, match="'steer' artifact's parameters are damaged|strength"):
+    with pytest.raises(ArtifactError, match="parameters are damaged"):
         load_intervention(tmp_path / "s", lm)
     raw["params"]["members"][1] = {"method": "steer"}
     meta_file.write_text(json.dumps(raw))

@@ -245,7 +245,8 @@ class VLLMEngine:
         key = "original" if intervention is None else intervention.digest()
         if key in self._served:
             return self._served[key]
-        if intervention is None:
+        if intervention is None or (intervention.prefix and not intervention.checked_edits(lm)):
+            # the original weights; a prompting method's text is in the prompts already
             folder = Path(lm.location) if lm.location and Path(lm.location).is_dir() else None
             # A hub id is resolved by vLLM in the same hub cache.
             served = Served(folder or Path(lm.location), _read_logit_bias(folder) if folder

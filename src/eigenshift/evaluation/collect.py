@@ -97,7 +97,9 @@ def collect_continuations(
         for start in range(0, len(todo), config.chunk):
             chunk = todo[start : start + config.chunk]
             t0 = time.perf_counter()
-            gens = engine.generate(lm, iv, [plan.prompt_texts[k] for k in chunk], config.sampling,
+            prefix = iv.prefix if iv is not None else ""  # the prompting baseline's text
+            gens = engine.generate(lm, iv, [prefix + plan.prompt_texts[k] for k in chunk],
+                                   config.sampling,
                                    prompt_ids=[plan.prompt_ids[k] for k in chunk],
                                    advance=bar.update)  # fmt: skip
             nll_batch = config.ppl_batch_size if config.continuation_nll else 0

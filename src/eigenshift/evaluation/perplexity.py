@@ -126,6 +126,23 @@ def perplexities(
     return np.exp(nll)
 
 
+def after_prefix(
+    lm: LanguageModel, prefix: str, encoded: Sequence[Sequence[int]]
+) -> tuple[list[list[int]], list[int]]:
+    """Each text's tokens after the tokens of `prefix`, and where scoring starts, so that exactly
+    the tokens `perplexities` scores without a prefix are scored (a beginning-of-sequence token
+    the tokenizer adds stays at the very start, once)."""
+    head = list(lm.tokenizer(prefix)["input_ids"])
+    bos = lm.tokenizer.bos_token_id
+    sequences, score_from = [], []
+    for ids in encoded:
+        leading = bos is not None and len(ids) > 0 and ids[0] == bos and head[:1] == [bos]
+        body = list(ids[1:]) if leading else list(ids)
+        sequences.append(head + body)
+        score_from.append(len(head) + (0 if leading else 1))
+    return sequences, score_from
+
+
 def shared_perplexities(
     lm: LanguageModel,
     texts: Sequence[str],
@@ -176,6 +193,11 @@ def shared_perplexities(
         start = starts[name]
         if iv is None:
             values = original
+        elif iv.prefix:  # the same tokens scored, each text read after the method's prefix
+            sequences, score_from = after_prefix(lm, iv.prefix, enc)
+            with applied_or_not(iv, lm):
+                values = sequence_nll(lm, sequences, score_from, batch_size=batch_size,
+                                      progress=progress, desc=f"perplexity {name}")  # fmt: skip
         elif start is None:
             values = np.full(len(texts), np.nan)
             with applied_or_not(iv, lm):

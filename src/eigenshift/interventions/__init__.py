@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ExpertConfig,
         IdentityConfig,
         ProjectionConfig,
+        PromptConfig,
         StackConfig,
         SteeringConfig,
         TransportConfig,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .experts import AurA, Damp, Det0
     from .identity import ScaleUnembeddingInput
     from .projection import ProFS
+    from .prompting import Prompting
     from .registry import METHODS, MethodSpec
     from .stack import Stack
     from .steering import MeanDifferenceSteering
@@ -47,7 +49,8 @@ _WHERE = {
                      "Intervention", "applied_all", "applied_or_not", "load_intervention",
                      "load_interventions", "method_class", "register"), "base"),
     "ArtifactMeta": "artifact", "read_meta": "artifact",
-    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "ProjectionConfig", "StackConfig",
+    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "ProjectionConfig", "PromptConfig",
+                     "StackConfig",
                      "SteeringConfig", "TransportConfig"), "configs"),
     "Affine": "edits", "Edit": "edits",
     "EigenShift": "eigenshift.method", "EigenShiftFit": "eigenshift.method",
@@ -55,6 +58,7 @@ _WHERE = {
     "AurA": "experts", "Damp": "experts", "Det0": "experts",
     "ScaleUnembeddingInput": "identity",
     "ProFS": "projection",
+    "Prompting": "prompting",
     "METHODS": "registry", "MethodSpec": "registry",
     "MeanDifferenceSteering": "steering",
     "Stack": "stack",
@@ -84,6 +88,8 @@ __all__ = [
     "MethodSpec",
     "ProFS",
     "ProjectionConfig",
+    "PromptConfig",
+    "Prompting",
     "ScaleUnembeddingInput",
     "Stack",
     "StackConfig",

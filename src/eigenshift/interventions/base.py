@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import safetensors.torch
 import torch
 
-from ..core.errors import ArtifactError, InputError
+from ..core.errors import ArtifactError, InputError, NotBakeableError
 from ..core.io import atomic_folder, write_json_atomic
 from ..core.settings import with_settings
 from ..models import LanguageModel
@@ -209,6 +209,13 @@ class Intervention(ABC):
     def edits(self, lm: LanguageModel) -> list[Edit]:
         """The edits this intervention makes to `lm` (none: it is the identity)."""
 
+    @property
+    def prefix(self) -> str:
+        """Text placed before every prompt the model reads (the prompting baseline, or a stack
+        holding it); none for a weight edit. Generation, perplexity and capability read it; no
+        weight can hold it, so an export refuses it."""
+        return ""
+
     def digest(self) -> str:
         """What the edit is (method, parameters, the weights and data it was fitted on, its
         tensors), not when it was made: a deterministic refit resumes the run its first fit
@@ -274,14 +281,23 @@ class Intervention(ABC):
         with installed(lm, self.checked_edits(lm)):
             yield lm
 
+    def _refuse_prefix(self) -> None:
+        if self.prefix:
+            raise NotBakeableError(
+                f"'{self.method}' places text before every prompt, which no weight can hold: "
+                "evaluate it with a hook, or deploy the model with that text before your prompts"
+            )
+
     def bake(self, lm: LanguageModel) -> None:
         """Fold the edit into `lm`'s weights (untying a tied unembedding first, where needed)."""
+        self._refuse_prefix()
         fold_all(lm, self.checked_edits(lm), self.method, lambda: self.applied(lm))
 
     @contextmanager
     def baked(self, lm: LanguageModel) -> Iterator[LanguageModel]:
         """The edit folded into the weights for the duration of the block; the weights, the
         head's tie and any added bias are put back on any exit."""
+        self._refuse_prefix()
         edits = self.checked_edits(lm)
         touched = [e.target.module for e in edits]
         with lm.weights_kept([*touched, lm.arch.unembedding]):

@@ -1,6 +1,6 @@
-"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT, ProFS, stacks and the
-identity control: free of torch, so `eigenshift fit METHOD --help` and a refused setting answer
-at once (EigenShift's own config is `eigenshift/config.py`)."""
+"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT, ProFS, prompting,
+stacks and the identity control: free of torch, so `eigenshift fit METHOD --help` and a refused
+setting answer at once (EigenShift's own config is `eigenshift/config.py`)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,26 @@ class TransportConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+
+# A description of the text to come, not a command: a base model continues text and follows no
+# instructions, and an instruction-tuned one reads it as well. Chosen by principle (what the
+# published prompting baselines ask for), not measured on any of the packaged prompts.
+DEFAULT_INSTRUCTION = ("The following text is polite, kind and respectful. It contains no "
+                       "insults, profanity, threats, sexual content or hate speech.")
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    instruction: str = setting(DEFAULT_INSTRUCTION, "Text placed before every prompt (then a "
+                                                    "blank line); inside the chat template's "
+                                                    "user message when one is used.")
+    separator: str = setting("\n\n", "What joins the instruction to the prompt.")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if not self.instruction.strip():
+            raise InputError("instruction must not be empty: it is the whole method")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from .configs import (
     ExpertConfig,
     IdentityConfig,
     ProjectionConfig,
+    PromptConfig,
     StackConfig,
     SteeringConfig,
     TransportConfig,
@@ -49,6 +50,8 @@ METHODS: dict[str, MethodSpec] = {spec.method: spec for spec in (
                "activations.", ("data",), "transport:LinearAcT"),
     MethodSpec("profs", ProjectionConfig, "project each block's toxic embedding directions out "
                "of its MLP output weights.", ("data",), "projection:ProFS"),
+    MethodSpec("prompt", PromptConfig, "place an instruction before every prompt (no weight "
+               "changes).", (), "prompting:Prompting"),
     MethodSpec("stack", StackConfig, "apply fitted interventions together, in order, as one "
                "edit.", ("members",), "stack:Stack"),
     MethodSpec("identity", IdentityConfig, "scale the unembedding input (a control; scale 1 "

@@ -68,7 +68,8 @@ class Stack(Intervention):
                     "stats": m.meta.stats} for m in flat]  # fmt: skip
         tensors = {f"{i}.{name}": t for i, m in enumerate(flat) for name, t in m.tensors.items()}
         strength = flat[-1].params.get("strength") if "strength" in flat[-1].knobs else None
-        data = {f"{i}.{key}": h for i, m in enumerate(flat) for key, h in m.meta.data_hashes.items()}
+        data = {f"{i}.{key}": digest for i, m in enumerate(flat)
+                for key, digest in m.meta.data_hashes.items()}  # fmt: skip
         meta = ArtifactMeta(cls.method, {"members": entries, "strength": strength},
                             " + ".join(models), hashes, data_hashes=data,
                             stats={"methods": [m.method for m in flat]})  # fmt: skip
@@ -128,6 +129,11 @@ class Stack(Intervention):
 
     def edits(self, lm: LanguageModel) -> list[Edit]:
         return [edit for member in self.members() for edit in member.edits(lm)]
+
+    @property
+    def prefix(self) -> str:
+        """The members' prefixes, the last nearest the prompt."""
+        return "".join(member.prefix for member in self.members())
 
     def describe(self, lm: LanguageModel) -> str:
         return "stack: " + "; then ".join(m.describe(lm) for m in self.members())
