@@ -131,3 +131,20 @@ def test_tune_varies_a_stacks_last_strength_and_keeps_one_without_it():
     assert points["both-s2"].members()[-1].params["strength"] == 2.0
     fixed = Stack.fit(lm, members=[steer, _projection(lm)])
     assert list(strength_points("both", fixed, [0.5, 2])) == ["both"]
+
+
+def test_a_stack_with_eigenshift_keeps_its_index_tensor_and_round_trips(tmp_path):
+    from conftest import fit_es
+    from test_eigenshift import SMALL, LetterScorer
+
+    lm = make_lm("gpt2")
+    eigenshift = fit_es(lm, LetterScorer(), **SMALL).intervention()
+    steer = MeanDifferenceSteering.fit(lm, data=DATA, layer=-1, progress=False)
+    stack = Stack.fit(lm, members=[eigenshift, steer])
+    assert stack.tensors["0.indices"].dtype == torch.int64
+    stack.save(tmp_path / "s")
+    loaded = load_intervention(tmp_path / "s", lm)
+    with applied_all([eigenshift, steer], lm):
+        want = _logits(lm)
+    with loaded.baked(lm):
+        assert torch.allclose(_logits(lm), want, atol=1e-4)

@@ -146,7 +146,7 @@ class Intervention(ABC):
             tensor = self.tensors[name]
             fits = len(shape) == tensor.dim() and all(
                 want is None or want == got for want, got in zip(shape, tensor.shape, strict=True))
-            integer = name in self.index_tensors
+            integer = self.is_index(name)
             if tensor.is_floating_point() == integer or not fits:
                 wanted = "x".join("n" if s is None else str(s) for s in shape)
                 kind = "integer" if integer else "floating point"
@@ -157,6 +157,10 @@ class Intervention(ABC):
             if not bool(torch.isfinite(tensor).all()):
                 raise ArtifactError(f"'{self.method}' tensor '{name}' holds NaN or infinite "
                                     "values: fit it again")  # fmt: skip
+
+    def is_index(self, name: str) -> bool:
+        """Whether tensor `name` holds integers (indices) rather than floating values."""
+        return name in self.index_tensors
 
     def with_params(self, **changes: Any) -> Self:
         """The same fitted tensors under other knob values (a strength, say): no refit."""

@@ -106,6 +106,12 @@ class Stack(Intervention):
             shapes.update({f"{i}.{name}": s for name, s in member.shapes(lm).items()})
         return shapes
 
+    def is_index(self, name: str) -> bool:
+        position, _, inner = name.partition(".")
+        members = self.members()
+        return position.isdigit() and int(position) < len(members) and members[
+            int(position)].is_index(inner)  # fmt: skip
+
     def check(self, lm: LanguageModel | None = None) -> None:
         super().check(lm)
         members = self.members()
