@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .configs import (
         ExpertConfig,
         IdentityConfig,
+        LineasConfig,
         ProjectionConfig,
         PromptConfig,
         StackConfig,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .eigenshift import EigenShift, EigenShiftConfig, EigenShiftFit
     from .experts import AurA, Damp, Det0
     from .identity import ScaleUnembeddingInput
+    from .lineas import LinEAS
     from .projection import ProFS
     from .prompting import Prompting
     from .registry import METHODS, MethodSpec
@@ -49,14 +51,15 @@ _WHERE = {
                      "Intervention", "applied_all", "applied_or_not", "load_intervention",
                      "load_interventions", "method_class", "register"), "base"),
     "ArtifactMeta": "artifact", "read_meta": "artifact",
-    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "ProjectionConfig", "PromptConfig",
-                     "StackConfig",
-                     "SteeringConfig", "TransportConfig"), "configs"),
+    **dict.fromkeys(("ExpertConfig", "IdentityConfig", "LineasConfig", "ProjectionConfig",
+                     "PromptConfig", "StackConfig", "SteeringConfig", "TransportConfig"),
+                    "configs"),
     "Affine": "edits", "Edit": "edits",
     "EigenShift": "eigenshift.method", "EigenShiftFit": "eigenshift.method",
     "EigenShiftConfig": "eigenshift.config",
     "AurA": "experts", "Damp": "experts", "Det0": "experts",
     "ScaleUnembeddingInput": "identity",
+    "LinEAS": "lineas",
     "ProFS": "projection",
     "Prompting": "prompting",
     "METHODS": "registry", "MethodSpec": "registry",
@@ -83,7 +86,9 @@ __all__ = [
     "FitInputs",
     "IdentityConfig",
     "Intervention",
+    "LinEAS",
     "LinearAcT",
+    "LineasConfig",
     "MeanDifferenceSteering",
     "MethodSpec",
     "ProFS",

@@ -1,6 +1,6 @@
-"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT, ProFS, prompting,
-stacks and the identity control: free of torch, so `eigenshift fit METHOD --help` and a refused
-setting answer at once (EigenShift's own config is `eigenshift/config.py`)."""
+"""The settings of AurA, Det-0, Damp, mean-difference steering, Linear-AcT, LinEAS, ProFS,
+prompting, stacks and the identity control: free of torch, so `eigenshift fit METHOD --help` and
+a refused setting answer at once (EigenShift's own config is `eigenshift/config.py`)."""
 
 from __future__ import annotations
 
@@ -110,6 +110,33 @@ class StackConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+
+@dataclass(frozen=True)
+class LineasConfig:
+    sites: str | None = setting(None, "Module-name pattern (fnmatch); default: the MLP units, as "
+                                      "Linear-AcT's.")  # fmt: skip
+    side: Literal["input", "output"] = setting("input", "Edit the sites' inputs or outputs.")
+    strength: float = setting(1.0, "lambda: 0 leaves the model, 1 applies the learned maps.")
+    samples: int = setting(32, "Texts per side (toxic, non-toxic) the maps are fitted on "
+                               "(LinEAS: 32 + 32).", minimum=4)  # fmt: skip
+    steps: int = setting(200, "Optimisation steps (Adam, cosine-annealed learning rate).",
+                         minimum=1)  # fmt: skip
+    learning_rate: float = setting(0.005, "Adam's initial learning rate.", minimum=0)
+    batch_size: int = setting(16, "Toxic texts per step (the non-toxic side is used whole).",
+                              minimum=4)  # fmt: skip
+    l1: float = setting(0.0, "Sparse-group lasso: weight of each unit's |scale - 1| and |shift| "
+                             "(a proximal step; 0: none).", minimum=0)  # fmt: skip
+    group: float = setting(0.0, "Sparse-group lasso: weight of each site's whole map, so whole "
+                                "layers drop out (0: none).", minimum=0)  # fmt: skip
+    max_length: int = setting(64, "Tokens kept per text.", minimum=2)
+    seed: int = setting(0, "Which texts are drawn and in which order they are seen.", minimum=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.batch_size > self.samples:
+            raise InputError(f"batch size ({self.batch_size}) must not exceed the samples per "
+                             f"side ({self.samples})")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 from .configs import (
     ExpertConfig,
     IdentityConfig,
+    LineasConfig,
     ProjectionConfig,
     PromptConfig,
     StackConfig,
@@ -48,6 +49,8 @@ METHODS: dict[str, MethodSpec] = {spec.method: spec for spec in (
                "output.", ("data",), "steering:MeanDifferenceSteering"),
     MethodSpec("linear-act", TransportConfig, "per-unit affine transport from toxic to non-toxic "
                "activations.", ("data",), "transport:LinearAcT"),
+    MethodSpec("lineas", LineasConfig, "per-unit affine maps at every site, fitted jointly end "
+               "to end (LinEAS).", ("data",), "lineas:LinEAS"),
     MethodSpec("profs", ProjectionConfig, "project each block's toxic embedding directions out "
                "of its MLP output weights.", ("data",), "projection:ProFS"),
     MethodSpec("prompt", PromptConfig, "place an instruction before every prompt (no weight "
