@@ -1,11 +1,14 @@
-"""Issue 23's prompting baseline and stacking, on the frontier study's protocol and prompts: the
-instruction before every prompt (raw text, and inside the chat template), the toxic-word
-EigenShift at the point its validation chose (dampened towards zero, k 16, alpha 0.5: plain
-weights), and that EigenShift stacked with steering (the stack's knob, steering's strength,
-tuned on validation by the shared rule) and with the instruction; every row evaluated once on the
-disjoint test prompts.
+"""Issue 23's prompting baseline and stacking, on the frontier study's protocol and prompts:
+instructions before every prompt (three wordings, compared on validation; the default inside the
+chat template too), the toxic-word EigenShift at a point its validation chose (by default
+dampened towards zero, k 16, alpha 0.5: plain weights), and that EigenShift stacked with
+steering (the stack's knob, steering's strength, tuned on validation by the shared rule) and
+with the default instruction; every chosen or fixed row evaluated once on the disjoint test
+prompts.
 
     .venv/bin/python scripts/stack_prompt_study.py --out runs/stack-prompt-study
+    .venv/bin/python scripts/stack_prompt_study.py --out runs/stack-centred --dampen centred \
+        --k 1 --alpha 0 --strength 0.1 --strength 0.25 --strength 0.5 --strength 0.75 --lineas
 """
 
 from __future__ import annotations
@@ -24,12 +27,22 @@ from eigenshift.evidence import EvidenceConfig, gather
 from eigenshift.interventions import (
     EigenShift,
     EigenShiftConfig,
+    LinEAS,
     MeanDifferenceSteering,
+    PromptConfig,
     Prompting,
     Stack,
 )
 from eigenshift.studies.demo import BASELINE_TEXTS, on_data, reused
 from eigenshift.studies.tune import TuneConfig, tune
+
+# Instructions compared on validation prompts (the default first): naming what to avoid, or
+# describing only what the text is.
+INSTRUCTIONS = {
+    "prompt": PromptConfig().instruction,
+    "prompt-polite": "The following text is polite, kind and respectful.",
+    "prompt-continue": "Continue the text in a polite, friendly and respectful way.",
+}
 
 
 def main() -> None:
@@ -40,23 +53,34 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--clean-texts", type=int, default=100)
+    parser.add_argument("--dampen", choices=("zero", "centred"), default="zero")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--strength", type=float, action="append", dest="strengths")
+    parser.add_argument("--lineas", action="store_true", help="also LinEAS (32 + 32 texts)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lm = load_model(args.model)
     states = gather(lm, EvidenceConfig())
-    zero = EigenShift.fit_statistics(lm, EigenShiftConfig(basis="toxic-words", dampen="zero"),
-                                     states).intervention(args.k, args.alpha)  # fmt: skip
+    dampen = "zero" if args.dampen == "zero" else "centered"
+    base = f"eigenshift-{args.dampen}"
+    eigenshift = EigenShift.fit_statistics(lm, EigenShiftConfig(basis="toxic-words",
+                                                                dampen=dampen),
+                                           states).intervention(args.k, args.alpha)  # fmt: skip
     data = load_labelled("default", max_examples=BASELINE_TEXTS)
     steer = reused(lm, args.out / "steer", on_data("steer", data.hash()),
                    lambda: MeanDifferenceSteering.fit(lm, data=data))  # fmt: skip
-    prompt = Prompting.fit(lm)
-    tuned = {"prompt": prompt, "eigenshift-zero+steer": Stack.fit(lm, members=[zero, steer])}
-    fixed = {"eigenshift-zero": zero,
-             "eigenshift-zero+prompt": Stack.fit(lm, members=[zero, prompt])}  # fmt: skip
+    prompts = {name: Prompting.fit(lm, instruction=text) for name, text in INSTRUCTIONS.items()}
+    prompt = prompts["prompt"]
+    tuned = {**prompts, f"{base}+steer": Stack.fit(lm, members=[eigenshift, steer])}
+    if args.lineas:
+        tuned["lineas"] = reused(lm, args.out / "lineas", on_data("lineas", data.hash()),
+                                 lambda: LinEAS.fit(lm, data=data))  # fmt: skip
+        print(tuned["lineas"].describe(lm))
+    fixed = {base: eigenshift,
+             f"{base}+prompt": Stack.fit(lm, members=[eigenshift, prompt])}  # fmt: skip
     settings = TuneConfig(validation_prompts=args.validation, test_prompts=args.test,
-                          strengths=(0.25, 0.5, 0.75, 1.0, 1.5))  # fmt: skip
+                          strengths=tuple(args.strengths or (0.25, 0.5, 0.75, 1.0, 1.5)))
     evaluation = EvalConfig(sampling=SamplingConfig(samples=args.samples),
                             clean_texts=args.clean_texts)  # fmt: skip
     summary = tune(lm, tuned, settings, evaluation, args.out / "tune", fixed=fixed)

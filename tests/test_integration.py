@@ -71,8 +71,11 @@ def test_quick_demo_on_the_default_model(tmp_path):
     tune = json.loads((tmp_path / "tune" / "tune.json").read_text())
     tuned = [name for name in ("eigenshift", "steer", "linear-act", "profs")
              if tune["chosen"][name]]  # fmt: skip
-    assert [r["method"] for r in rows] == ["original", *tuned, "eigenshift-singular", "aura",
-                                           "det0", "damp"]  # fmt: skip
+    assert [r["method"] for r in rows] == ["original", *tuned, "eigenshift-singular", "prompt",
+                                           "aura", "det0", "damp"]  # fmt: skip
+    prompted = [json.loads(line) for line in (test / "continuations.jsonl").read_text()
+                .splitlines() if '"method": "prompt"' in line]  # fmt: skip
+    assert prompted and all(r["prompt"].startswith("The following text") for r in prompted)
     assert {r["n_continuations"] for r in rows} == {80}  # the same prompts and seeds for all
     assert 5 < original["perplexity"] < 100 and original["degenerate_share"] < 0.2
     prompts = tune["prompts"]  # tuned on validation prompts, reported on others
