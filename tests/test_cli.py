@@ -189,6 +189,24 @@ def test_fit_explain_export_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
         exported = plain(**batch.model_inputs()).logits
     torch.testing.assert_close(exported, hooked, atol=1e-4, rtol=0)
 
+    # A stack of it and a scale at the same site: explained by its EigenShift member, exported
+    # in the order its hooks run.
+    assert run("fit", "identity", "--model", tiny_folder, "--scale", "0.8",
+               "--out", str(tmp_path / "scale")).exit_code == 0  # fmt: skip
+    result = run("fit", "stack", "--model", tiny_folder, "--member", str(tmp_path / "scale"),
+                 "--member", str(tmp_path / "es"), "--out", str(tmp_path / "both"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = run("explain", str(tmp_path / "both"), "--model", tiny_folder, "--top", "4")
+    assert result.exit_code == 0 and (tmp_path / "both" / "explain.md").exists(), result.output
+    assert run("export", "--model", tiny_folder, "--intervention", str(tmp_path / "both"),
+               "--out", str(tmp_path / "exported-both")).exit_code == 0  # fmt: skip
+    with load_intervention(tmp_path / "both", lm).applied(lm), torch.no_grad():
+        hooked = lm.model(**batch.model_inputs()).logits
+    plain = tf.AutoModelForCausalLM.from_pretrained(tmp_path / "exported-both")
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**batch.model_inputs()).logits, hooked, atol=1e-4,
+                                   rtol=0)  # fmt: skip
+
     # Centered dampening leaves with its constant logit shift as a logit bias.
     fitted = run("fit", "eigenshift", *fit_args, "--recipe", "matched", "--basis", "singular",
                  "--out", str(tmp_path / "m"))  # fmt: skip

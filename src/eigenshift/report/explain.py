@@ -118,13 +118,18 @@ def explain_artifact(
     folder: str | Path, model: str | None = None, out: str | Path | None = None,
     top: int = ExplainConfig.top,
 ) -> dict[str, Path]:
-    """Explain the EigenShift artifact in `folder` on `model` (default: the model it was fitted
-    on), writing into `out` (default: the artifact's folder)."""
+    """Explain the EigenShift artifact in `folder` (or a stack's one EigenShift member) on
+    `model` (default: the model it was fitted on), writing into `out` (default: the artifact's
+    folder)."""
     from ..interventions import load_intervention, read_meta
+    from ..interventions.stack import Stack
     from ..models import load_model
 
     lm = load_model(model or read_meta(folder).model)
     intervention = load_intervention(folder, lm)
+    if isinstance(intervention, Stack):  # a stack's EigenShift member, when it has one
+        inner = [m for m in intervention.members() if isinstance(m, EigenShift)]
+        intervention = inner[0] if len(inner) == 1 else intervention
     if not isinstance(intervention, EigenShift):
         raise InputError(f"explain reads EigenShift artifacts, not '{intervention.method}'")
     return write_explanation(lm, intervention, out or folder, top)
