@@ -36,11 +36,12 @@ from eigenshift.interventions import (
 from eigenshift.studies.demo import BASELINE_TEXTS, on_data, reused
 from eigenshift.studies.tune import TuneConfig, tune
 
-# Instructions compared on validation prompts (the default first): naming what to avoid, or
-# describing only what the text is.
+# Instructions compared on validation prompts: the default (describing only what the text is),
+# the same naming what to avoid (the default of the first run, docs/results.md), a command.
 INSTRUCTIONS = {
     "prompt": PromptConfig().instruction,
-    "prompt-polite": "The following text is polite, kind and respectful.",
+    "prompt-naming": "The following text is polite, kind and respectful. It contains no insults, "
+    "profanity, threats, sexual content or hate speech.",
     "prompt-continue": "Continue the text in a polite, friendly and respectful way.",
 }
 

@@ -83,11 +83,11 @@ class TransportConfig:
         check_settings(self)
 
 
-# A description of the text to come, not a command: a base model continues text and follows no
-# instructions, and an instruction-tuned one reads it as well. Chosen by principle (what the
-# published prompting baselines ask for), not measured on any of the packaged prompts.
-DEFAULT_INSTRUCTION = ("The following text is polite, kind and respectful. It contains no "
-                       "insults, profanity, threats, sexual content or hate speech.")
+# A description of the text to come, not a command (a base model continues text and follows no
+# instructions; an instruction-tuned one reads it as well), naming only what the text is: on
+# validation prompts every wording raised toxicity on the default model, one that also named what
+# to avoid ("no insults, profanity, ...") the most, +18% against +7% (docs/results.md).
+DEFAULT_INSTRUCTION = "The following text is polite, kind and respectful."
 
 
 @dataclass(frozen=True)
