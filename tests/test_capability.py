@@ -16,7 +16,7 @@ from eigenshift.evaluation.capability import (
     capability_summary,
     task_folder,
 )
-from eigenshift.interventions import ScaleUnembeddingInput
+from eigenshift.interventions import Prompting, ScaleUnembeddingInput
 from eigenshift.report import format_table, write_report
 
 extra("lm_eval", "lm-evaluation-harness")
@@ -50,6 +50,11 @@ def test_boolq_runs_offline_on_a_tiny_model_and_sees_the_edit():
     assert all(abs(a - b) > 1e-3 for x, y in zip(before, edited, strict=True)
                for a, b in zip(x, y, strict=True))  # the edit reaches every request
     assert loglik() == before  # and is gone again
+
+    prompted = boolq_samples(lm, Prompting.fit(lm, instruction="Answer well."), limit=2,
+                             batch_size=4)  # fmt: skip
+    contexts = [str(s["arguments"][0][0]) for s in prompted]
+    assert all(c.startswith("Answer well.") for c in contexts), contexts  # the instruction first
 
 
 def test_capability_change_has_a_paired_interval():

@@ -62,7 +62,6 @@ class Stack(Intervention):
                         f"the stacked '{member.method}' was fitted on other weights of "
                         f"'{module}' than an earlier member: fit every member on the same model"
                     )
-        models = sorted({m.meta.model for m in flat})
         entries = [{"method": m.method, "params": m.params, "weight_hashes": m.meta.weight_hashes,
                     "data_hashes": m.meta.data_hashes, "seed": m.meta.seed,
                     "stats": m.meta.stats} for m in flat]  # fmt: skip
@@ -71,7 +70,7 @@ class Stack(Intervention):
         data = {f"{i}.{key}": digest for i, m in enumerate(flat)
                 for key, digest in m.meta.data_hashes.items()}  # fmt: skip
         meta = ArtifactMeta(cls.method, {"members": entries, "strength": strength},
-                            " + ".join(models), hashes, data_hashes=data,
+                            flat[0].meta.model, hashes, data_hashes=data,
                             stats={"methods": [m.method for m in flat]})  # fmt: skip
         return cls(tensors, meta)
 
