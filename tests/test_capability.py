@@ -54,7 +54,7 @@ def test_boolq_runs_offline_on_a_tiny_model_and_sees_the_edit():
     prompted = boolq_samples(lm, Prompting.fit(lm, instruction="Answer well."), limit=2,
                              batch_size=4)  # fmt: skip
     contexts = [str(s["arguments"][0][0]) for s in prompted]
-    assert all(c.startswith("Answer well.") for c in contexts), contexts  # the instruction first
+    assert all(c.startswith("Answer well.\n\n") for c in contexts), contexts  # the text first
 
 
 def test_capability_change_has_a_paired_interval():

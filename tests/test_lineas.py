@@ -73,26 +73,21 @@ def test_the_first_loss_is_the_hand_computed_distance_and_the_fit_lowers_it():
     assert all(p.requires_grad for p in lm.model.parameters())  # flags put back
 
 
-def test_an_early_map_is_trained_for_what_it_does_later():
+def test_an_early_map_is_trained_for_what_it_does_later(monkeypatch):
     """With the loss on the last site only, the first site's map still moves: end to end."""
-    lm = make_lm("llama")
-    config, toxic, clean, sites, widths = _setup(lm)
-    first, last = sites[0], sites[-1]
-    fit_maps_on = {"sites": [first, last], "widths": [widths[0], widths[-1]]}
     import eigenshift.interventions.lineas as lineas
 
-    original = lineas.wasserstein
-    calls = []
+    lm = make_lm("llama")
+    config, toxic, clean, sites, widths = _setup(lm)
+    original, calls = lineas.wasserstein, []
 
     def last_only(source, goal):
         calls.append(source.shape[1])
         return original(source, goal) * (len(calls) % 2 == 0)  # the second site of each step
 
-    lineas.wasserstein = last_only
-    try:
-        w, b, _ = fit_maps(lm, toxic, clean, **fit_maps_on, config=config, progress=False)
-    finally:
-        lineas.wasserstein = original
+    monkeypatch.setattr(lineas, "wasserstein", last_only)
+    w, b, _ = fit_maps(lm, toxic, clean, [sites[0], sites[-1]], [widths[0], widths[-1]],
+                       config, progress=False)  # fmt: skip
     head = slice(0, widths[0])
     assert float((w[head] - 1).abs().max()) > 1e-3 or float(b[head].abs().max()) > 1e-3
 

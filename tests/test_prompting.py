@@ -11,15 +11,20 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_lm
-from test_baselines import _logits
+from test_baselines import DATA, _logits
 from test_evaluation import SMALL
 from tokenizers.processors import TemplateProcessing
 
 from eigenshift.core.errors import InputError, NotBakeableError
+from eigenshift.engines.config import SamplingConfig
+from eigenshift.engines.generation import prompt_limit
+from eigenshift.engines.hf import HFEngine
 from eigenshift.evaluation import EvalConfig, evaluate
+from eigenshift.evaluation.collect import prefixed
 from eigenshift.evaluation.perplexity import after_prefix, shared_perplexities
+from eigenshift.export.gguf import export_control_vector, export_gguf
 from eigenshift.export.hf import export_model
-from eigenshift.interventions import Prompting, load_intervention
+from eigenshift.interventions import MeanDifferenceSteering, Prompting, Stack, load_intervention
 
 
 def _nll_after(lm, head: list[int], body: list[int], first_scored: int) -> float:
@@ -56,6 +61,17 @@ def test_perplexity_is_read_after_the_instruction_on_the_same_tokens(bos):
     assert not np.allclose(got["prompt"], got["original"])
 
 
+class Recording(HFEngine):
+    """Our loop, keeping every prompt text it was asked to continue."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def generate(self, lm, intervention, prompts, config, **kwargs):
+        self.seen += list(prompts)
+        return super().generate(lm, intervention, prompts, config, **kwargs)
+
+
 def test_the_instruction_is_before_every_generated_prompt_and_nothing_else_changes(tmp_path):
     lm = make_lm("llama")
     before = _logits(lm)
@@ -66,13 +82,30 @@ def test_the_instruction_is_before_every_generated_prompt_and_nothing_else_chang
     assert loaded.digest() == iv.digest()
     with loaded.applied(lm):
         assert torch.equal(_logits(lm), before)
-    evaluate(lm, {"prompt": loaded}, EvalConfig(**SMALL), tmp_path / "run", progress=False)
+    engine = Recording()
+    evaluate(lm, {"prompt": loaded}, EvalConfig(**SMALL), tmp_path / "run", progress=False,
+             engine=engine)  # fmt: skip
     rows = [json.loads(x) for x in (tmp_path / "run" / "continuations.jsonl").read_text()
             .splitlines()]  # fmt: skip
     original = {r["prompt_index"]: r["prompt"] for r in rows if r["method"] == "original"}
     prompted = [r for r in rows if r["method"] == "prompt"]
     assert len(prompted) == 12
-    assert all(r["prompt"] == "be kind.\n\n" + original[r["prompt_index"]] for r in prompted)
+    # the model read the instruction; the rows (and the continuation NLL) keep the user's prompt
+    assert sorted(engine.seen) == sorted([*original.values(),
+                                          *("be kind.\n\n" + p for p in original.values())])
+    assert all(r["prompt"] == original[r["prompt_index"]] for r in prompted)
+
+
+def test_a_long_prompt_loses_its_start_not_the_instruction():
+    lm = make_lm("llama")
+    iv = Prompting.fit(lm, instruction="be kind.")
+    config = SamplingConfig(max_prompt_tokens=24)
+    long = " ".join(["the quick brown fox"] * 10)
+    read, bare = prefixed(lm, iv, [long, "thank"], config)
+    assert read[0].startswith("be kind.\n\n") and read[1] == "be kind.\n\nthank"
+    assert long.endswith(bare[0]) and len(bare[0]) < len(long)
+    assert len(lm.tokenizer(read[0])["input_ids"]) <= prompt_limit(lm, config)
+    assert prefixed(lm, None, [long], config) == ([long], [long])
 
 
 def test_a_prompt_is_not_a_weight_and_is_refused_where_weights_are_written(tmp_path):
@@ -83,5 +116,11 @@ def test_a_prompt_is_not_a_weight_and_is_refused_where_weights_are_written(tmp_p
     with pytest.raises(NotBakeableError, match="places text before every prompt"):
         export_model(lm, iv, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    steer = MeanDifferenceSteering.fit(lm, data=DATA, layer=-1, progress=False)
+    both = Stack.fit(lm, members=[iv, steer])  # a control vector would drop the instruction
+    for export in (export_gguf, export_control_vector):
+        with pytest.raises(NotBakeableError, match="'stack' places text before every prompt"):
+            export(lm, both, tmp_path / "x.gguf")
+    assert not (tmp_path / "x.gguf").exists()
     with pytest.raises(InputError, match="instruction must not be empty"):
         Prompting.fit(lm, instruction="  ")

@@ -148,3 +148,27 @@ def test_a_stack_with_eigenshift_keeps_its_index_tensor_and_round_trips(tmp_path
         want = _logits(lm)
     with loaded.baked(lm):
         assert torch.allclose(_logits(lm), want, atol=1e-4)
+
+
+def test_members_sharing_storage_save_and_a_hand_edited_stack_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    lm = make_lm("llama")
+    steer = MeanDifferenceSteering.fit(lm, data=DATA, layer=-1, progress=False)
+    Stack.fit(lm, members=[steer, steer]).save(tmp_path / "twice")  # one tensor, twice
+    assert len(load_intervention(tmp_path / "twice", lm).members()) == 2
+
+    Stack.fit(lm, members=[_projection(lm), steer]).save(tmp_path / "s")
+    meta_file, tensor_file = tmp_path / "s" / "intervention.json", tmp_path / "s" / (
+        "intervention.safetensors")
+    raw = json.loads(meta_file.read_text())
+    raw["weight_hashes"].pop(lm.arch.unembedding)  # the identity member's module, unvouched
+    meta_file.write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match="weight hashes are not its members'"):
+        load_intervention(tmp_path / "s", lm)
+    Stack.fit(lm, members=[_projection(lm), steer]).save(tmp_path / "s")
+    tensors = load_file(tensor_file)
+    for extra in ({"scale": tensors["0.scale"].clone()}, {"2.vector": tensors["1.vector"].clone()}):
+        save_file({**tensors, **extra}, tensor_file)
+        with pytest.raises(ArtifactError, match="holds the tensors"):
+            load_intervention(tmp_path / "s", lm)

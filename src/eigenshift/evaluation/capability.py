@@ -93,8 +93,9 @@ def boolq_samples(
     model = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size,
                  device=str(lm.device))  # fmt: skip
     manager = TaskManager(include_path=str(task_folder()))
-    # the prompting baseline's instruction goes where lm-eval puts one: before every question
-    instruction = (intervention.prefix.strip() or None) if intervention is not None else None
+    # the prompting baseline's text goes where lm-eval puts an instruction, before every
+    # question, separator included (lm-eval joins a plain-text instruction with nothing)
+    instruction = (intervention.prefix or None) if intervention is not None else None
     with applied_or_not(intervention, lm):
         results = lm_eval.simple_evaluate(model=model, tasks=[TASK], limit=limit,
                                           task_manager=manager, log_samples=True,

@@ -14,7 +14,14 @@ from tqdm.auto import tqdm
 
 from ..data import load_clean_texts
 from ..engines import Engine
-from ..engines.generation import Generation, SamplingConfig, prompt_token_ids
+from ..engines.generation import (
+    Generation,
+    SamplingConfig,
+    prompt_limit,
+    prompt_token_ids,
+    shorten,
+)
+from ..interventions import Intervention
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
 from .capability import boolq_correct
@@ -78,6 +85,20 @@ def _rows(
     ]
 
 
+def prefixed(
+    lm: LanguageModel, iv: Intervention | None, prompts: list[str], sampling: SamplingConfig
+) -> tuple[list[str], list[str]]:
+    """(what the model reads, the user's prompts): a prompting method's text before each prompt,
+    the prompt shortened first so that the text is never what a long prompt loses."""
+    prefix = iv.prefix if iv is not None else ""
+    if not prefix:
+        return prompts, prompts
+    room = prompt_limit(lm, sampling) - len(lm.tokenizer(prefix, add_special_tokens=False)
+                                            ["input_ids"])  # fmt: skip
+    bare = shorten(lm, prompts, max(room, 1))
+    return [prefix + p for p in bare], bare
+
+
 def collect_continuations(
     lm: LanguageModel, plan: Plan, timer: Timer, progress: bool, engine: Engine
 ) -> ContinuationStore:
@@ -97,11 +118,12 @@ def collect_continuations(
         for start in range(0, len(todo), config.chunk):
             chunk = todo[start : start + config.chunk]
             t0 = time.perf_counter()
-            prefix = iv.prefix if iv is not None else ""  # the prompting baseline's text
-            gens = engine.generate(lm, iv, [prefix + plan.prompt_texts[k] for k in chunk],
-                                   config.sampling,
-                                   prompt_ids=[plan.prompt_ids[k] for k in chunk],
+            ids = [plan.prompt_ids[k] for k in chunk]
+            read, bare = prefixed(lm, iv, [plan.prompt_texts[k] for k in chunk], config.sampling)
+            gens = engine.generate(lm, iv, read, config.sampling, prompt_ids=ids,
                                    advance=bar.update)  # fmt: skip
+            for g in gens:  # rows and their NLL keep the user's prompt, as every other row's
+                g.prompt = bare[ids.index(g.prompt_index)]
             nll_batch = config.ppl_batch_size if config.continuation_nll else 0
             store.append(_rows(lm, name, gens, scorer, judge, known, nll_batch,
                                config.sampling))  # fmt: skip

@@ -146,6 +146,7 @@ def export_gguf(
         raise InputError(f"--gguf-type must be one of {', '.join(GGUF_TYPES)}, not "
                          f"'{tensor_type}'")  # fmt: skip
     out = _gguf_path(out)
+    intervention.refuse_prefix()  # before the control-vector path, which never bakes
     if control_vector(lm, intervention) is not None:
         return export_control_vector(lm, intervention, out)
     source = source_gguf(lm)
@@ -264,6 +265,7 @@ def export_control_vector(lm: LanguageModel, intervention: Intervention, out: st
     llama-server): `direction.N` is added to the output of block N (llama.cpp cannot steer
     block 0)."""
     out = _gguf_path(out)
+    intervention.refuse_prefix()
     vectors = control_vector(lm, intervention)
     if vectors is None:
         raise NotBakeableError(f"'{intervention.method}' is not a shift of block outputs, so it "

@@ -285,7 +285,8 @@ class Intervention(ABC):
         with installed(lm, self.checked_edits(lm)):
             yield lm
 
-    def _refuse_prefix(self) -> None:
+    def refuse_prefix(self) -> None:
+        """Refuse, in one line, to turn an edit that places text before prompts into weights."""
         if self.prefix:
             raise NotBakeableError(
                 f"'{self.method}' places text before every prompt, which no weight can hold: "
@@ -294,14 +295,14 @@ class Intervention(ABC):
 
     def bake(self, lm: LanguageModel) -> None:
         """Fold the edit into `lm`'s weights (untying a tied unembedding first, where needed)."""
-        self._refuse_prefix()
+        self.refuse_prefix()
         fold_all(lm, self.checked_edits(lm), self.method, lambda: self.applied(lm))
 
     @contextmanager
     def baked(self, lm: LanguageModel) -> Iterator[LanguageModel]:
         """The edit folded into the weights for the duration of the block; the weights, the
         head's tie and any added bias are put back on any exit."""
-        self._refuse_prefix()
+        self.refuse_prefix()
         edits = self.checked_edits(lm)
         touched = [e.target.module for e in edits]
         with lm.weights_kept([*touched, lm.arch.unembedding]):

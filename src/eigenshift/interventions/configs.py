@@ -127,8 +127,9 @@ class LineasConfig:
                               minimum=4)  # fmt: skip
     l1: float = setting(0.0, "Sparse-group lasso: weight of each unit's |scale - 1| and |shift| "
                              "(a proximal step; 0: none).", minimum=0)  # fmt: skip
-    group: float = setting(0.0, "Sparse-group lasso: weight of each site's whole map, so whole "
-                                "layers drop out (0: none).", minimum=0)  # fmt: skip
+    group: float = setting(0.0, "Sparse-group lasso: weight of each site's scales and, apart, "
+                                "its shifts, so whole layers drop out (0: none).",
+                           minimum=0)  # fmt: skip
     max_length: int = setting(64, "Tokens kept per text.", minimum=2)
     seed: int = setting(0, "Which texts are drawn and in which order they are seen.", minimum=0)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Self
 
+from ..core.errors import ArtifactError
 from ..models import LanguageModel
 from .base import FitInputs, Intervention, Shapes, register
 from .configs import PromptConfig
@@ -32,7 +33,8 @@ class Prompting(Intervention):
         return cls({}, cls.new_meta(lm, params, [lm.arch.unembedding]))
 
     def shapes(self, lm: LanguageModel | None) -> Shapes:
-        self.param("instruction", str)
+        if not self.param("instruction", str).strip():
+            raise ArtifactError("this 'prompt' artifact's instruction is empty: fit it again")
         self.param("separator", str)
         return {}
 

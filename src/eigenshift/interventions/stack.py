@@ -65,7 +65,9 @@ class Stack(Intervention):
         entries = [{"method": m.method, "params": m.params, "weight_hashes": m.meta.weight_hashes,
                     "data_hashes": m.meta.data_hashes, "seed": m.meta.seed,
                     "stats": m.meta.stats} for m in flat]  # fmt: skip
-        tensors = {f"{i}.{name}": t for i, m in enumerate(flat) for name, t in m.tensors.items()}
+        # copies: members may share storage (one fit's tensors), which safetensors refuses
+        tensors = {f"{i}.{name}": t.detach().clone() for i, m in enumerate(flat)
+                   for name, t in m.tensors.items()}  # fmt: skip
         strength = flat[-1].params.get("strength") if "strength" in flat[-1].knobs else None
         data = {f"{i}.{key}": digest for i, m in enumerate(flat)
                 for key, digest in m.meta.data_hashes.items()}  # fmt: skip
@@ -114,8 +116,13 @@ class Stack(Intervention):
     def check(self, lm: LanguageModel | None = None) -> None:
         super().check(lm)
         members = self.members()
+        union: dict[str, str] = {}
         for member in members:
             member.check(lm)
+            union |= member.meta.weight_hashes
+        if union != self.meta.weight_hashes:
+            raise ArtifactError("this 'stack' artifact's weight hashes are not its members': "
+                                "stack it again")  # fmt: skip
         last = members[-1]
         want = last.params.get("strength") if "strength" in last.knobs else None
         if self.params.get("strength") != want:

@@ -60,7 +60,8 @@ QUICK = EvalConfig(max_prompts=40, sampling=SamplingConfig(samples=2), clean_tex
 # the toxic-word basis chose k 1 to 4 and the strength methods 0.25 to 1 in every demo and study
 # so far, docs/results.md), 8 before the demo gained rows; 2 when quick (a smoke test of the
 # whole path, whose 40 continuations per point could not rank more).
-TUNE = TuneConfig(test_prompts=150, ks=(1, 2, 4), strengths=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0))
+TUNE = TuneConfig(test_prompts=DEMO.max_prompts or 150, ks=(1, 2, 4),
+                  strengths=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0))  # fmt: skip
 QUICK_TUNE = TuneConfig(validation_prompts=20, test_prompts=40, ks=(2,), alphas=(0.5, 0.0),
                         strengths=(1.0, 2.0))  # fmt: skip
 TUNED = ("steer", "linear-act", "profs")

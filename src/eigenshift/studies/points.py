@@ -36,12 +36,17 @@ def eigenshift_points(
     return {grid_name(prefix, k, a): fit.intervention(k, a) for k in ks for a in alphas}
 
 
+def has_strength(intervention: Intervention) -> bool:
+    """Whether the method has a strength to vary (a stack only when its last member has one)."""
+    return "strength" in intervention.knobs and intervention.params.get("strength") is not None
+
+
 def strength_points(
     name: str, intervention: Intervention, strengths: Sequence[float]
 ) -> dict[str, Intervention]:
     """One point per strength for methods with that knob (steering, Linear-AcT, a stack whose
     last member has one); a method without it has a single point, itself."""
-    if "strength" not in intervention.knobs or intervention.params.get("strength") is None:
+    if not has_strength(intervention):
         return {name: intervention}
     return {strength_name(name, s): intervention.with_params(strength=float(s))
             for s in strengths}  # fmt: skip

@@ -26,6 +26,7 @@ from .points import (
     BestTPHWithinPerplexity,
     Point,
     eigenshift_points,
+    has_strength,
     points_of,
     strength_points,
 )
@@ -44,7 +45,7 @@ def sweep_grid(
     it has that knob)."""
     if not config.ks and not others:
         raise InputError("nothing to sweep: give --k and --alpha, or --with FOLDER")
-    if config.strengths and not any("strength" in i.knobs for i in others.values()):
+    if config.strengths and not any(has_strength(i) for i in others.values()):
         with_strength = sorted(m for m in METHODS if "strength" in method_class(m).knobs)
         raise InputError(
             f"--strength applies to methods with a strength ({', '.join(with_strength)}), and "
