@@ -100,7 +100,9 @@ def test_no_option_comes_from_nowhere():
     for path, sources in COMMANDS.items():
         names = {name for source in sources for name, _, _ in _expected(
             *(source if isinstance(source, tuple) else (source, "", None)))}
-        extra = {p.name for p in _command(path).params if isinstance(p, click.Option)}
+        options = [p.name for p in _command(path).params if isinstance(p, click.Option)]
+        assert len(options) == len(set(options)), (path, options)  # two configs, one name
+        extra = set(options)
         assert extra - names - loose == set(), path
 
 

@@ -73,9 +73,13 @@ def test_quick_demo_on_the_default_model(tmp_path):
              if tune["chosen"][name]]  # fmt: skip
     assert [r["method"] for r in rows] == ["original", *tuned, "eigenshift-singular", "prompt",
                                            "aura", "det0", "damp"]  # fmt: skip
-    prompted = [json.loads(line) for line in (test / "continuations.jsonl").read_text()
-                .splitlines() if '"method": "prompt"' in line]  # fmt: skip
-    assert prompted and all(r["prompt"].startswith("The following text") for r in prompted)
+    stored = [json.loads(line) for line in (test / "continuations.jsonl").read_text()
+              .splitlines()]  # fmt: skip
+    by_key = {(r["method"], r["prompt_index"], r["sample_index"]): r for r in stored}
+    prompted = [r for r in stored if r["method"] == "prompt"]  # the user's prompt, same seeds,
+    moved = [r["continuation"] != by_key["original", r["prompt_index"], r["sample_index"]][
+        "continuation"] for r in prompted]  # but continued after the instruction  # fmt: skip
+    assert prompted and sum(moved) > len(moved) / 2
     assert {r["n_continuations"] for r in rows} == {80}  # the same prompts and seeds for all
     assert 5 < original["perplexity"] < 100 and original["degenerate_share"] < 0.2
     prompts = tune["prompts"]  # tuned on validation prompts, reported on others

@@ -49,7 +49,7 @@ def test_the_proximal_step_is_soft_thresholding_then_group_shrinkage():
 
 def _setup(lm):
     config = LineasConfig(**SMALL)
-    toxic, clean = _draw(DATA, config.samples, config.seed)
+    toxic, clean = _draw(DATA, config.samples, config.draw_seed)
     sites = resolve_sites(lm, None, "input")
     return config, toxic, clean, sites, [site_width(lm, s) for s in sites]
 

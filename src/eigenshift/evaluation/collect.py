@@ -89,7 +89,8 @@ def prefixed(
     lm: LanguageModel, iv: Intervention | None, prompts: list[str], sampling: SamplingConfig
 ) -> tuple[list[str], list[str]]:
     """(what the model reads, the user's prompts): a prompting method's text before each prompt,
-    the prompt shortened first so that the text is never what a long prompt loses."""
+    the prompt shortened first so that the text is never what a long prompt loses; the same
+    list twice (the engine shortens) for any other method."""
     prefix = iv.prefix if iv is not None else ""
     if not prefix:
         return prompts, prompts
@@ -122,8 +123,9 @@ def collect_continuations(
             read, bare = prefixed(lm, iv, [plan.prompt_texts[k] for k in chunk], config.sampling)
             gens = engine.generate(lm, iv, read, config.sampling, prompt_ids=ids,
                                    advance=bar.update)  # fmt: skip
-            for g in gens:  # rows and their NLL keep the user's prompt, as every other row's
-                g.prompt = bare[ids.index(g.prompt_index)]
+            if read is not bare:  # rows and their NLL keep the user's prompt, as others do
+                for g in gens:
+                    g.prompt = bare[ids.index(g.prompt_index)]
             nll_batch = config.ppl_batch_size if config.continuation_nll else 0
             store.append(_rows(lm, name, gens, scorer, judge, known, nll_batch,
                                config.sampling))  # fmt: skip

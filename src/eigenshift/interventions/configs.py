@@ -131,7 +131,8 @@ class LineasConfig:
                                 "its shifts, so whole layers drop out (0: none).",
                            minimum=0)  # fmt: skip
     max_length: int = setting(64, "Tokens kept per text.", minimum=2)
-    seed: int = setting(0, "Which texts are drawn and in which order they are seen.", minimum=0)
+    draw_seed: int = setting(0, "Which texts are drawn and in which order they are seen.",
+                             minimum=0)  # fmt: skip
 
     def __post_init__(self) -> None:
         check_settings(self)

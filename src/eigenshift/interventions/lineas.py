@@ -97,7 +97,7 @@ def fit_maps(
     optimizer = torch.optim.Adam([w, b], lr=config.learning_rate, betas=(0.9, 0.9))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=config.steps, eta_min=config.learning_rate * 1e-3)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.draw_seed)
     parsed = [Site.parse(s) for s in sites]
     offsets = np.cumsum([0, *widths]).tolist()
     pooled: dict[str, torch.Tensor] = {}
@@ -161,7 +161,7 @@ class LinEAS(Intervention):
         data = inputs.data
         assert data is not None  # the base checked `needs`
         data.require("LinEAS", per_class=config.samples)
-        toxic, clean = _draw(data, config.samples, config.seed)
+        toxic, clean = _draw(data, config.samples, config.draw_seed)
         names = resolve_sites(lm, config.sites, config.side)
         widths = [site_width(lm, s) for s in names]
         t0 = time.perf_counter()
@@ -182,7 +182,7 @@ class LinEAS(Intervention):
                   "l1": config.l1, "group": config.group,
                   "max_length": config.max_length}  # fmt: skip
         meta = cls.new_meta(lm, params, site_modules(names), data_hashes={"data": data.hash()},
-                            seed=config.seed, stats=stats)  # fmt: skip
+                            seed=config.draw_seed, stats=stats)  # fmt: skip
         return cls({"w": w.float(), "b": b.float()}, meta)
 
     def shapes(self, lm: LanguageModel | None) -> Shapes:
