@@ -73,8 +73,9 @@ def test_quick_demo_on_the_default_model(tmp_path):
              if tune["chosen"][name]]  # fmt: skip
     assert [r["method"] for r in rows] == ["original", *tuned, "eigenshift-singular", "prompt",
                                            "aura", "det0", "damp"]  # fmt: skip
+    # JSON lines split at newlines only (str.splitlines also splits at U+2028 inside a string)
     stored = [json.loads(line) for line in (test / "continuations.jsonl").read_text()
-              .splitlines()]  # fmt: skip
+              .split("\n") if line]  # fmt: skip
     by_key = {(r["method"], r["prompt_index"], r["sample_index"]): r for r in stored}
     prompted = [r for r in stored if r["method"] == "prompt"]  # the user's prompt, same seeds,
     moved = [r["continuation"] != by_key["original", r["prompt_index"], r["sample_index"]][
