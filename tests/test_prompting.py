@@ -124,3 +124,15 @@ def test_a_prompt_is_not_a_weight_and_is_refused_where_weights_are_written(tmp_p
     assert not (tmp_path / "x.gguf").exists()
     with pytest.raises(InputError, match="instruction must not be empty"):
         Prompting.fit(lm, instruction="  ")
+
+
+def test_what_weights_can_hold_of_a_prompting_method_or_a_stack():
+    lm = make_lm("llama")
+    iv = Prompting.fit(lm)
+    steer = MeanDifferenceSteering.fit(lm, data=DATA, layer=-1, progress=False)
+    assert iv.weights_only() is None and steer.weights_only() is steer
+    assert Stack.fit(lm, members=[iv, iv]).weights_only() is None
+    kept = Stack.fit(lm, members=[iv, steer]).weights_only()
+    assert kept is not None and kept.method == "steer" and kept.prefix == ""
+    both = Stack.fit(lm, members=[steer, iv, steer]).weights_only()
+    assert both is not None and [m.method for m in both.members()] == ["steer", "steer"]

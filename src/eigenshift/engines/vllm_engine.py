@@ -245,14 +245,15 @@ class VLLMEngine:
         key = "original" if intervention is None else intervention.digest()
         if key in self._served:
             return self._served[key]
-        if intervention is None or (intervention.prefix and not intervention.checked_edits(lm)):
-            # the original weights; a prompting method's text is in the prompts already
+        # a prompting method's text is in the prompts already: only weights are served
+        weights = intervention.weights_only() if intervention is not None else None
+        if weights is None:
             folder = Path(lm.location) if lm.location and Path(lm.location).is_dir() else None
             # A hub id is resolved by vLLM in the same hub cache.
             served = Served(folder or Path(lm.location), _read_logit_bias(folder) if folder
                             else None, None)  # fmt: skip
         else:
-            served = self._export(lm, intervention)
+            served = self._export(lm, weights)
         self._served[key] = served
         return served
 

@@ -285,6 +285,12 @@ class Intervention(ABC):
         with installed(lm, self.checked_edits(lm)):
             yield lm
 
+    def weights_only(self) -> Intervention | None:
+        """The part of the edit weights can hold, without any text placed before prompts (an
+        engine that serves baked weights reads the text in its prompts); None when nothing is
+        left."""
+        return None if self.prefix else self
+
     def refuse_prefix(self) -> None:
         """Refuse, in one line, to turn an edit that places text before prompts into weights."""
         if self.prefix:

@@ -142,6 +142,10 @@ class Stack(Intervention):
     def edits(self, lm: LanguageModel) -> list[Edit]:
         return [edit for member in self.members() for edit in member.edits(lm)]
 
+    def weights_only(self) -> Intervention | None:
+        kept = [w for m in self.members() if (w := m.weights_only()) is not None]
+        return None if not kept else kept[0] if len(kept) == 1 else type(self).of(kept)
+
     @property
     def prefix(self) -> str:
         """The members' prefixes, the last nearest the prompt."""
