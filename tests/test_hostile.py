@@ -515,3 +515,37 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# -- issue 24, item 1: nothing written through a symlink -------------------------------------------
+ROW = {"method": "original", "prompt_index": 0, "sample_index": 0, "prompt": "p",
+       "continuation": "c", "token_ids": [1], "score": 0.1, "judge_score": None,
+       "continuation_nll": None, "degenerate": ""}  # fmt: skip
+
+
+def test_24_1_run_files_are_never_written_through_a_symlink_or_into_a_fifo(tmp_path):
+    victim = tmp_path / "precious.txt"
+    victim.write_text("the user's own file\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RunFolder.MARKER).write_text("eigenshift run folder\n")
+    (run / RunFolder.LOCK).symlink_to(victim)
+    with pytest.raises(InputError, match=r"\.lock is a symlink"), RunFolder(run).lock():
+        pass
+    assert victim.read_text() == "the user's own file\n"  # not truncated, no pid written
+    (run / RunFolder.LOCK).unlink()
+    os.mkfifo(run / RunFolder.LOCK)  # would block an open for writing
+    with pytest.raises(InputError, match="not a regular file"), RunFolder(run).lock():
+        pass
+    (run / RunFolder.LOCK).unlink()
+
+    store_path = run / "continuations.jsonl"
+    store_path.symlink_to(victim)
+    with pytest.raises(InputError, match="is a symlink"):
+        ContinuationStore(store_path).append([ROW])
+    assert victim.read_text() == "the user's own file\n"
+    store_path.unlink()
+    ContinuationStore(store_path).append([ROW])  # a regular file is written as before
+    assert json.loads(store_path.read_text())["continuation"] == "c"
+    with RunFolder(run).lock():
+        assert (run / RunFolder.LOCK).read_text().startswith("pid ")

@@ -9,12 +9,13 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import InputError
 
@@ -40,6 +41,33 @@ def write_text_atomic(path: Path, text: str) -> None:
     with temporary_file(path.parent, path.name) as tmp:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+
+
+def open_owned(path: Path, mode: str = "a") -> IO[str]:
+    """`path` opened for appending ("a") or appending and reading ("a+"), created if missing,
+    only if it is a regular file: a symlink is never followed (a run folder's `.lock` linked to
+    a user's file would be truncated) and a FIFO or device never opened (it could block)."""
+    flags = os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | (os.O_RDWR if "+" in mode else os.O_WRONLY)
+    refuse_unowned(path)  # before open, which could block on a FIFO
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, FILE_MODE)
+    except OSError:  # replaced by a symlink since the check
+        refuse_unowned(path, replaced=True)
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        refuse_unowned(path, replaced=True)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode, encoding="utf-8")
+
+
+def refuse_unowned(path: Path, replaced: bool = False) -> None:
+    """One line for a name in our folder that is a symlink, FIFO, device or folder: eigenshift
+    reads and writes there only regular files it created."""
+    kind = "a symlink" if path.is_symlink() else "not a regular file"
+    if replaced or path.is_symlink() or (path.exists() and not path.is_file()):
+        raise InputError(f"{path} is {kind}, and eigenshift writes only regular files it "
+                         "creates: remove it, or give another folder")  # fmt: skip
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from ..core.io import prepare_out, read_json, write_json_atomic, write_text_atomic
+from ..core.io import open_owned, prepare_out, read_json, write_json_atomic, write_text_atomic
 from .store import ContinuationStore
 
 _HELD: dict[Path, int] = {}
@@ -74,7 +74,7 @@ class RunFolder:
         new = not self.path.exists()
         empty = new or not any(self.path.iterdir())
         self.create()
-        handle = self.file(self.LOCK).open("a+", encoding="utf-8")
+        handle = open_owned(self.file(self.LOCK), "a+")  # never through a symlink
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

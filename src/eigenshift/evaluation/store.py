@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from ..core.io import read_jsonl, write_jsonl_atomic
+from ..core.io import open_owned, read_jsonl, refuse_unowned, write_jsonl_atomic
 
 Key = tuple[str, int, int]  # method, prompt_index, sample_index
 # Every field a row holds, with the types it may have: what the summary and the report read.
@@ -31,6 +31,7 @@ class ContinuationStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows: dict[Key, dict[str, Any]] = {}
+        refuse_unowned(path)  # a symlink to a user's file is neither read nor appended to
         if path.exists():
             self._load()
 
@@ -57,7 +58,7 @@ class ContinuationStore:
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         rows = list(rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
+        with open_owned(self.path, "a") as handle:  # never through a symlink
             handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             handle.flush()
             os.fsync(handle.fileno())
