@@ -549,3 +549,14 @@ def test_24_1_run_files_are_never_written_through_a_symlink_or_into_a_fifo(tmp_p
     assert json.loads(store_path.read_text())["continuation"] == "c"
     with RunFolder(run).lock():
         assert (run / RunFolder.LOCK).read_text().startswith("pid ")
+
+
+# -- issue 24, item 5 (seeds): a refused setting is refused before any file is written ----------
+@pytest.mark.parametrize("command, option", [("evaluate", "--seed"), ("evaluate", "--prompt-seed"),
+                                             ("tune", "--seed")])  # fmt: skip
+def test_24_5_a_negative_seed_is_refused_before_the_run_folder_exists(tiny_folder, tmp_path,
+                                                                      command, option):
+    line = refused(run(command, "--model", tiny_folder, *EVAL, option, -1,
+                       "--out", tmp_path / "run"))  # fmt: skip
+    assert (option in line or option.lstrip("-").replace("-", "_") in line) and "-1" in line
+    assert not (tmp_path / "run").exists()  # a rerun with --seed 0 is not "other settings"

