@@ -5,6 +5,7 @@ one line naming the file and line; and the stopwatch whose stage times runs reco
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -51,23 +52,28 @@ def open_owned(path: Path, mode: str = "a") -> IO[str]:
     refuse_unowned(path)  # before open, which could block on a FIFO
     try:
         fd = os.open(path, flags | os.O_NONBLOCK, FILE_MODE)
-    except OSError:  # replaced by a symlink since the check
-        refuse_unowned(path, replaced=True)
+    except OSError as exc:  # a symlink (ELOOP) or a FIFO (ENXIO) put there since the check
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            raise _unowned(path) from None
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        refuse_unowned(path, replaced=True)
+        raise _unowned(path)
     os.set_blocking(fd, True)
     return os.fdopen(fd, mode, encoding="utf-8")
 
 
-def refuse_unowned(path: Path, replaced: bool = False) -> None:
+def refuse_unowned(path: Path) -> None:
     """One line for a name in our folder that is a symlink, FIFO, device or folder: eigenshift
     reads and writes there only regular files it created."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise _unowned(path)
+
+
+def _unowned(path: Path) -> InputError:
     kind = "a symlink" if path.is_symlink() else "not a regular file"
-    if replaced or path.is_symlink() or (path.exists() and not path.is_file()):
-        raise InputError(f"{path} is {kind}, and eigenshift writes only regular files it "
-                         "creates: remove it, or give another folder")  # fmt: skip
+    return InputError(f"{path} is {kind}, and eigenshift writes only regular files it creates: "
+                      "remove it, or give another folder")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

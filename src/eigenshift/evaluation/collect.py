@@ -124,8 +124,9 @@ def collect_continuations(
             gens = engine.generate(lm, iv, read, config.sampling, prompt_ids=ids,
                                    advance=bar.update)  # fmt: skip
             if read is not bare:  # rows and their NLL keep the user's prompt, as others do
+                user = dict(zip(ids, bare, strict=True))
                 for g in gens:
-                    g.prompt = bare[ids.index(g.prompt_index)]
+                    g.prompt = user[g.prompt_index]
             nll_batch = config.ppl_batch_size if config.continuation_nll else 0
             store.append(_rows(lm, name, gens, scorer, judge, known, nll_batch,
                                config.sampling))  # fmt: skip

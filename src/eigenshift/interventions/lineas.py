@@ -10,7 +10,7 @@ and per site) can drop units and whole layers. A few dozen texts per side suffic
 Read from apple/ml-lineas (its end-to-end estimator, identity-initialised maps, Adam with
 betas (0.9, 0.9) and a cosine schedule, the proximal step after each update); ours trains fewer
 steps at a larger rate, so a fit takes minutes on two CPU cores. The edit is Linear-AcT's (the
-same `unit_edits`), so it bakes wherever Linear-AcT's does.
+same `transport_edits`), so it bakes wherever Linear-AcT's does.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from ..models.language_model import accepts_logits_to_keep
 from .base import FitInputs, Intervention, Shapes, register
 from .configs import LineasConfig
 from .edits import Edit
-from .transport import affine
-from .units import split, unit_count, unit_edits
+from .transport import transport_edits
+from .units import split, unit_count
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +196,8 @@ class LinEAS(Intervention):
     def edits(self, lm: LanguageModel) -> list[Edit]:
         if self.strength == 0:
             return []
-        scale, shift = affine(self.tensors, self.strength)
-        return unit_edits(lm, self.params["sites"], self.params["widths"], scale, shift)
+        return transport_edits(lm, self.params["sites"], self.params["widths"], self.tensors,
+                               self.strength, "all")  # Linear-AcT's edit, everywhere  # fmt: skip
 
     def describe(self, lm: LanguageModel) -> str:
         s = self.meta.stats
