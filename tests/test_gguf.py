@@ -228,3 +228,68 @@ def test_llama_cpp_loads_without_extra_buffers_and_puts_its_defaults_back():
     assert fake.llama_cpp.llama_model_default_params is default
     with _model_params(fake, extra_buffers=True):
         assert fake.llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
+def test_24_3_files_beside_a_gguf_export_that_eigenshift_did_not_write_are_never_replaced(
+    tmp_path, tiny_folder
+):
+    import shutil
+
+    from eigenshift import load_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_folder, model)
+    lm = load_model(str(model))
+    _as_gguf_source(lm, model)
+    aura = tmp_path / "aura"
+    AurA.fit(lm, neurons=_neurons(lm)).save(aura)
+    out = tmp_path / "out" / "edit.gguf"
+    out.parent.mkdir()
+
+    def export(path=out):
+        return CliRunner().invoke(cli, ["export", "--model", str(model), "--intervention",
+                                        str(aura), "--format", "gguf", "--out", str(path)])
+
+    # A user's own file named like the side file: neither replaced nor removed.
+    theirs = out.with_name("edit.logit_bias.json")
+    theirs.write_text('{"13": -100}\n')
+    result = export()
+    assert result.exit_code == 2 and "edit.logit_bias.json exists" in result.output
+    assert theirs.read_text() == '{"13": -100}\n' and not out.exists()
+    with pytest.raises(InputError, match="not the logit-bias file"):
+        export_gguf(lm, _centered(lm), out)
+    assert theirs.read_text() == '{"13": -100}\n' and not out.exists()
+    theirs.unlink()
+    # A .gguf eigenshift did not write (here the model's own source): refused.
+    source = model / "tiny.gguf"
+    before = source.read_bytes()
+    result = export(source)
+    assert result.exit_code == 2 and "not a GGUF eigenshift wrote" in result.output
+    assert source.read_bytes() == before
+    # Its own earlier export is replaced (it was refused as "a file"), and so is its side file.
+    export_gguf(lm, _centered(lm), out)
+    assert theirs.is_file()  # written by eigenshift this time, and recorded in the GGUF
+    for _ in range(2):
+        result = export()
+        assert result.exit_code == 0, result.output
+    assert not theirs.exists()  # the AurA edit has no bias: the centred edit's file is gone
+    assert gguf.GGUFReader(out).get_field("eigenshift.method").contents() == "aura"
+
+
+def test_24_9_the_conversion_record_names_the_gguf_absolutely(tmp_path, monkeypatch):
+    from eigenshift.core.assets import sha256_file
+    from eigenshift.models.gguf import SOURCE_RECORD, converted_folder
+
+    monkeypatch.setenv("EIGENSHIFT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "a").mkdir()
+    gguf_file = tmp_path / "a" / "m.gguf"
+    gguf_file.write_bytes(b"GGUF" + bytes(64))
+    digest = sha256_file(gguf_file)
+    cached = tmp_path / "cache" / "gguf" / f"m-{digest[:16]}"
+    cached.mkdir(parents=True)  # converted earlier, as typed, from another working directory
+    (cached / SOURCE_RECORD).write_text(json.dumps({"gguf_file": "m.gguf", "sha256": digest,
+                                                    "dequantized": True}))  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert converted_folder(gguf_file.relative_to(tmp_path)) == cached
+    record = json.loads((cached / SOURCE_RECORD).read_text())
+    assert record["gguf_file"] == str(gguf_file.resolve())  # found from any directory

@@ -566,3 +566,54 @@ def test_24_8_a_perplexity_length_that_scores_nothing_is_refused(tiny_folder, tm
     line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--ppl-max-length", 1,
                        "--out", tmp_path / "run"))  # fmt: skip
     assert "--ppl-max-length" in line and not (tmp_path / "run").exists()
+
+
+def test_24_1_every_name_a_run_folder_writes_or_a_figure_is_saved_to_is_never_followed(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from eigenshift.core.io import open_owned, save_figure
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("the user's own file\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RunFolder.MARKER).write_text("eigenshift run folder\n")
+    for name in (RunFolder.REPORT_HTML, RunFolder.TRADEOFF, RunFolder.METRICS):
+        (run / name).symlink_to(victim)
+        with pytest.raises(InputError, match=f"{name} is a symlink"), RunFolder(run).lock():
+            pass
+        (run / name).unlink()
+    # A figure (matplotlib opens the path itself) replaces a symlink instead of writing through.
+    (run / "figure.png").symlink_to(victim)
+    save_figure(plt.figure(), run / "figure.png")
+    assert victim.read_text() == "the user's own file\n"
+    assert not (run / "figure.png").is_symlink() and (run / "figure.png").read_bytes()[:4] == \
+        b"\x89PNG"  # fmt: skip
+    # The vLLM worker's log is opened afresh, never through a symlink.
+    (run / "worker.log").symlink_to(victim)
+    with pytest.raises(InputError, match="is a symlink"):
+        open_owned(run / "worker.log", "w")
+    (run / "worker.log").unlink()
+    (run / "worker.log").write_text("an old log\n")
+    with open_owned(run / "worker.log", "w") as handle:
+        handle.write("new\n")
+    assert (run / "worker.log").read_text() == "new\n" and victim.read_text().startswith("the")
+
+
+def test_24_3_explain_never_writes_into_a_folder_it_did_not_write(tmp_path):
+    from eigenshift.report.explain import write_explanation
+
+    lm = make_lm("llama")
+    artifact = _eigenshift_artifact(lm, tmp_path / "artifact")
+    iv = load_intervention(artifact, lm)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "explain.md").write_text("my notes\n")
+    with pytest.raises(InputError, match="not a run folder eigenshift wrote"):
+        write_explanation(lm, iv, foreign)
+    assert (foreign / "explain.md").read_text() == "my notes\n"
+    assert sorted(p.name for p in foreign.iterdir()) == ["explain.md"]
+    # Its own folders are written (twice: a rerun replaces its own files), and a new one.
+    for out in (artifact, artifact, tmp_path / "new"):
+        paths = write_explanation(lm, iv, out)
+        assert paths["markdown"].read_text().startswith("# EigenShift directions")

@@ -20,11 +20,12 @@ model_options = config_options(ModelOptions, into="model")
 
 def out_option(
     help: str = "Output folder.", required: bool = True, *, marker: str | None = None,
-    check: bool = True,
+    check: bool = True, file_okay: bool = False,
 ) -> Callable[[F], F]:
     """`--out`, checked before any work (`core.io.prepare_out`): with `marker`, a folder the
     command replaces as a whole (new, empty or one of ours); else one it writes files into.
-    `check=False` leaves the check to the command (a run folder, which it locks)."""
+    `check=False` leaves the check to the command (a run folder, which it locks, or a file an
+    export replaces, `file_okay`)."""
 
     def prepare(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
         if value is not None and check:
@@ -34,7 +35,7 @@ def out_option(
                 raise click.BadParameter(str(exc), ctx, param) from None
         return value
 
-    return click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+    return click.option("--out", type=click.Path(file_okay=file_okay, path_type=Path),
                         required=required, help=help, callback=prepare)  # fmt: skip
 
 

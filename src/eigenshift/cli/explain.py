@@ -32,11 +32,11 @@ def explain(intervention_dir: Path, config: ExplainConfig, out: Path | None) -> 
 @click.option("--intervention", "intervention_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
 @config_options(ExportConfig, into="config")
-@out_option("The exported model folder (hf) or .gguf file (gguf).", check=False)
+@out_option("The exported model folder (hf) or .gguf file (gguf).", check=False, file_okay=True)
 def export(model: ModelOptions, intervention_dir: Path, config: ExportConfig, out: Path) -> None:
     """The model with the edit baked in: a plain transformers folder or a GGUF file (no
     eigenshift needed to use either)."""
-    from ..export.gguf import check_gguf_source, export_gguf
+    from ..export.gguf import check_gguf_out, check_gguf_source, export_gguf
     from ..export.hf import export_model
     from ..interventions import load_intervention
 
@@ -44,6 +44,7 @@ def export(model: ModelOptions, intervention_dir: Path, config: ExportConfig, ou
         prepare_out(out, EXPORT_FILE)
     else:
         check_gguf_source(model.model)
+        check_gguf_out(out)
     edit = load_intervention(intervention_dir)  # checked before the model loads
     from ..models.loading import load_model
 

@@ -45,10 +45,12 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def open_owned(path: Path, mode: str = "a") -> IO[str]:
-    """`path` opened for appending ("a") or appending and reading ("a+"), created if missing,
-    only if it is a regular file: a symlink is never followed (a run folder's `.lock` linked to
-    a user's file would be truncated) and a FIFO or device never opened (it could block)."""
-    flags = os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | (os.O_RDWR if "+" in mode else os.O_WRONLY)
+    """`path` opened for appending ("a"), appending and reading ("a+") or writing afresh ("w"),
+    created if missing, only if it is a regular file: a symlink is never followed (a run
+    folder's `.lock` linked to a user's file would be truncated) and a FIFO or device never
+    opened (it could block)."""
+    flags = os.O_CREAT | os.O_NOFOLLOW | (os.O_RDWR if "+" in mode else os.O_WRONLY)
+    flags |= os.O_TRUNC if mode == "w" else os.O_APPEND
     refuse_unowned(path)  # before open, which could block on a FIFO
     try:
         fd = os.open(path, flags | os.O_NONBLOCK, FILE_MODE)
@@ -74,6 +76,21 @@ def _unowned(path: Path) -> InputError:
     kind = "a symlink" if path.is_symlink() else "not a regular file"
     return InputError(f"{path} is {kind}, and eigenshift writes only regular files it creates: "
                       "remove it, or give another folder")
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Lay out, save and close a matplotlib figure, atomically: savefig opens the path itself,
+    so a symlink left at a figure's name would be written through."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    try:
+        with temporary_file(path.parent, path.name) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

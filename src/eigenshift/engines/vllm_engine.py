@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..core.assets import cache_dir
 from ..core.errors import EngineError, InputError, NotBakeableError
+from ..core.io import open_owned, read_json, write_json_atomic, write_text_atomic
 from ..models import LanguageModel
 from ..models.options import LOGIT_BIAS_FILE
 from .base import Advance
@@ -147,7 +148,7 @@ class _Worker:
     def __init__(self, python: Path, script: Path, setup: dict[str, Any], log_path: Path) -> None:
         self.key = json.dumps(setup, sort_keys=True)
         self.log_path = log_path
-        self.log: IO[str] = log_path.open("w", encoding="utf-8")
+        self.log: IO[str] = open_owned(log_path, "w")
         self.process = subprocess.Popen(
             [str(python), str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self.log, text=True, bufsize=1,
@@ -183,9 +184,9 @@ class _Worker:
     def fail(self) -> NoReturn:
         code = self.process.wait()
         self.log.close()
-        text = self.log_path.read_text(errors="replace")
+        text = self.log_path.read_bytes().decode(errors="replace")
         kept = cache_dir() / "vllm-last-failure.log"  # vLLM's root cause is in it
-        kept.write_text(text)
+        write_text_atomic(kept, text)
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         # The root cause is the first exception vLLM reports (its own processes add wrappers
         # and shutdown lines after it; warnings may carry handled exceptions).
@@ -276,10 +277,10 @@ class VLLMEngine:
             except NotBakeableError as exc:
                 raise NotBakeableError(f"{exc} (the vllm engine serves baked weights; "
                                        "--engine hf applies it as hooks)") from None
-            probe_path.write_text(json.dumps({"prompt_token_ids": ids, "saved": saved,
-                                              "original": original}) + "\n")  # fmt: skip
+            write_json_atomic(probe_path, {"prompt_token_ids": ids, "saved": saved,
+                                           "original": original})  # fmt: skip
             log.info("exported '%s' for vLLM to %s", intervention.method, folder)
-        return Served(folder, _read_logit_bias(folder), json.loads(probe_path.read_text()))
+        return Served(folder, _read_logit_bias(folder), read_json(probe_path, "vLLM export probe"))
 
     # -- generation ----------------------------------------------------------------------------
     def _engine_args(self, lm: LanguageModel, context: int) -> dict[str, Any]:

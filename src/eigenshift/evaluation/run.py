@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from ..core.io import open_owned, prepare_out, read_json, write_json_atomic, write_text_atomic
+from ..core.io import (
+    open_owned,
+    prepare_out,
+    read_json,
+    refuse_unowned,
+    write_json_atomic,
+    write_text_atomic,
+)
 from .store import ContinuationStore
 
 _HELD: dict[Path, int] = {}
@@ -52,11 +59,18 @@ class RunFolder:
         prepare_out(self.path)
         return self
 
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every file name a run folder may hold (`best` is a folder, replaced as a whole)."""
+        return [v for k, v in vars(cls).items()
+                if k.isupper() and isinstance(v, str) and v != cls.BEST]  # fmt: skip
+
     @contextmanager
-    def lock(self) -> Iterator[RunFolder]:
-        """Hold the folder for one run: refuse a folder eigenshift did not write (unless empty)
-        and a folder another process is writing into. Re-entrant within a process (a sweep's
-        evaluation, a demo's)."""
+    def lock(self, also_ours: tuple[str, ...] = ()) -> Iterator[RunFolder]:
+        """Hold the folder for one run: refuse a folder eigenshift did not write (unless empty,
+        or holding one of `also_ours`: an intervention folder explain writes into), one where a
+        file it writes or reads is a symlink, FIFO or device, and one another process is writing
+        into. Re-entrant within a process (a sweep's evaluation, a demo's)."""
         key = self.path.resolve()
         if key in _HELD:
             _HELD[key] += 1
@@ -65,12 +79,18 @@ class RunFolder:
             finally:
                 _HELD[key] -= 1
             return
-        ours = any(self.file(name).exists() for name in (self.MARKER, self.RUN, self.METRICS))
+        marks = (self.MARKER, self.RUN, self.METRICS, *also_ours)
+        ours = any(self.file(name).is_file() for name in marks)
         if self.path.is_dir() and any(self.path.iterdir()) and not ours:
             raise InputError(
                 f"{self.path} exists and is not a run folder eigenshift wrote; give a new or "
                 "empty --out folder"
             )
+        if self.path.is_symlink():
+            raise InputError(f"{self.path} is a symlink; give the folder it points to, or "
+                             "another --out folder")  # fmt: skip
+        for name in self.names():
+            refuse_unowned(self.file(name))
         new = not self.path.exists()
         empty = new or not any(self.path.iterdir())
         self.create()

@@ -15,6 +15,7 @@ The source must be the GGUF the model was loaded from: eigenshift records it whe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,18 +31,26 @@ import torch
 
 from ..core.assets import sha256_file
 from ..core.errors import InputError, NotBakeableError
-from ..core.io import prepare_out, read_json, temporary_file, write_text_atomic
+from ..core.io import (
+    prepare_out,
+    read_json,
+    refuse_unowned,
+    temporary_file,
+    write_text_atomic,
+)
 from ..interventions import Intervention
 from ..models import LanguageModel, resolve_spec
 from ..models.architecture import weight_of
+from ..models.gguf import SOURCE_RECORD
 from ..models.options import LOGIT_BIAS_FILE
 from .config import GGUF_TYPES, ExportConfig
 from .hf import without_logit_bias
 
 log = logging.getLogger(__name__)
 
-SOURCE_RECORD = "eigenshift-source.json"  # written by models.gguf when it converts a GGUF
 LOGIT_BIAS_KEY = "eigenshift.logit_bias"
+DIGEST_KEY = "eigenshift.digest"  # in every GGUF eigenshift writes
+BIAS_FILE_KEY = "eigenshift.logit_bias_file_sha256"  # the side file it wrote with it
 # llama.cpp's converter permutes these for the llama family: an edit of them would need it too.
 PERMUTED = ("attn_q", "attn_k")
 
@@ -69,7 +78,11 @@ def _recorded_source(lm: LanguageModel) -> tuple[Path, str]:
     if not record_file.is_file():
         raise _not_gguf(lm.name)
     record = read_json(record_file, "the conversion record")
-    return Path(record["gguf_file"]), str(record["sha256"])
+    if not (isinstance(record, dict) and isinstance(record.get("gguf_file"), str)
+            and isinstance(record.get("sha256"), str)):
+        raise InputError(f"{record_file}: not a conversion record eigenshift wrote (it needs "
+                         "'gguf_file' and 'sha256'): load the model from the GGUF file again")
+    return Path(record["gguf_file"]), record["sha256"]
 
 
 def source_gguf(lm: LanguageModel) -> Path:
@@ -145,7 +158,7 @@ def export_gguf(
     if tensor_type not in GGUF_TYPES:
         raise InputError(f"--gguf-type must be one of {', '.join(GGUF_TYPES)}, not "
                          f"'{tensor_type}'")  # fmt: skip
-    out = _gguf_path(out)
+    out = check_gguf_out(out)
     intervention.refuse_prefix()  # before the control-vector path, which never bakes
     if control_vector(lm, intervention) is not None:
         return export_control_vector(lm, intervention, out)
@@ -180,7 +193,7 @@ def export_gguf(
     for field in _fields(reader):
         writer.add_key_value(field.name, field.value, field.vtype, sub_type=field.sub_type)
     writer.add_string("eigenshift.method", intervention.method)
-    writer.add_string("eigenshift.digest", intervention.digest())
+    writer.add_string(DIGEST_KEY, intervention.digest())
     writer.add_string("eigenshift.source_sha256", _recorded_source(lm)[1])  # checked above
     if logit_bias is not None:
         writer.add_array(LOGIT_BIAS_KEY, logit_bias.tolist())
@@ -192,14 +205,9 @@ def export_gguf(
         else:
             tensors.append((tensor.name, data, types[tensor.name]))
     tensors += [(name, data, types[name]) for name, data in replaced.items()]  # output.weight
-    with _atomic_file(out) as tmp:
-        _write(writer, tmp, tensors)
-    bias_file = _bias_file(out)
-    if logit_bias is None:
-        bias_file.unlink(missing_ok=True)  # an earlier export's to the same path
-    else:
-        write_text_atomic(bias_file, json.dumps({str(i): float(b) for i, b in
-                                                 enumerate(logit_bias)}) + "\n")  # fmt: skip
+    bias_text = None if logit_bias is None else json.dumps(
+        {str(i): float(b) for i, b in enumerate(logit_bias)}) + "\n"  # fmt: skip
+    _write_owned(out, writer, tensors, bias_text)
     log.info("wrote %s: %d of %d tensors edited (%s), the rest copied", out, len(types),
              len(tensors), ", ".join(sorted(types)))  # fmt: skip
     return out
@@ -220,17 +228,63 @@ def _write(
     writer.close()
 
 
+def _write_owned(
+    out: Path, writer: gguf.GGUFWriter,
+    tensors: list[tuple[str, np.ndarray, gguf.GGMLQuantizationType]], bias_text: str | None,
+) -> None:  # fmt: skip
+    """The GGUF and its logit-bias side file (or, without a bias, no side file: an earlier
+    export's is removed). The GGUF records the side file's hash, which is how a later export
+    knows the side file is ours to replace."""
+    if bias_text is not None:
+        writer.add_string(BIAS_FILE_KEY, hashlib.sha256(bias_text.encode()).hexdigest())
+    check_gguf_out(out)  # again: the model load and bake took a while
+    bias_file = _bias_file(out)
+    if bias_text is not None:  # first, so a GGUF never names a side file that is not there
+        write_text_atomic(bias_file, bias_text)
+    with _atomic_file(out) as tmp:
+        _write(writer, tmp, tensors)
+    if bias_text is None:
+        bias_file.unlink(missing_ok=True)  # ours (checked): an earlier export's to this path
+
+
 def _bias_file(out: Path) -> Path:
     return out.with_name(out.stem + "." + LOGIT_BIAS_FILE)
 
 
-def _gguf_path(out: str | Path) -> Path:
+def _ours(path: Path) -> dict[str, Any] | None:
+    """The eigenshift metadata of a GGUF eigenshift wrote, None for any other file."""
+    try:
+        fields = gguf.GGUFReader(path).fields
+    except Exception:  # the gguf package raises many types for a file it cannot parse
+        return None
+    found = {k: str(f.contents()) for k, f in fields.items() if k in (DIGEST_KEY, BIAS_FILE_KEY)}
+    return found if DIGEST_KEY in found else None
+
+
+def check_gguf_out(out: str | Path) -> Path:
+    """Refuse, before any work, an --out that eigenshift may not write: not a .gguf path, a
+    folder, a symlink or special file, a GGUF it did not write, or a logit-bias file beside it
+    that is not the one that GGUF recorded (a user's own file by that name is never replaced
+    or removed)."""
     out = Path(out)
     if out.suffix.lower() != ".gguf":
         raise InputError(f"--out {out}: a GGUF export is one file; give a path ending in .gguf")
-    if out.is_dir():
+    if out.is_dir() and not out.is_symlink():
         raise InputError(f"--out {out} is a folder; give a .gguf file path")
     prepare_out(out.parent)
+    bias_file = _bias_file(out)
+    refuse_unowned(out)
+    refuse_unowned(bias_file)
+    ours = _ours(out) if out.exists() else {}
+    if ours is None:
+        raise InputError(f"{out} exists and is not a GGUF eigenshift wrote; refusing to replace "
+                         "it: give a new .gguf path")  # fmt: skip
+    if bias_file.exists() and (
+        ours.get(BIAS_FILE_KEY) != hashlib.sha256(bias_file.read_bytes()).hexdigest()
+    ):
+        raise InputError(f"{bias_file} exists and is not the logit-bias file eigenshift wrote "
+                         f"with {out.name}; refusing to replace or remove it: move it, or give "
+                         "another .gguf path")  # fmt: skip
     return out
 
 
@@ -264,7 +318,7 @@ def export_control_vector(lm: LanguageModel, intervention: Intervention, out: st
     """The edit as a llama.cpp control vector (`--control-vector FILE` in llama-cli and
     llama-server): `direction.N` is added to the output of block N (llama.cpp cannot steer
     block 0)."""
-    out = _gguf_path(out)
+    out = check_gguf_out(out)
     intervention.refuse_prefix()
     vectors = control_vector(lm, intervention)
     if vectors is None:
@@ -282,11 +336,10 @@ def export_control_vector(lm: LanguageModel, intervention: Intervention, out: st
     writer.add_string("controlvector.model_hint", hint)
     writer.add_uint32("controlvector.layer_count", len(vectors))
     writer.add_string("eigenshift.method", intervention.method)
-    writer.add_string("eigenshift.digest", intervention.digest())
+    writer.add_string(DIGEST_KEY, intervention.digest())
     tensors = [(f"direction.{layer}", vectors[layer].numpy().astype(np.float32),
                 gguf.GGMLQuantizationType.F32) for layer in sorted(vectors)]  # fmt: skip
-    with _atomic_file(out) as tmp:
-        _write(writer, tmp, tensors)
+    _write_owned(out, writer, tensors, None)
     log.info("wrote control vector %s (blocks %s)", out, sorted(vectors))
     return out
 

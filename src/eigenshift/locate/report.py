@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..core.io import write_text_atomic
+from ..core.io import save_figure, write_text_atomic
 from .layers import LayerScores
 from .neurons import NeuronScores
 
@@ -26,9 +26,7 @@ def write_neuron_report(scores: NeuronScores, out: str | Path, top: int = 20) ->
     ax.set_xlabel("neuron AUROC (toxic vs non-toxic)")
     ax.set_ylabel("neurons")
     ax.set_title(f"{len(scores.auroc)} neurons, {scores.meta['n_texts']} texts")
-    fig.tight_layout()
-    fig.savefig(out / "auroc_histogram.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "auroc_histogram.png")
     m = scores.meta
     lines = [
         "# Neuron experts",
@@ -128,9 +126,7 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
     bottom.plot(depth, scores.column("silhouette"), "d-", color="C4", markersize=4)
     bottom.set_ylabel("silhouette (k=2)")
     bottom.set_xlabel("relative depth")
-    fig.tight_layout()
-    fig.savefig(out / "layers.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "layers.png")
 
     probe, km = scores.column("probe_auroc"), scores.column("kmeans_auroc")
     best = scores.rows[int(np.argmax(probe))]

@@ -6,20 +6,21 @@ rebuild it from its config, copy the state dict in, and save that; later loads t
 
 from __future__ import annotations
 
-import json
 import logging
+from contextlib import suppress
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..core.assets import cache_dir, sha256_file
-from ..core.errors import ModelLoadError
-from ..core.io import atomic_folder
+from ..core.errors import InputError, ModelLoadError
+from ..core.io import atomic_folder, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
+SOURCE_RECORD = "eigenshift-source.json"  # the GGUF a converted folder came from (export reads it)
 
 
 def check_gguf(path: Path) -> None:
@@ -37,9 +38,14 @@ def check_gguf(path: Path) -> None:
 def converted_folder(path: Path) -> Path:
     """The cached plain folder for a GGUF file, converting it on first use."""
     check_gguf(path)
+    path = path.resolve()  # the record must name it from any working directory
     digest = sha256_file(path)
     out = cache_dir() / "gguf" / f"{path.stem}-{digest[:16]}"
-    if (out / "eigenshift-source.json").exists():
+    record = {"gguf_file": str(path), "sha256": digest, "dequantized": True}
+    if (out / SOURCE_RECORD).is_file():
+        with suppress(InputError):  # the same bytes found at another path: record where they are
+            if read_json(out / SOURCE_RECORD) != record:
+                write_json_atomic(out / SOURCE_RECORD, record)
         return out
     log.info("converting %s to a plain safetensors folder (once) at %s", path.name, out)
     try:
@@ -61,7 +67,5 @@ def converted_folder(path: Path) -> Path:
     with atomic_folder(out) as tmp:  # replaces a folder an interrupted run left without a record
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "eigenshift-source.json").write_text(
-            json.dumps({"gguf_file": str(path), "sha256": digest, "dequantized": True}, indent=1)
-        )
+        write_json_atomic(tmp / SOURCE_RECORD, record)
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.io import write_text_atomic
+from ..core.io import save_figure, write_text_atomic
 from ..evaluation.run import RunFolder
 from ..interventions import EigenShift
 from ..interventions.eigenshift.tokens import directions
@@ -30,10 +30,7 @@ def delta_spectrum(intervention: EigenShift, path: Path) -> Path:
     ax2.set_ylabel("singular value", color="grey")
     ax1.legend(loc="upper center", fontsize=8)
     ax1.set_title(f"EigenShift directions (k={len(chosen)}, alpha={intervention.alpha:g})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _interval(bounds: list[float] | None) -> str:
@@ -81,7 +78,15 @@ def write_explanation(
     lm: LanguageModel, intervention: EigenShift, out: str | Path,
     top: int = ExplainConfig.top,
 ) -> dict[str, Path]:
-    folder = RunFolder(out).create()
+    from ..interventions import META_FILE
+
+    with RunFolder(out).lock(also_ours=(META_FILE,)) as folder:  # re-entrant
+        return _write_explanation(lm, intervention, folder, top)
+
+
+def _write_explanation(
+    lm: LanguageModel, intervention: EigenShift, folder: RunFolder, top: int
+) -> dict[str, Path]:
     rows = directions(lm, intervention, top)
     figure = delta_spectrum(intervention, folder.file(RunFolder.SPECTRUM))
     p = intervention.params
@@ -121,15 +126,17 @@ def explain_artifact(
     """Explain the EigenShift artifact in `folder` (or a stack's one EigenShift member) on
     `model` (default: the model it was fitted on), writing into `out` (default: the artifact's
     folder)."""
-    from ..interventions import load_intervention, read_meta
+    from ..interventions import META_FILE, load_intervention, read_meta
     from ..interventions.stack import Stack
     from ..models import load_model
 
-    lm = load_model(model or read_meta(folder).model)
-    intervention = load_intervention(folder, lm)
-    if isinstance(intervention, Stack):  # a stack's EigenShift member, when it has one
-        inner = [m for m in intervention.members() if isinstance(m, EigenShift)]
-        intervention = inner[0] if len(inner) == 1 else intervention
-    if not isinstance(intervention, EigenShift):
-        raise InputError(f"explain reads EigenShift artifacts, not '{intervention.method}'")
-    return write_explanation(lm, intervention, out or folder, top)
+    meta = read_meta(folder)
+    with RunFolder(out or folder).lock(also_ours=(META_FILE,)):  # checked before the model loads
+        lm = load_model(model or meta.model)
+        intervention = load_intervention(folder, lm)
+        if isinstance(intervention, Stack):  # a stack's EigenShift member, when it has one
+            inner = [m for m in intervention.members() if isinstance(m, EigenShift)]
+            intervention = inner[0] if len(inner) == 1 else intervention
+        if not isinstance(intervention, EigenShift):
+            raise InputError(f"explain reads EigenShift artifacts, not '{intervention.method}'")
+        return write_explanation(lm, intervention, out or folder, top)

@@ -11,12 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from ..core.io import save_figure
 
 
 def tradeoff(metrics: dict[str, Any], path: Path) -> Path:
@@ -33,7 +28,7 @@ def tradeoff(metrics: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("toxic continuations (%)")
     ax.set_title("toxicity vs fluency (lower left is better)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def bars(metrics: dict[str, Any], path: Path) -> Path:
@@ -58,7 +53,7 @@ def bars(metrics: dict[str, Any], path: Path) -> Path:
         ax.bar(range(len(names)), values, yerr=err, capsize=3, color="C0")
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(label, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def score_distribution(scores: dict[str, list[float]], threshold: float, path: Path) -> Path:
@@ -72,7 +67,7 @@ def score_distribution(scores: dict[str, list[float]], threshold: float, path: P
     ax.set_xlabel("toxicity score of a continuation")
     ax.set_ylabel("continuations")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _relative(row: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, list[float]]:
@@ -129,4 +124,4 @@ def frontier(
     ax.set_title("validation frontier (o chosen, * on test prompts)" + note, fontsize=9)
     if ax.get_legend_handles_labels()[1]:  # a curve was drawn
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..capture.states import FitStates
 from ..core.errors import InputError
+from ..core.io import save_figure
 from ..engines import Engine
 from ..evaluation import EvalConfig, RunFolder, evaluate
 from ..interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
@@ -161,6 +162,4 @@ def _plot(points: Sequence[Point], front: list[str], best: str | None, path: Pat
     ax.set_ylabel("toxic continuations (%)")
     ax.set_title("sweep: green = best TPH under the limit, red = degenerate")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
