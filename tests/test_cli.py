@@ -480,3 +480,48 @@ def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer
     assert "![frontier](../frontier.png)" in paths["markdown"].read_text()
     assert "nothing to tune" in _one_error_line(run("tune", *base, "--no-eigenshift",
                                                     "--out", str(tmp_path / "x")))  # fmt: skip
+
+
+def test_24_2_method_names_are_unique_safe_and_never_a_path(tiny_folder, coin_scorer, tmp_path):
+    import hashlib
+    import shutil
+
+    from eigenshift.interventions import load_interventions, read_meta
+    from eigenshift.studies.points import disjoint_grids
+
+    _, base = _fit_steer(tiny_folder, tmp_path)
+    for parent in ("a", "b"):
+        shutil.copytree(tmp_path / "steer", tmp_path / parent / "steer")
+    shutil.copytree(tmp_path / "steer", tmp_path / "original")
+    shutil.copytree(tmp_path / "steer", tmp_path / "my steer!")
+    names = load_interventions([tmp_path / "a" / "steer", tmp_path / "b" / "steer",
+                                tmp_path / "original", tmp_path / "my steer!"])  # fmt: skip
+    assert list(names) == ["steer", "steer-2", "original-2", "my-steer"]
+    # A method named like another's point, or like another method, is numbered, not merged.
+    grids = disjoint_grids({"eigenshift": 0, "eigenshift-k1-a0": 1, "eigenshift-2": 2},
+                           lambda n, m: {f"{n}-k1-a0": m} if m == 0 else {n: m})  # fmt: skip
+    assert {p: m for g in grids.values() for p, m in g.items()} == {
+        "eigenshift-k1-a0": 0, "eigenshift-k1-a0-2": 1, "eigenshift-2": 2}
+
+    def digest(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+    inputs = {p: digest(p) for p in (tmp_path / "a" / "steer", tmp_path / "b" / "steer")}
+    args = [*base, "--scorer", coin_scorer, "--judge", "none", "--samples", "1",
+            "--max-new-tokens", "4", "--clean-texts", "4", "--bootstrap", "20",
+            "--validation-prompts", "5", "--test-prompts", "4", "--validation-samples", "1",
+            "--no-eigenshift", "--with", str(tmp_path / "a" / "steer"),
+            "--with", str((tmp_path / "b" / "steer").resolve()), "--strength", "1",
+            "--strength", "2", "--ppl-limit", "1000"]  # fmt: skip
+    result = run("tune", *args, "--out", str(tmp_path / "tuned"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "tuned" / "tune.json").read_text())
+    assert sorted(summary["chosen"]) == ["steer", "steer-2"]
+    assert {p.name for p in (tmp_path / "tuned" / "chosen").iterdir()} <= {"steer", "steer-2"}
+    assert {p: digest(p) for p in inputs} == inputs  # no input folder written
+    assert read_meta(tmp_path / "a" / "steer").params["strength"] == 1.0
+    # An input folder inside --out (a tune's own chosen point), or --out inside an input folder.
+    for out in (tmp_path / "a", tmp_path / "a" / "steer" / "run"):
+        line = _one_error_line(run("tune", *args, "--out", str(out)))
+        assert "nested" in line
+    assert {p: digest(p) for p in inputs} == inputs

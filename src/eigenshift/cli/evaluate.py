@@ -41,6 +41,20 @@ def fit_options(study: type[SweepConfig] | type[TuneConfig]) -> Callable[[F], F]
     return decorate
 
 
+def refuse_nested(out: Path, inputs: tuple[Path, ...]) -> None:
+    """A run writes only under --out: an input folder inside it could be replaced (a tune's
+    chosen/NAME), and --out inside an input folder would write into it."""
+    from ..core.errors import InputError
+
+    run = out.resolve()
+    for folder in inputs:
+        given = folder.resolve()
+        if given.is_relative_to(run) or run.is_relative_to(given):
+            raise InputError(f"{folder} and --out {out} are nested: a run writes only under "
+                             "--out and never into an input folder; give an --out outside "
+                             "every intervention folder")  # fmt: skip
+
+
 def study_evidence(
     evidence: EvidenceConfig, sampling: SamplingConfig, evaluation: EvalConfig
 ) -> EvidenceConfig:
@@ -62,6 +76,7 @@ def evaluate(
     from ..interventions import load_interventions
     from ..report import write_report
 
+    refuse_nested(out, interventions)
     with RunFolder(out).lock():  # checked and held before the model loads
         loaded = load_interventions(interventions)  # checked before the model loads
         from ..models.loading import load_model
@@ -108,6 +123,7 @@ def sweep(
     from ..studies.sweep import run_sweep, sweep_grid
 
     evidence = study_evidence(evidence, fit_sampling, evaluation)
+    refuse_nested(out, others)
     with RunFolder(out).lock() as run:  # checked and held before the model loads
         loaded = load_interventions(others)  # checked before the model loads
         from ..models.loading import load_model
@@ -160,8 +176,10 @@ def tune(
     if not eigenshift and not others:
         raise InputError("nothing to tune: keep --eigenshift or give --with FOLDER")
     evidence = study_evidence(evidence, fit_sampling, evaluation)
+    refuse_nested(out, others)
     with RunFolder(out).lock():  # checked and held before the model loads
-        loaded = load_interventions(others)  # checked before the model loads
+        # checked before the model loads; never named like the EigenShift it fits
+        loaded = load_interventions(others, reserved=("original", "eigenshift"))
         from ..models.loading import load_model
 
         lm = load_model(model)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -355,14 +356,33 @@ def load_intervention(directory: str | Path, lm: LanguageModel | None = None) ->
     return Intervention.load(directory, lm)
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+def unique_name(wanted: str, taken: Container[str]) -> str:
+    """`wanted`, or `wanted-2`, `wanted-3`, ...: the first that is not taken."""
+    name, number = wanted, 1
+    while name in taken:
+        number += 1
+        name = f"{wanted}-{number}"
+    return name
+
+
 def load_interventions(
-    directories: Iterable[str | Path], lm: LanguageModel | None = None
+    directories: Iterable[str | Path], lm: LanguageModel | None = None,
+    reserved: Iterable[str] = ("original",),
 ) -> dict[str, Intervention]:
-    """Artifacts named by their folder (the full path where two folders share a name)."""
+    """Artifacts named by their folder's name, made safe (names become file names in run
+    folders, so never a path) and unique (numbered where two folders share a name or a name is
+    `reserved`)."""
     loaded: dict[str, Intervention] = {}
+    taken = set(reserved)
     for directory in map(Path, directories):
-        name = directory.name if directory.name not in loaded else str(directory)
-        loaded[name] = load_intervention(directory, lm)
+        intervention = load_intervention(directory, lm)
+        safe = _UNSAFE.sub("-", directory.resolve().name).strip(".-")[:64].rstrip(".-")
+        name = unique_name(safe or intervention.method, taken)
+        taken.add(name)
+        loaded[name] = intervention
     return loaded
 
 

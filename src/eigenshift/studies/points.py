@@ -4,9 +4,9 @@ a new rule is written once and both studies read the same numbers the same way."
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..evaluation import ORIGINAL
 from ..interventions import EigenShiftFit, Intervention
@@ -15,6 +15,7 @@ from ..interventions import EigenShiftFit, Intervention
 TUNE_COLUMNS = ("method", "toxic_fraction", "expected_max_toxicity",
                 "relative_expected_max_toxicity", "perplexity", "relative_perplexity",
                 "degenerate_share", "flag_degenerate", "tph", "original")  # fmt: skip
+M = TypeVar("M")
 SWEEP_COLUMNS = ("method", "toxic_fraction", "expected_max_toxicity", "perplexity",
                  "relative_perplexity", "relative_expected_max_toxicity", "tph",
                  "degenerate_share", "flag_degenerate")  # fmt: skip
@@ -63,6 +64,27 @@ def method_points(
     if isinstance(method, EigenShiftFit):
         return eigenshift_points(name, method, ks, alphas)
     return strength_points(name, method, strengths)
+
+
+def disjoint_grids(
+    methods: Mapping[str, M], grid_of: Callable[[str, M], dict[str, Intervention]],
+    taken: Iterable[str] = (ORIGINAL,),
+) -> dict[str, dict[str, Intervention]]:
+    """Each method's grid of points, under a name whose points shadow no point before it (nor
+    `taken`): a method named like another's point (a --with folder called `matched-k1-a0`)
+    is numbered (`matched-k1-a0-2`) instead of silently replacing that point."""
+    grids: dict[str, dict[str, Intervention]] = {}
+    used = set(taken)
+    for name, method in methods.items():
+        base, number = name, 1
+        grid = grid_of(base, method)
+        while base in grids or base in used or used & set(grid):
+            number += 1
+            base = f"{name}-{number}"
+            grid = grid_of(base, method)
+        grids[base] = grid
+        used |= set(grid)
+    return grids
 
 
 @dataclass(frozen=True)

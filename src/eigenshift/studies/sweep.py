@@ -14,7 +14,7 @@ from ..capture.states import FitStates
 from ..core.errors import InputError
 from ..core.io import save_figure
 from ..engines import Engine
-from ..evaluation import EvalConfig, RunFolder, evaluate
+from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
 from ..interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
 from ..interventions.base import method_class
 from ..interventions.eigenshift.config import Recipe
@@ -26,6 +26,7 @@ from .points import (
     SWEEP_COLUMNS,
     BestTPHWithinPerplexity,
     Point,
+    disjoint_grids,
     eigenshift_points,
     has_strength,
     points_of,
@@ -58,8 +59,10 @@ def sweep_grid(
             raise InputError("an EigenShift grid needs its evidence: gather states first")
         fits = eigenshift_fits(lm, fit, config.recipes, states)
         grid |= eigenshift_grid(fits, config.ks, config.alphas)
-    for name, intervention in others.items():
-        grid |= strength_grid(name, intervention, config.strengths)
+    grids = disjoint_grids(others, lambda name, iv: strength_grid(name, iv, config.strengths),
+                           taken=(ORIGINAL, *grid))  # fmt: skip
+    for points in grids.values():
+        grid |= points
     return grid
 
 

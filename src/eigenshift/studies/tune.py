@@ -27,7 +27,13 @@ from ..evaluation.summary import finite
 from ..interventions import EigenShiftFit, Intervention
 from ..models import LanguageModel
 from .configs import TuneConfig
-from .points import TUNE_COLUMNS, LowestToxicityWithinPerplexity, method_points, points_of
+from .points import (
+    TUNE_COLUMNS,
+    LowestToxicityWithinPerplexity,
+    disjoint_grids,
+    method_points,
+    points_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +135,8 @@ def _tune(
     progress: bool,
     engine: Engine,
 ) -> dict[str, Any]:
-    grids = {name: method_grid(name, m, config) for name, m in methods.items()}
+    grids = disjoint_grids(methods, lambda name, m: method_grid(name, m, config),
+                           taken=(ORIGINAL, *fixed))  # fmt: skip
     points = {point: iv for grid in grids.values() for point, iv in grid.items()}
     prompts = load_prompts(evaluation.prompts)
     fitted = fit_prompt_ids([*points.values(), *fixed.values()], prompts.hash())
