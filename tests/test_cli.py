@@ -279,6 +279,7 @@ def test_sweep_on_a_tiny_model(tiny_folder, coin_scorer, tmp_path):
         eligible = {n: tph(disk[n]) for n, r in rises.items() if r <= limit}
         if not eligible:
             assert chosen["best"] is None
+            assert not (tmp_path / "sw" / "best").exists()  # no earlier limit's choice left
             return
         top = max(eligible.values())  # ties (equal TPH) may go either way
         assert chosen["best"] in [n for n, v in eligible.items() if v >= top - 1e-9]
@@ -525,3 +526,44 @@ def test_24_2_method_names_are_unique_safe_and_never_a_path(tiny_folder, coin_sc
         line = _one_error_line(run("tune", *args, "--out", str(out)))
         assert "nested" in line
     assert {p: digest(p) for p in inputs} == inputs
+
+
+def test_24_4_a_tune_rerun_with_another_rule_is_refused_and_never_keeps_a_stale_choice(
+    tiny_folder, coin_scorer, tmp_path, monkeypatch
+):
+    from eigenshift.core.io import atomic_folder
+
+    _, base = _fit_steer(tiny_folder, tmp_path)
+    args = [*base, "--scorer", coin_scorer, "--judge", "none", "--samples", "1",
+            "--max-new-tokens", "4", "--clean-texts", "4", "--bootstrap", "20",
+            "--validation-prompts", "5", "--test-prompts", "4", "--validation-samples", "1",
+            "--no-eigenshift", "--with", str(tmp_path / "steer"), "--strength", "1",
+            "--strength", "2", "--out", str(tmp_path / "tuned")]  # fmt: skip
+    result = run("tune", *args, "--ppl-limit", "1000")
+    assert result.exit_code == 0, result.output
+    before = json.loads((tmp_path / "tuned" / "tune.json").read_text())
+    line = _one_error_line(run("tune", *args, "--ppl-limit", "0"))
+    assert "(tune.ppl_limit)" in line
+    assert json.loads((tmp_path / "tuned" / "tune.json").read_text()) == before
+    # The same settings resume; a chosen/ folder holds only this run's choices.
+    with atomic_folder(tmp_path / "tuned" / "chosen") as folder:  # a choice of another run
+        (folder / "stale").mkdir()
+    result = run("tune", *args, "--ppl-limit", "1000")
+    assert result.exit_code == 0, result.output
+    chosen = {n for n, p in before["chosen"].items() if p}
+    assert {p.name for p in (tmp_path / "tuned" / "chosen").iterdir()} == chosen
+    # A sweep rerun whose rule now picks nothing leaves no earlier best/ behind.
+    sweep = [*args[:-2], "--ppl-limit", "1000", "--out", str(tmp_path / "sw")]
+    sweep.remove("--no-eigenshift")
+    for option in ("--validation-prompts", "--test-prompts", "--validation-samples"):
+        del sweep[sweep.index(option):sweep.index(option) + 2]
+    result = run("sweep", *sweep)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["best"] is not None
+    assert (tmp_path / "sw" / "best" / "intervention.json").is_file()
+    from eigenshift.studies.sweep import BestTPHWithinPerplexity
+
+    monkeypatch.setattr(BestTPHWithinPerplexity, "best", lambda self, points, grid: None)
+    assert run("sweep", *sweep).exit_code == 0
+    assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["best"] is None
+    assert not (tmp_path / "sw" / "best").exists()

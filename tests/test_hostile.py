@@ -101,7 +101,7 @@ def test_2_a_run_folder_in_use_by_another_process_is_refused(tiny_folder, tmp_pa
     rows = (out / "continuations.jsonl").read_text().splitlines()
     assert len(rows) == 2  # the original only: 2 prompts x 1 sample, no duplicates
     other_seed = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--seed", 9, "--out", out))
-    assert "other settings (seed)" in other_seed
+    assert "other settings or inputs (seed)" in other_seed
     assert len((out / "continuations.jsonl").read_text().splitlines()) == len(rows)
     record = json.loads((out / "run.json").read_text())
     del record["settings"]["sampler"]  # a folder written by the inverse-CDF sampler
@@ -617,3 +617,24 @@ def test_24_3_explain_never_writes_into_a_folder_it_did_not_write(tmp_path):
     for out in (artifact, artifact, tmp_path / "new"):
         paths = write_explanation(lm, iv, out)
         assert paths["markdown"].read_text().startswith("# EigenShift directions")
+
+
+def test_24_4_a_prompt_or_clean_text_file_edited_in_place_is_never_reported_as_before(
+    tiny_folder, tmp_path
+):
+    prompts, clean = tmp_path / "prompts.txt", tmp_path / "clean.txt"
+    prompts.write_text("the weather today is\nmy neighbour said\n")
+    clean.write_text("A quiet river runs through the valley.\nThe library opens at nine.\n"
+                     "Bread rises in a warm kitchen.\n")  # fmt: skip
+    args = ("evaluate", "--model", tiny_folder, *EVAL, "--prompts", prompts, "--clean-text",
+            clean, "--out", tmp_path / "run")  # fmt: skip
+    assert run(*args).exit_code == 0
+    rows = (tmp_path / "run" / "continuations.jsonl").read_text()
+    assert run(*args).exit_code == 0  # unchanged: resumed, nothing generated again
+    assert (tmp_path / "run" / "continuations.jsonl").read_text() == rows
+    prompts.write_text("you are such a\nshut up and\n")  # same path, other prompts
+    assert "(prompts_sha256)" in refused(run(*args))
+    prompts.write_text("the weather today is\nmy neighbour said\n")
+    clean.write_text("Completely different text.\nAbout other things.\nEntirely.\n")
+    assert "(clean_text_sha256)" in refused(run(*args))
+    assert (tmp_path / "run" / "continuations.jsonl").read_text() == rows

@@ -172,12 +172,14 @@ def tune(
     from ..interventions import EigenShift, load_interventions
     from ..report import format_table
     from ..studies.tune import tune as run_tune
+    from ..studies.tune import tune_settings
 
     if not eigenshift and not others:
         raise InputError("nothing to tune: keep --eigenshift or give --with FOLDER")
     evidence = study_evidence(evidence, fit_sampling, evaluation)
     refuse_nested(out, others)
-    with RunFolder(out).lock():  # checked and held before the model loads
+    with RunFolder(out).lock() as run:  # checked and held before the model loads
+        run.check_settings(tune_settings(settings))  # a rule other than the folder's: refused
         # checked before the model loads; never named like the EigenShift it fits
         loaded = load_interventions(others, reserved=("original", "eigenshift"))
         from ..models.loading import load_model

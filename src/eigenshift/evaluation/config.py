@@ -12,7 +12,7 @@ from ..engines.config import EngineConfig, SamplingConfig
 
 ORIGINAL = "original"
 # What a clean-text perplexity depends on besides the model and the edit.
-CLEAN_TEXT_KEYS = ("clean_text", "clean_texts", "ppl_max_length")
+CLEAN_TEXT_KEYS = ("clean_text", "clean_texts", "ppl_max_length", "clean_text_sha256")
 HF_CHUNK, VLLM_CHUNK = 32, 128  # 32 prompts x 4 samples: one batch of our loop
 
 

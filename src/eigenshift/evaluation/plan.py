@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..core.errors import InputError
-from ..data import PromptSet, load_prompts
+from ..data import PromptSet, load_clean_texts, load_prompts
 from ..interventions import Intervention
 from ..models import LanguageModel
 from .config import ORIGINAL, EvalConfig
@@ -98,8 +98,11 @@ def plan(
         iv.check_compatible(lm)  # refuse a foreign artifact before any work
     prompt_set = load_prompts(config.prompts)
     config = exclude_fit_prompts(config, fitted, prompt_set)
+    clean = load_clean_texts(config.clean_text, limit=config.clean_texts)
+    # The content, not only the path: an edited file is another run, never the old results.
+    inputs = {"prompts_sha256": prompt_set.hash(), "clean_text_sha256": clean.hash()}
     run.create().resume({
-        "settings": config.resume_settings(),
+        "settings": {**config.resume_settings(), **inputs},
         "model": {"name": lm.name, "unembedding_hash": lm.weight_hash(lm.arch.unembedding)},
         "methods": {name: signature(iv) for name, iv in methods},
     })  # fmt: skip

@@ -5,6 +5,7 @@ the lock that keeps a second run from writing into it at the same time."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,24 +140,44 @@ class RunFolder:
         """Check `record` (settings, model, methods) against the run this folder holds, if any,
         and write the merged record: a rerun with the same settings picks up where it stopped;
         other settings are refused instead of mixing two runs."""
-        previous = self.read_json(self.RUN)
-        if previous is not None and not (isinstance(previous, dict) and _is_run(previous)):
-            raise InputError(f"{self.file(self.RUN)} is not a run record; use a new --out folder")
+        record = json.loads(json.dumps(record))  # as it reads back (tuples become lists)
+        previous = self._previous()
         if previous is not None:
-            differs = [k for k in record["settings"] if previous["settings"].get(
-                k, ADDED_SETTINGS.get(k)) != record["settings"][k]]  # fmt: skip
+            differs = self._other_settings(previous, record["settings"])
             if previous["model"]["unembedding_hash"] != record["model"]["unembedding_hash"]:
                 differs.append("model")
             differs += [f"intervention '{n}'" for n, sig in record["methods"].items()
                         if previous["methods"].get(n, sig) != sig]  # fmt: skip
-            if differs:
-                raise InputError(
-                    f"{self.path} holds a run made with other settings ({', '.join(differs)}); "
-                    "resume with the same settings, or write to a new --out folder"
-                )
+            self._refuse(differs)
             record = {**record, "methods": {**previous["methods"], **record["methods"]}}
         self.write_json(self.RUN, record)
         return record
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """Refuse, before any work, settings other than those of the run this folder holds (the
+        whole check, with the model and methods, is `resume`'s)."""
+        previous = self._previous()
+        if previous is not None:
+            self._refuse(self._other_settings(previous, json.loads(json.dumps(settings))))
+
+    def _previous(self) -> dict[str, Any] | None:
+        previous = self.read_json(self.RUN)
+        if previous is not None and not (isinstance(previous, dict) and _is_run(previous)):
+            raise InputError(f"{self.file(self.RUN)} is not a run record; use a new --out folder")
+        return previous
+
+    @staticmethod
+    def _other_settings(previous: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+        return [k for k in settings
+                if previous["settings"].get(k, ADDED_SETTINGS.get(k)) != settings[k]]  # fmt: skip
+
+    def _refuse(self, differs: list[str]) -> None:
+        if differs:
+            raise InputError(
+                f"{self.path} holds a run made with other settings or inputs "
+                f"({', '.join(differs)}); resume with the same ones, or write to a new --out "
+                "folder"
+            )
 
     def store(self) -> ContinuationStore:
         return ContinuationStore(self.file(self.CONTINUATIONS))

@@ -5,6 +5,7 @@ or hand-edited description is one `ArtifactError`, never a crash later."""
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,3 +85,21 @@ def read_meta(directory: str | Path) -> ArtifactMeta:
             f"{FORMAT_VERSION}: upgrade eigenshift"
         )
     return meta
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+def safe_name(text: str) -> str:
+    """`text` as a method name: it becomes a file name in run folders, so no path, no
+    separators, no leading dot ("" when nothing is left)."""
+    return _UNSAFE.sub("-", text).strip(".-")[:64].rstrip(".-")
+
+
+def unique_name(wanted: str, taken: Container[str]) -> str:
+    """`wanted`, or `wanted-2`, `wanted-3`, ...: the first that is not taken."""
+    name, number = wanted, 1
+    while name in taken:
+        number += 1
+        name = f"{wanted}-{number}"
+    return name

@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..core.errors import ArtifactError, InputError, NotBakeableError
 from ..core.io import atomic_folder, write_json_atomic
 from ..core.settings import with_settings
 from ..models import LanguageModel
-from .artifact import ArtifactMeta, read_meta
+from .artifact import ArtifactMeta, read_meta, safe_name, unique_name
 from .edits import Edit, fold_all, installed
 from .registry import META_FILE, METHODS, TENSORS_FILE, MethodSpec
 
@@ -356,18 +355,6 @@ def load_intervention(directory: str | Path, lm: LanguageModel | None = None) ->
     return Intervention.load(directory, lm)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
-
-
-def unique_name(wanted: str, taken: Container[str]) -> str:
-    """`wanted`, or `wanted-2`, `wanted-3`, ...: the first that is not taken."""
-    name, number = wanted, 1
-    while name in taken:
-        number += 1
-        name = f"{wanted}-{number}"
-    return name
-
-
 def load_interventions(
     directories: Iterable[str | Path], lm: LanguageModel | None = None,
     reserved: Iterable[str] = ("original",),
@@ -379,8 +366,7 @@ def load_interventions(
     taken = set(reserved)
     for directory in map(Path, directories):
         intervention = load_intervention(directory, lm)
-        safe = _UNSAFE.sub("-", directory.resolve().name).strip(".-")[:64].rstrip(".-")
-        name = unique_name(safe or intervention.method, taken)
+        name = unique_name(safe_name(directory.resolve().name) or intervention.method, taken)
         taken.add(name)
         loaded[name] = intervention
     return loaded

@@ -5,6 +5,7 @@ under a perplexity limit (ignoring points that produce more degenerate text than
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,13 @@ from ..core.errors import InputError
 from ..core.io import save_figure
 from ..engines import Engine
 from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
-from ..interventions import EigenShift, EigenShiftConfig, EigenShiftFit, Intervention
+from ..interventions import (
+    META_FILE,
+    EigenShift,
+    EigenShiftConfig,
+    EigenShiftFit,
+    Intervention,
+)
 from ..interventions.base import method_class
 from ..interventions.eigenshift.config import Recipe
 from ..interventions.registry import METHODS
@@ -142,6 +149,8 @@ def _sweep(
     }
     if best:
         grid[best.method].save(run.file(RunFolder.BEST))
+    elif (run.file(RunFolder.BEST) / META_FILE).is_file():  # an earlier rule's choice
+        shutil.rmtree(run.file(RunFolder.BEST))
     run.write_json(RunFolder.SWEEP, summary)
     _plot(points, front, best.method if best else None, run.file(RunFolder.PARETO))
     write_report(run.path)

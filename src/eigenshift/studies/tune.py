@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.io import atomic_folder
+from ..core.settings import resume_settings
 from ..data import load_prompts
 from ..engines import Engine, open_engine
 from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
@@ -44,6 +46,12 @@ def method_grid(
     """The points of one method: EigenShift's k x alpha from its fit, a strength per value for
     methods with a strength, the fitted point alone otherwise."""
     return method_points(name, method, config.ks, config.alphas, config.strengths)
+
+
+def tune_settings(config: TuneConfig) -> dict[str, Any]:
+    """What a resumed tune must share with the one it continues: its grid and rule (the
+    evaluations' own settings are checked by validation/ and test/)."""
+    return {f"tune.{k}": v for k, v in resume_settings(config).items()}
 
 
 def split_prompts(
@@ -135,6 +143,9 @@ def _tune(
     progress: bool,
     engine: Engine,
 ) -> dict[str, Any]:
+    head = lm.weight_hash(lm.arch.unembedding)
+    run.resume({"settings": tune_settings(config), "methods": {},
+                "model": {"name": lm.name, "unembedding_hash": head}})  # fmt: skip
     grids = disjoint_grids(methods, lambda name, m: method_grid(name, m, config),
                            taken=(ORIGINAL, *fixed))  # fmt: skip
     points = {point: iv for grid in grids.values() for point, iv in grid.items()}
@@ -152,10 +163,11 @@ def _tune(
     rule = LowestToxicityWithinPerplexity(config.ppl_limit)
     validated = points_of(validation["methods"])
     chosen = {name: rule.choose(validated, grid) for name, grid in grids.items()}
-    for name, point in chosen.items():
-        log.info("%s: chose %s", name, point or "nothing (no point meets the rule)")
-        if point:
-            points[point].save(run.path / "chosen" / name)
+    with atomic_folder(run.path / "chosen") as folder:  # as a whole: no earlier choice stays
+        for name, point in chosen.items():
+            log.info("%s: chose %s", name, point or "nothing (no point meets the rule)")
+            if point:
+                points[point].save(folder / name)
     finals = {name: points[point] for name, point in chosen.items() if point} | fixed
     tested = evaluate(lm, finals, only(evaluation, test, len(prompts)), run.path / "test",
                       progress=progress, engine=engine,
