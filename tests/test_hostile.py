@@ -638,3 +638,29 @@ def test_24_4_a_prompt_or_clean_text_file_edited_in_place_is_never_reported_as_b
     clean.write_text("Completely different text.\nAbout other things.\nEntirely.\n")
     assert "(clean_text_sha256)" in refused(run(*args))
     assert (tmp_path / "run" / "continuations.jsonl").read_text() == rows
+
+
+def test_24_5_a_chat_template_lm_eval_or_vllm_python_that_is_not_there_is_refused_first(
+    tiny_folder, tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    # The tiny tokenizer has no chat template: refused before run.json, so --chat-template
+    # none then resumes nothing and is no "other settings".
+    line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--chat-template", "user",
+                       "--out", out))  # fmt: skip
+    assert "no chat template" in line and not out.exists()
+    script = tmp_path / "python"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a program\n")
+    for python, why in ((script, "not a python interpreter"), (text, "not a python interpreter"),
+                        (Path(sys.executable), "has no vllm package")):  # fmt: skip
+        line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--engine", "vllm",
+                           "--vllm-python", python, "--out", out))  # fmt: skip
+        assert why in line and not out.exists()
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # as if lm-evaluation-harness were absent
+    line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--capability", 4,
+                       "--out", out))  # fmt: skip
+    assert "lm-evaluation-harness" in line and not out.exists()
+    assert run("evaluate", "--model", tiny_folder, *EVAL, "--out", out).exit_code == 0

@@ -136,6 +136,12 @@ def prompt_limit(lm: LanguageModel, config: SamplingConfig) -> int:
     return min(config.max_prompt_tokens, room)
 
 
+def check_chat_template(lm: LanguageModel, config: SamplingConfig) -> None:
+    """Refuse, before any file is written, a chat template the tokenizer cannot give."""
+    if config.chat_template != "none":
+        _chat_prefix(lm, config.chat_template)
+
+
 def _chat_prefix(lm: LanguageModel, where: str) -> tuple[str, str]:
     """The text before and after a prompt placed by the tokenizer's chat template."""
     tokenizer = lm.tokenizer

@@ -142,6 +142,21 @@ def check_probe(lm: LanguageModel, probe: dict[str, Any], served: list[dict[str,
     )
 
 
+def _probe_python(path: Path) -> bool | None:
+    """Whether the python at `path` can import vllm (found, not imported: seconds saved); None
+    when `path` is no python that runs. Asked before any work, not when the worker starts."""
+    code = "import importlib.util as u; print('eigenshift-probe', u.find_spec('vllm') is not None)"
+    try:
+        done = subprocess.run([str(path), "-c", code], capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    answer = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+    if answer not in (["eigenshift-probe True"], ["eigenshift-probe False"]):
+        return None
+    return answer == ["eigenshift-probe True"]
+
+
 class _Worker:
     """One vLLM process serving one folder; requests and answers are JSON lines."""
 
@@ -229,10 +244,15 @@ class VLLMEngine:
         config = config or EngineConfig(engine="vllm")
         chosen = config.vllm_python or os.environ.get(PYTHON_VARIABLE) or DEFAULT_PYTHON
         path = Path(chosen).expanduser()
+        hint = (f"run `make vllm`, or point {PYTHON_VARIABLE} (or --vllm-python) at a python "
+                "that has vllm")  # fmt: skip
         if not path.is_file():
-            raise InputError(f"no vLLM environment at {path}: run `make vllm`, or point "
-                             f"{PYTHON_VARIABLE} (or --vllm-python) at a python that has "
-                             "vllm")  # fmt: skip
+            raise InputError(f"no vLLM environment at {path}: {hint}")
+        has_vllm = _probe_python(path)
+        if has_vllm is None:
+            raise InputError(f"{path} is not a python interpreter that runs: {hint}")
+        if not has_vllm:
+            raise InputError(f"the python at {path} has no vllm package: {hint}")
         return cls(path, config)
 
     # -- what vLLM serves ----------------------------------------------------------------------

@@ -3,6 +3,7 @@ judge, the clean text for perplexity, intervals, capability questions and the en
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,9 @@ class EvalConfig:
         check_settings(self)
         if not 0 < self.threshold < 1:
             raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.capability and importlib.util.find_spec("lm_eval") is None:  # not after the run
+            raise InputError("--capability needs lm-evaluation-harness, which is not installed: "
+                             "pip install 'eigenshift[lmeval]', or leave --capability at 0")
 
     @property
     def chunk(self) -> int:

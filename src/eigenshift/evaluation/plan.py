@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from ..core.errors import InputError
 from ..data import PromptSet, load_clean_texts, load_prompts
+from ..engines.generation import check_chat_template
 from ..interventions import Intervention
 from ..models import LanguageModel
 from .config import ORIGINAL, EvalConfig
@@ -96,6 +97,7 @@ def plan(
     fitted = [iv for _, iv in methods if iv is not None]
     for iv in fitted:
         iv.check_compatible(lm)  # refuse a foreign artifact before any work
+    check_chat_template(lm, config.sampling)
     prompt_set = load_prompts(config.prompts)
     config = exclude_fit_prompts(config, fitted, prompt_set)
     clean = load_clean_texts(config.clean_text, limit=config.clean_texts)
