@@ -13,6 +13,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import safetensors.torch
 import torch
@@ -664,3 +665,48 @@ def test_24_5_a_chat_template_lm_eval_or_vllm_python_that_is_not_there_is_refuse
                        "--out", out))  # fmt: skip
     assert "lm-evaluation-harness" in line and not out.exists()
     assert run("evaluate", "--model", tiny_folder, *EVAL, "--out", out).exit_code == 0
+
+
+def test_24_7_a_fifo_where_a_file_is_read_is_refused_instead_of_hanging(tiny_folder, tmp_path):
+    import shutil
+
+    lm = make_lm("llama")
+    artifact = _eigenshift_artifact(lm, tmp_path / "artifact")
+    (artifact / "intervention.safetensors").unlink()
+    os.mkfifo(artifact / "intervention.safetensors")  # opened for reading, it waits for a writer
+    line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--intervention", artifact,
+                       "--out", tmp_path / "run"))  # fmt: skip
+    assert "intervention.safetensors is not a regular file" in line
+    with pytest.raises(ArtifactError, match="not a regular file"):
+        load_intervention(artifact)
+    fifo = tmp_path / "prompts.jsonl"
+    os.mkfifo(fifo)  # item 9: it was taken for a Hugging Face dataset id
+    line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--prompts", fifo,
+                       "--out", tmp_path / "run"))  # fmt: skip
+    assert "prompts.jsonl is not a regular file" in line and "dataset" not in line
+    model = tmp_path / "model"
+    shutil.copytree(tiny_folder, model)
+    (model / "config.json").unlink()
+    os.mkfifo(model / "config.json")
+    line = refused(run("info", "--model", model))
+    assert "config.json is not a regular file" in line
+    run_folder = tmp_path / "old-run"
+    run_folder.mkdir()
+    (run_folder / RunFolder.MARKER).write_text("eigenshift run folder\n")
+    os.mkfifo(run_folder / RunFolder.METRICS)
+    assert "not a regular file" in refused(run("report", run_folder))
+
+
+def test_24_8_clean_texts_with_no_token_to_score_are_refused_or_left_out(tiny_folder, tmp_path):
+    clean = tmp_path / "clean.txt"
+    clean.write_text("a\nb\nc\n")  # one token each: nothing after the first token to score
+    args = ("evaluate", "--model", tiny_folder, *EVAL, "--clean-text", clean)
+    line = refused(run(*args, "--out", tmp_path / "run"))
+    assert "has two tokens" in line and not (tmp_path / "run").exists()
+    clean.write_text("a\nThe library opens at nine every morning.\nc\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning of an empty mean
+        result = run(*args, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert all(np.isfinite(r["perplexity"]) for r in metrics["methods"])

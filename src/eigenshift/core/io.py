@@ -72,6 +72,19 @@ def refuse_unowned(path: Path) -> None:
         raise _unowned(path)
 
 
+def refuse_special(path: Path, error: type[InputError] = InputError) -> None:
+    """Refuse a FIFO, device or socket where eigenshift reads a file (opening one blocks, or
+    reads forever), or inside a folder it reads (an artifact, a model, a scorer): one line
+    instead of a hang. Symlinks are followed: a model's files often are links into a cache."""
+    entries = [path]
+    if path.is_dir():
+        entries = sorted(path.iterdir())
+    for entry in entries:
+        if entry.exists() and not (entry.is_file() or entry.is_dir()):
+            raise error(f"{entry} is not a regular file (a FIFO, device or socket), which "
+                        "eigenshift does not read: give a file")  # fmt: skip
+
+
 def _unowned(path: Path) -> InputError:
     kind = "a symlink" if path.is_symlink() else "not a regular file"
     return InputError(f"{path} is {kind}, and eigenshift writes only regular files it creates: "
@@ -218,6 +231,7 @@ def atomic_folder(target: Path, marker: str | None = None) -> Iterator[Path]:
 def read_text(path: Path, what: str = "") -> str:
     """A text file's content; a missing, unreadable or non-UTF-8 file is one InputError."""
     label = f"{what}: " if what else ""
+    refuse_special(Path(path))
     try:
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import DataError, InputError
-from ..core.io import read_json, read_jsonl, read_text
+from ..core.io import read_json, read_jsonl, read_text, refuse_special
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.\[\]%:-]+)?$")
 Row = dict[str, Any]
@@ -40,6 +40,7 @@ def read_rows(spec: str, what: str) -> tuple[Rows, str]:
         return _read_file(path, what), str(path)
     if path.is_dir():
         raise DataError(f"{what}: {path} is a folder; give a .csv, .jsonl, .json or .txt file")
+    refuse_special(path, DataError)  # a FIFO: no hub dataset id, and no file to wait on
     if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec.removeprefix("hf:")):
         raise DataError(
             f"{what}: file not found: {spec} (give a .csv/.jsonl/.json/.txt file, a Hugging Face "

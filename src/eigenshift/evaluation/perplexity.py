@@ -112,6 +112,11 @@ def _encode(lm: LanguageModel, texts: Sequence[str], max_length: int) -> list[li
                         max_length=max_length)["input_ids"]  # fmt: skip
 
 
+def scorable(lm: LanguageModel, texts: Sequence[str], max_length: int) -> int:
+    """How many texts have a token to score (two at least: the first is only read)."""
+    return sum(len(ids) >= 2 for ids in _encode(lm, texts, max_length))
+
+
 def perplexities(
     lm: LanguageModel,
     texts: Sequence[str],

@@ -13,6 +13,7 @@ from ..engines.generation import check_chat_template
 from ..interventions import Intervention
 from ..models import LanguageModel
 from .config import ORIGINAL, EvalConfig
+from .perplexity import scorable
 from .run import RunFolder
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,14 @@ def plan(
     prompt_set = load_prompts(config.prompts)
     config = exclude_fit_prompts(config, fitted, prompt_set)
     clean = load_clean_texts(config.clean_text, limit=config.clean_texts)
+    scored = scorable(lm, clean.texts, config.ppl_max_length)
+    if not scored:
+        raise InputError(f"clean text: none of the {len(clean.texts)} texts of {clean.source} "
+                         "has two tokens, so no perplexity can be measured (the first token "
+                         "is only read): give longer texts")  # fmt: skip
+    if scored < len(clean.texts):
+        log.warning("clean text: %d of %d texts are a single token and are not scored",
+                    len(clean.texts) - scored, len(clean.texts))  # fmt: skip
     # The content, not only the path: an edited file is another run, never the old results.
     inputs = {"prompts_sha256": prompt_set.hash(), "clean_text_sha256": clean.hash()}
     run.create().resume({

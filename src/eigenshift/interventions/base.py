@@ -27,7 +27,7 @@ import safetensors.torch
 import torch
 
 from ..core.errors import ArtifactError, InputError, NotBakeableError
-from ..core.io import atomic_folder, write_json_atomic
+from ..core.io import atomic_folder, refuse_special, write_json_atomic
 from ..core.settings import with_settings
 from ..models import LanguageModel
 from .artifact import ArtifactMeta, read_meta, safe_name, unique_name
@@ -337,6 +337,7 @@ class Intervention(ABC):
             raise ArtifactError(
                 f"{directory} holds a '{meta.method}' intervention, not '{cls.method}'"
             )
+        refuse_special(Path(directory), ArtifactError)
         try:
             tensors = safetensors.torch.load_file(Path(directory) / TENSORS_FILE)
         except (OSError, safetensors.SafetensorError) as exc:

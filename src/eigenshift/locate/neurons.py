@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 
 from ..capture.activations import collect_activations
 from ..core.errors import InputError
-from ..core.io import read_json, temporary_file, write_json_atomic
+from ..core.io import read_json, refuse_special, temporary_file, write_json_atomic
 from ..data import LabelledSource, LabelledTexts
 from ..models import LanguageModel, resolve_sites
 from .configs import NeuronConfig
@@ -78,6 +78,7 @@ class NeuronScores:
             raise InputError(f"{folder / META_FILE} is not a neuron-scores record (it needs "
                              "'sites' and one positive 'widths' entry per site): run `eigenshift "
                              "locate neurons` again")  # fmt: skip
+        refuse_special(folder)
         try:
             tensors = safetensors.numpy.load_file(folder / TENSORS_FILE)
         except (OSError, SafetensorError) as exc:

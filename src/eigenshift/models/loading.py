@@ -16,6 +16,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from ..core.assets import asset_file, cache_dir, gemma_gguf
 from ..core.errors import ModelLoadError, UnsupportedArchitectureError
+from ..core.io import read_text, refuse_special
 from ..core.settings import with_settings
 from .gguf import converted_folder
 from .language_model import LanguageModel
@@ -51,6 +52,7 @@ def resolve_spec(spec: str) -> ModelSpec:
     if spec in EMBEDDED_MODELS:
         return ModelSpec(spec, "embedded", spec)
     path = Path(spec).expanduser()
+    refuse_special(path, ModelLoadError)
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise ModelLoadError(f"GGUF file not found: {path}")
@@ -210,8 +212,8 @@ def _placement(
             raise ModelLoadError(f"--device-map '{device_map}' is neither one of "
                                  f"{', '.join(DEVICE_MAPS)} nor a JSON file")  # fmt: skip
         try:
-            device_map = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            device_map = json.loads(read_text(path, "--device-map"))
+        except ValueError as exc:
             raise ModelLoadError(f"could not read the device map {path}: {exc}") from None
         if not isinstance(device_map, dict) or not all(
             isinstance(k, str) and isinstance(v, str | int) for k, v in device_map.items()

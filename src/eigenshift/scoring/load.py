@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ScorerError
+from ..core.io import refuse_special
 from .base import Scorer
 
 
@@ -22,6 +23,7 @@ def load_scorer(spec: str = "default", **kwargs: Any) -> Scorer:
         return ProfanityScorer()
     target = spec.removeprefix("hf:")
     path = Path(target).expanduser()
+    refuse_special(path, ScorerError)
     if target.startswith((".", "/", "~")) and not path.exists():
         raise ScorerError(f"scorer folder does not exist: {target}")
     from .hf import HFClassifierScorer
