@@ -710,3 +710,117 @@ def test_24_8_clean_texts_with_no_token_to_score_are_refused_or_left_out(tiny_fo
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert all(np.isfinite(r["perplexity"]) for r in metrics["methods"])
+
+
+def _centered_export(tmp_path: Path) -> Path:
+    from eigenshift.export.hf import export_model
+
+    lm = make_lm("llama")
+    d, k = lm.arch.hidden_size, 2
+    tensors = {"v_k": torch.linalg.qr(torch.randn(d, k))[0], "indices": torch.arange(k),
+               **{n: torch.rand(d) for n in ("singular_values", "deltas", "scores")},
+               "clean_mean": torch.linspace(-1.0, 1.0, d)}  # fmt: skip
+    params = {"recipe": "matched", "contrast": "matched", "score": "standardized",
+              "dampen": "centered", "k": k, "alpha": 0.0}  # fmt: skip
+    iv = EigenShift(tensors, EigenShift.new_meta(lm, params, [lm.arch.unembedding]))
+    return export_model(lm, iv, tmp_path / "exported")
+
+
+@pytest.mark.parametrize("bias, why", [
+    ([[[10**9], 0.5]], "token id"), ([[["7"], 0.5]], "token id"), ([[[3], "high"]], "bias of"),
+    ([[[3], float("nan")]], "bias of"), ([[[3], 1e300]], "bias of"), ([[3, 0.5]], "not a logit"),
+    ([[[3], 0.5], [[3], 0.1]], "twice"),
+])  # fmt: skip
+def test_24_6_an_exports_logit_bias_is_checked_before_it_is_used(tmp_path, bias, why):
+    from eigenshift import load_model
+    from eigenshift.engines.vllm_engine import _read_logit_bias
+
+    folder = _centered_export(tmp_path)
+    assert load_model(str(folder)).logit_bias_added  # as written: read back
+    config = json.loads((folder / "generation_config.json").read_text())
+    config["sequence_bias"] = bias
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match=why):
+        load_model(str(folder))
+    # The side file vLLM requests carry: a map of token id to bias, checked the same way.
+    vocab = make_lm("llama").arch.vocab_size
+    assert len(_read_logit_bias(folder, vocab) or {}) == vocab
+    for bad in ({str(vocab): 0.5}, {"-1": 0.5}, {"x": 0.5}, {"3": None}, {"3": float("inf")},
+                [1]):  # fmt: skip
+        (folder / "logit_bias.json").write_text(json.dumps(bad))
+        with pytest.raises(InputError, match=r"logit_bias\.json"):
+            _read_logit_bias(folder, vocab)
+
+
+def test_24_6_artifacts_are_checked_against_what_a_fit_writes(tmp_path):
+    lm = make_lm("llama")
+    artifact = _eigenshift_artifact(lm, tmp_path / "artifact")
+    _tamper(artifact, lambda m: m["params"].update(dampen="../../etc"))
+    with pytest.raises(ArtifactError, match="dampen must be one of"):
+        load_intervention(artifact, lm)
+    for scale, why in ((1e20, "beyond"), (3.0, "orthonormal")):
+        artifact = _eigenshift_artifact(lm, tmp_path / f"scaled-{scale:g}")
+        path = artifact / "intervention.safetensors"
+        tensors = safetensors.torch.load_file(path)
+        tensors["v_k"] = tensors["v_k"] * scale  # finite, but no fit writes it
+        safetensors.torch.save_file(tensors, path)
+        with pytest.raises(ArtifactError, match=why):
+            load_intervention(artifact, lm)
+
+
+def test_24_6_deep_json_scores_out_of_range_and_damaged_metrics_are_one_line(
+    tiny_folder, tmp_path
+):
+    from eigenshift.core.io import read_json
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(InputError, match="nested too deeply"):
+        read_json(deep)
+    artifact = _eigenshift_artifact(make_lm("llama"), tmp_path / "artifact")
+    (artifact / "intervention.json").write_text("[" * 200_000 + "]" * 200_000)
+    assert "nested too deeply" in refused(run("evaluate", "--model", tiny_folder, *EVAL,
+                                              "--intervention", artifact, "--out",
+                                              tmp_path / "r0"))  # fmt: skip
+    out = tmp_path / "run"
+    assert run("evaluate", "--model", tiny_folder, *EVAL, "--out", out).exit_code == 0
+    rows = (out / "continuations.jsonl").read_text()
+    metrics = (out / "metrics.json").read_text()
+    for score in ("NaN", "7.5", "-0.1"):
+        first = json.loads(rows.split("\n")[0])
+        first["score"] = {"NaN": float("nan"), "7.5": 7.5, "-0.1": -0.1}[score]
+        (out / "continuations.jsonl").write_text(json.dumps(first) + "\n" +
+                                                 rows.split("\n", 1)[1])  # fmt: skip
+        line = refused(run("report", out))
+        assert "continuations.jsonl:1" in line and "probability" in line
+    (out / "continuations.jsonl").write_text(rows)
+    for change in (lambda m: m["methods"][0].pop("intervals"),
+                   lambda m: m["methods"][0].update(toxic_fraction="lots"),
+                   lambda m: m.update(threshold=None)):  # fmt: skip
+        damaged = json.loads(metrics)
+        change(damaged)
+        (out / "metrics.json").write_text(json.dumps(damaged))
+        assert "is not an evaluation's metrics" in refused(run("report", out))
+    (out / "metrics.json").write_text(metrics)
+    assert run("report", out).exit_code == 0
+
+
+def test_24_6_a_torch_pickle_as_model_or_scorer_is_one_line_without_unsafe_advice(
+    tiny_folder, tmp_path
+):
+    import shutil
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this code ran",))
+
+    for kind in ("model", "scorer"):
+        folder = tmp_path / kind
+        shutil.copytree(tiny_folder, folder)
+        (folder / "model.safetensors").unlink()
+        torch.save({"model.embed_tokens.weight": Payload()}, folder / "pytorch_model.bin")
+    line = refused(run("info", "--model", tmp_path / "model"))
+    assert "refuses to load safely" in line and "weights_only" not in line
+    line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--scorer",
+                       tmp_path / "scorer", "--out", tmp_path / "run"))  # fmt: skip
+    assert "refuses to load safely" in line and "weights_only" not in line

@@ -35,3 +35,9 @@ class NotBakeableError(EigenshiftError):
 
 class EngineError(EigenshiftError):
     """A generation engine (vLLM) failed or does not serve the model faithfully."""
+
+
+# What torch's safe loader (weights_only) says of a pickle holding more than tensors; its own
+# advice is to load it unsafely, which we never pass on.
+UNSAFE_PICKLE = ("holds a pickled checkpoint that torch refuses to load safely (loading it "
+                 "would run the code it carries): use a safetensors copy of it")

@@ -245,12 +245,20 @@ def read_text(path: Path, what: str = "") -> str:
 def read_json(path: Path, what: str = "") -> Any:
     """A JSON file's content; malformed JSON is one InputError naming the file and line."""
     text = read_text(path, what)
+    label = f"{what}: " if what else ""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        label = f"{what}: " if what else ""
         raise InputError(f"{label}{path}:{exc.lineno}: not valid JSON ({exc.msg}, column "
                          f"{exc.colno})") from None  # fmt: skip
+    except RecursionError:
+        raise _too_deep(path, label) from None
+
+
+def _too_deep(path: Path, label: str, line: int | None = None) -> InputError:
+    where = f"{path}:{line}" if line is not None else str(path)
+    return InputError(f"{label}{where}: JSON nested too deeply to be anything eigenshift wrote "
+                      "or reads")  # fmt: skip
 
 
 def read_jsonl(
@@ -277,6 +285,8 @@ def read_jsonl(
                 break
             raise InputError(f"{label}{path}:{number}: not valid JSON ({exc.msg}, column "
                              f"{exc.colno})") from None  # fmt: skip
+        except RecursionError:
+            raise _too_deep(path, label, number) from None
         if not isinstance(row, dict):
             raise InputError(f"{label}{path}:{number}: each line must be a JSON object "
                              f"({{...}}), not {type(row).__name__}")  # fmt: skip

@@ -37,7 +37,7 @@ from ..core.assets import cache_dir
 from ..core.errors import EngineError, InputError, NotBakeableError
 from ..core.io import open_owned, read_json, write_json_atomic, write_text_atomic
 from ..models import LanguageModel
-from ..models.options import LOGIT_BIAS_FILE
+from ..models.options import LOGIT_BIAS_FILE, checked_logit_bias
 from .base import Advance
 from .config import EngineConfig
 from .generation import (
@@ -81,9 +81,13 @@ class Served:
     probe: dict[str, Any] | None  # {"prompt_token_ids", "saved", "original"}; None: no check
 
 
-def _read_logit_bias(folder: Path) -> dict[str, float] | None:
+def _read_logit_bias(folder: Path, vocab: int) -> dict[str, float] | None:
+    """The bias every request carries (vLLM's request form: string ids), checked."""
     path = folder / LOGIT_BIAS_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    bias = checked_logit_bias(read_json(path, "logit bias"), vocab, str(path))
+    return {str(token): value for token, value in bias.items()}
 
 
 def _next_token_logprobs(lm: LanguageModel, ids: list[list[int]]) -> list[dict[str, float]]:
@@ -271,7 +275,8 @@ class VLLMEngine:
         if weights is None:
             folder = Path(lm.location) if lm.location and Path(lm.location).is_dir() else None
             # A hub id is resolved by vLLM in the same hub cache.
-            served = Served(folder or Path(lm.location), _read_logit_bias(folder) if folder
+            vocab = lm.arch.vocab_size
+            served = Served(folder or Path(lm.location), _read_logit_bias(folder, vocab) if folder
                             else None, None)  # fmt: skip
         else:
             served = self._export(lm, weights)
@@ -300,7 +305,8 @@ class VLLMEngine:
             write_json_atomic(probe_path, {"prompt_token_ids": ids, "saved": saved,
                                            "original": original})  # fmt: skip
             log.info("exported '%s' for vLLM to %s", intervention.method, folder)
-        return Served(folder, _read_logit_bias(folder), read_json(probe_path, "vLLM export probe"))
+        return Served(folder, _read_logit_bias(folder, lm.arch.vocab_size),
+                      read_json(probe_path, "vLLM export probe"))
 
     # -- generation ----------------------------------------------------------------------------
     def _engine_args(self, lm: LanguageModel, context: int) -> dict[str, Any]:

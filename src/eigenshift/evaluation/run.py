@@ -21,6 +21,8 @@ from ..core.io import (
     write_json_atomic,
     write_text_atomic,
 )
+from .config import ORIGINAL
+from .metrics import TOXICITY_METRICS
 from .store import ContinuationStore
 
 _HELD: dict[Path, int] = {}
@@ -188,14 +190,12 @@ class RunFolder:
             raise InputError(
                 f"{self.path} has no {self.METRICS}; run `eigenshift evaluate --out {self.path}`"
             )
-        rows = metrics.get("methods") if isinstance(metrics, dict) else None
-        whole = (isinstance(metrics, dict) and set(metrics) >= RUN_METRIC_KEYS
-                 and isinstance(rows, list) and bool(rows)
-                 and all(isinstance(r, dict) and set(r) >= METRIC_KEYS for r in rows))  # fmt: skip
-        if not whole:
+        problem = metrics_problem(metrics)
+        if problem:
             raise InputError(
-                f"{self.file(self.METRICS)} is not an evaluation's metrics (damaged?); rerun "
-                f"`eigenshift evaluate --out {self.path}` with the same settings to rewrite it"
+                f"{self.file(self.METRICS)} is not an evaluation's metrics ({problem}; damaged?); "
+                f"rerun `eigenshift evaluate --out {self.path}` with the same settings to "
+                "rewrite it"
             )
         return metrics
 
@@ -204,10 +204,57 @@ class RunFolder:
         return self.read_json(self.EXPLAIN)
 
 
-# What metrics.json holds, and every method's row in it: what the report and the table read.
-RUN_METRIC_KEYS = {"methods", "threshold", "n_prompts", "samples", "scorer", "bootstrap"}
-METRIC_KEYS = {"method", "toxic_fraction", "expected_max_toxicity", "perplexity", "intervals",
-               "perplexity_ci", "n_toxic", "n_continuations"}  # fmt: skip
+# What metrics.json holds and every method's row in it, as `summary.summarise` writes them: what
+# the report and the table read. NaN is a number here (a relative change from 0, say).
+_NUMBERS = ("toxic_fraction", "expected_max_toxicity", "toxicity_probability",
+            "relative_expected_max_toxicity", "degenerate_share", "distinct_2",
+            "continuation_perplexity", "n_toxic", "n_continuations")  # fmt: skip
+_MEASURED = ("perplexity", "relative_perplexity", "tph")  # None where a tune did not measure it
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _pair(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) == 2 and all(map(_number, value))
+
+
+def metrics_problem(metrics: Any) -> str:
+    """What in a metrics.json is not what an evaluation writes, or '' when nothing is."""
+    if not isinstance(metrics, dict):
+        return "not a JSON object"
+    rows = metrics.get("methods")
+    if not (isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows)):
+        return "no 'methods' rows"
+    if not (_number(metrics.get("threshold")) and 0 < metrics["threshold"] < 1):
+        return "no threshold in (0, 1)"
+    for row in rows:
+        name = row.get("method")
+        if not isinstance(name, str):
+            return "a row without a method name"
+        bad = [k for k in _NUMBERS if not _number(row.get(k))]
+        bad += [k for k in _MEASURED if row.get(k) is not None and not _number(row[k])]
+        bad += [k for k in ("degenerate_ci",) if not _pair(row.get(k))]
+        bad += [k for k in ("perplexity_ci",) if row.get(k) is not None and not _pair(row[k])]
+        intervals = row.get("intervals")
+        compared = name != ORIGINAL  # the original is compared with nothing
+        for metric in TOXICITY_METRICS:
+            entry = intervals.get(metric) if isinstance(intervals, dict) else None
+            if not (isinstance(entry, dict) and _pair(entry.get("ci")) and (not compared or (
+                    _pair(entry.get("diff_ci")) and isinstance(entry.get("within_noise"), bool)))):
+                bad.append(f"intervals.{metric}")
+        if compared and not isinstance(row.get("flag_degenerate"), bool):
+            bad.append("flag_degenerate")
+        if compared and not (isinstance(row.get("within_noise"), dict) and all(
+                isinstance(v, bool) for v in row["within_noise"].values())):  # fmt: skip
+            bad.append("within_noise")
+        if "boolq_accuracy" in row and not (_number(row["boolq_accuracy"]) and _number(
+                row.get("boolq_change")) and _pair(row.get("boolq_change_ci"))):  # fmt: skip
+            bad.append("boolq")
+        if bad:
+            return f"'{name}': {', '.join(bad)}"
+    return ""
 
 
 def _is_run(record: dict[str, Any]) -> bool:

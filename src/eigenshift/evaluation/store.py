@@ -9,6 +9,7 @@ silently dropped with what follows it.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -76,4 +77,13 @@ def check_row(row: dict[str, Any]) -> str:
             return f"no '{name}'"
         if not isinstance(row[name], kinds) or isinstance(row[name], bool):
             return f"'{name}' is {type(row[name]).__name__}"
+    for name in ("score", "judge_score"):  # probabilities, as every scorer gives them
+        if row[name] is not None and not 0.0 <= row[name] <= 1.0:  # NaN fails this too
+            return f"'{name}' is {row[name]}, not a probability in [0, 1]"
+    if row["continuation_nll"] is not None and not 0.0 <= row["continuation_nll"] < math.inf:
+        return f"'continuation_nll' is {row['continuation_nll']}, not a finite NLL"
+    if row["prompt_index"] < 0 or row["sample_index"] < 0:
+        return "a negative index"
+    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in row["token_ids"]):
+        return "'token_ids' holds something other than token ids"
     return ""

@@ -45,6 +45,8 @@ class ArtifactMeta:
 
 
 # The type of each field of intervention.json; the first four are required.
+# Larger than any fitted value (activations, weights, scores): a damaged or hostile artifact.
+TENSOR_LIMIT = 1e6
 META_TYPES: dict[str, tuple[type, ...]] = {
     "method": (str,), "params": (dict,), "model": (str,), "weight_hashes": (dict,),
     "data_hashes": (dict,), "seed": (int, type(None)), "stats": (dict,), "versions": (dict,),

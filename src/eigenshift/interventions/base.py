@@ -30,7 +30,7 @@ from ..core.errors import ArtifactError, InputError, NotBakeableError
 from ..core.io import atomic_folder, refuse_special, write_json_atomic
 from ..core.settings import with_settings
 from ..models import LanguageModel
-from .artifact import ArtifactMeta, read_meta, safe_name, unique_name
+from .artifact import TENSOR_LIMIT, ArtifactMeta, read_meta, safe_name, unique_name
 from .edits import Edit, fold_all, installed
 from .registry import META_FILE, METHODS, TENSORS_FILE, MethodSpec
 
@@ -101,6 +101,9 @@ class Intervention(ABC):
     config_class: ClassVar[type[Any]]
     needs: ClassVar[tuple[str, ...]] = ()  # keys of NEEDS; prompts come from a config field
     knobs: ClassVar[tuple[str, ...]] = ()  # params an artifact may change without a refit
+    # params fixed at fit time that the config validates too: a damaged one ("dampen":
+    # "../etc") must be refused, not silently read as another choice
+    choices: ClassVar[tuple[str, ...]] = ()
     index_tensors: ClassVar[tuple[str, ...]] = ()  # integer tensors; every other is floating
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
@@ -130,8 +133,8 @@ class Intervention(ABC):
         """The tensors and parameters are what the method writes (against `lm`, when given)."""
         try:
             shapes = self.shapes(lm)
-            knobs = {k: self.params[k] for k in self.knobs if k in self.params}
-            with_settings(self.config_class(), knobs, f"'{self.method}'")
+            named = {k: self.params[k] for k in (*self.knobs, *self.choices) if k in self.params}
+            with_settings(self.config_class(), named, f"'{self.method}'")
         except ArtifactError:
             raise
         except (InputError, KeyError, TypeError, ValueError, IndexError) as exc:
@@ -157,6 +160,9 @@ class Intervention(ABC):
             if not bool(torch.isfinite(tensor).all()):
                 raise ArtifactError(f"'{self.method}' tensor '{name}' holds NaN or infinite "
                                     "values: fit it again")  # fmt: skip
+            if tensor.numel() and float(tensor.abs().max()) > TENSOR_LIMIT:
+                raise ArtifactError(f"'{self.method}' tensor '{name}' holds values beyond "
+                                    f"{TENSOR_LIMIT:g}, which no fit writes: fit it again")
 
     def is_index(self, name: str) -> bool:
         """Whether tensor `name` holds integers (indices) rather than floating values."""

@@ -193,6 +193,7 @@ class LinearAcT(Intervention):
     config_class = TransportConfig
     needs = ("data",)
     knobs = ("strength",)
+    choices = ("mode", "support", "causal")
 
     @classmethod
     def fit_inputs(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import pickle
 import re
 import tempfile
 from dataclasses import dataclass
@@ -15,8 +15,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Genera
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from ..core.assets import asset_file, cache_dir, gemma_gguf
-from ..core.errors import ModelLoadError, UnsupportedArchitectureError
-from ..core.io import read_text, refuse_special
+from ..core.errors import UNSAFE_PICKLE, ModelLoadError, UnsupportedArchitectureError
+from ..core.io import read_json, refuse_special
 from ..core.settings import with_settings
 from .gguf import converted_folder
 from .language_model import LanguageModel
@@ -25,6 +25,7 @@ from .options import (
     EMBEDDED_MODELS,
     LOGIT_BIAS_MARK,
     ModelOptions,
+    checked_logit_bias,
 )
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,8 @@ def _load(options: ModelOptions, device_map: str | dict[str, Any] | None) -> Lan
         tokenizer = AutoTokenizer.from_pretrained(
             location, revision=revision, trust_remote_code=trust_remote_code
         )
+    except pickle.UnpicklingError:
+        raise ModelLoadError(f"'{spec}' {UNSAFE_PICKLE}") from None
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
     if not placement:
@@ -211,10 +214,7 @@ def _placement(
         if not path.is_file():
             raise ModelLoadError(f"--device-map '{device_map}' is neither one of "
                                  f"{', '.join(DEVICE_MAPS)} nor a JSON file")  # fmt: skip
-        try:
-            device_map = json.loads(read_text(path, "--device-map"))
-        except ValueError as exc:
-            raise ModelLoadError(f"could not read the device map {path}: {exc}") from None
+        device_map = read_json(path, "--device-map")
         if not isinstance(device_map, dict) or not all(
             isinstance(k, str) and isinstance(v, str | int) for k, v in device_map.items()
         ):
@@ -238,12 +238,17 @@ def _restore_logit_bias(lm: LanguageModel, location: str, revision: str | None) 
         saved = GenerationConfig.from_pretrained(location, revision=revision or "main")
     except (OSError, ValueError):  # no generation_config.json: nothing to restore
         return
+    except RecursionError:
+        raise ModelLoadError(f"{location}/generation_config.json is nested too deeply to be "
+                             "anything eigenshift or transformers wrote") from None
     if not getattr(saved, LOGIT_BIAS_MARK, False):
         return
-    pairs = saved.sequence_bias or []  # [[[token id], bias], ...], as the export writes it
+    rows = lm.arch.vocab_size
+    where = f"{location}/generation_config.json sequence_bias"
+    pairs = checked_logit_bias(saved.sequence_bias or [], rows, where)  # as the export writes it
     bias = lm.unembedding_bias()
-    ids = torch.tensor([seq[0] for seq, _ in pairs], dtype=torch.long, device=bias.device)
-    values = torch.tensor([value for _, value in pairs], dtype=bias.dtype, device=bias.device)
+    ids = torch.tensor(list(pairs), dtype=torch.long, device=bias.device)
+    values = torch.tensor(list(pairs.values()), dtype=bias.dtype, device=bias.device)
     with torch.no_grad():
         bias.index_add_(0, ids, values)
     if getattr(lm.model, "generation_config", None) is not None:

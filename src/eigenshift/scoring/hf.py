@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ..core.errors import ScorerError
+from ..core.errors import UNSAFE_PICKLE, ScorerError
 from ..models.language_model import head_chars
 
 _NON_TOXIC = ("non", "not", "neutral", "clean", "safe", "normal")
@@ -44,6 +45,8 @@ class HFClassifierScorer:
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 spec, trust_remote_code=trust_remote_code
             ).to(device)
+        except pickle.UnpicklingError:
+            raise ScorerError(f"scorer '{spec}' {UNSAFE_PICKLE}") from None
         except (OSError, ValueError) as exc:
             first = (
                 str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

@@ -27,7 +27,7 @@ import torch
 
 from ...capture.hooks import Site
 from ...capture.states import FitStates
-from ...core.errors import InputError
+from ...core.errors import ArtifactError, InputError
 from ...models import LanguageModel
 from ...models.architecture import weight_of
 from ...models.placement import materialized
@@ -169,6 +169,7 @@ class EigenShift(Intervention):
     config_class = EigenShiftConfig
     needs = ("states",)
     knobs = ("alpha",)
+    choices = ("recipe", "contrast", "score", "dampen", "basis")
     index_tensors = ("indices",)
 
     @classmethod
@@ -294,6 +295,15 @@ class EigenShift(Intervention):
     def centered(self) -> bool:
         """Dampening towards the clean mean (a constant logit shift too) rather than zero."""
         return self.params["dampen"] == "centered"
+
+    def check(self, lm: LanguageModel | None = None) -> None:
+        """Also: the directions are orthonormal, as the projection h - c (h V) V^T assumes."""
+        super().check(lm)
+        v = self.tensors["v_k"].double()
+        gram = v.T @ v - torch.eye(v.shape[1], dtype=v.dtype)
+        if v.numel() and float(gram.abs().max()) > 1e-3:
+            raise ArtifactError("'eigenshift' tensor 'v_k' does not hold orthonormal directions, "
+                                "which the projection assumes: fit it again")  # fmt: skip
 
     def shapes(self, lm: LanguageModel | None) -> Shapes:
         self.param("dampen", str)
