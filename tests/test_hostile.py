@@ -824,3 +824,33 @@ def test_24_6_a_torch_pickle_as_model_or_scorer_is_one_line_without_unsafe_advic
     line = refused(run("evaluate", "--model", tiny_folder, *EVAL, "--scorer",
                        tmp_path / "scorer", "--out", tmp_path / "run"))  # fmt: skip
     assert "refuses to load safely" in line and "weights_only" not in line
+
+
+def test_24_9_written_files_follow_the_umask_and_rows_are_never_dropped_or_stringified(
+    tiny_folder, tmp_path
+):
+    from eigenshift.data import load_clean_texts, load_labelled, load_prompts
+    from eigenshift.export.hf import export_model
+
+    lm = make_lm("llama")
+    artifact = _eigenshift_artifact(lm, tmp_path / "artifact")
+    exported = export_model(lm, load_intervention(artifact, lm), tmp_path / "exported")
+    for folder in (artifact, exported):
+        modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+        assert set(modes.values()) == {FILE_MODE}, modes  # safetensors wrote 0600
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"prompt": "one"}\n{"text": "two"}\n')
+    with pytest.raises(DataError, match=r"mixed\.jsonl:2: no 'prompt'"):
+        load_prompts(str(mixed))
+    listed = tmp_path / "listed.jsonl"
+    listed.write_text('{"text": "one", "label": 1}\n{"text": ["two", "three"], "label": 0}\n')
+    with pytest.raises(DataError, match=r"listed\.jsonl:2: 'text' is a list"):
+        load_clean_texts(str(listed))
+    with pytest.raises(DataError, match=r"listed\.jsonl:2: 'text' is a list"):
+        load_labelled(str(listed))
+    # A command refused after its --out was checked leaves no folder behind.
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"bad {i},1\ngood {i},0\n" for i in range(4)))
+    line = refused(run("locate", "neurons", "--model", tiny_folder, "--data", data,
+                       "--sites", "x.*", "--out", tmp_path / "new" / "n"))  # fmt: skip
+    assert "matches no module" in line and not (tmp_path / "new").exists()

@@ -139,3 +139,27 @@ def test_placement_refusals_are_one_line(tiny_folder, tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "CUDA" in lines[0], result.output
+
+
+def test_24_9_device_maps_are_checked_first_and_leave_no_offload_folder(tiny_folder, tmp_path,
+                                                                          offloading_map):
+    from eigenshift.core.assets import cache_dir
+
+    offload = cache_dir() / "offload"
+    before = set(offload.iterdir()) if offload.is_dir() else set()
+    load_model(tiny_folder, device_map=offloading_map)
+    assert set(offload.iterdir()) == before  # safetensors weights are read in place: no folder
+    for mapping, why in (({"": "cuda:3"}, "CUDA"), ({"": "banana"}, "not a device"),
+                         ({"": 7}, "CUDA"), ({"model.bogus": "cpu", "": "cpu"}, "no module"),
+                         ({"model.layers.0": "disk"}, "nowhere")):  # fmt: skip
+        path = tmp_path / "map.json"
+        path.write_text(json.dumps(mapping))
+        result = CliRunner().invoke(cli, ["info", "--model", tiny_folder, "--device-map",
+                                          str(path)])  # fmt: skip
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and why in lines[0], result.output
+    # "" beside other modules is the rest of the model, which then offloads as asked.
+    path.write_text(json.dumps({"model.layers.1": "disk", "": "cpu"}))
+    spread = load_model(tiny_folder, device_map=str(path))
+    assert is_offloaded(spread.module("model.layers.1"))
+    assert not is_offloaded(spread.module("model.layers.0"))

@@ -30,7 +30,7 @@ def out_option(
     def prepare(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
         if value is not None and check:
             try:
-                prepare_out(value, marker)
+                prepare_out(value, marker, create=False)  # a later refusal leaves nothing
             except EigenshiftError as exc:
                 raise click.BadParameter(str(exc), ctx, param) from None
         return value

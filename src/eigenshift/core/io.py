@@ -158,12 +158,17 @@ def clean_leftovers(folder: Path, name: str | None = None) -> None:
             entry.unlink(missing_ok=True)
 
 
-def check_writable(folder: Path) -> None:
-    """Create `folder` if needed and prove a file can be written there, before any work."""
+def check_writable(folder: Path, create: bool = True) -> None:
+    """Prove a file can be written in `folder`, before any work; the folder is made (or, with
+    `create=False`, made and removed again, so that a command refused later leaves nothing)."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with temporary_file(folder, "write-check"):
             pass
+        if not create:
+            for path in made:  # deepest first
+                path.rmdir()
     except OSError as exc:
         raise InputError(
             f"cannot write to {folder}: {exc.strerror or exc}; give an output folder you can "
@@ -180,20 +185,21 @@ def check_replaceable(target: Path, marker: str) -> None:
         )
 
 
-def prepare_out(target: Path, marker: str | None = None) -> Path:
+def prepare_out(target: Path, marker: str | None = None, create: bool = True) -> Path:
     """The one check of an output folder, made before any work: with `marker`, `target` will be
     replaced as a whole, so it must be new, empty or one of ours (holding `marker`) and its
     parent writable; without, files are written into `target`, which must be writable. What a
-    killed earlier run left beside it is cleaned up."""
+    killed earlier run left beside it is cleaned up. `create=False` checks and leaves no new
+    folder behind (the command line's check, made before the command may be refused)."""
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise InputError(f"{target} is a file; give a folder to write into")
     if marker is not None:
         check_replaceable(target, marker)
-        check_writable(target.parent)
+        check_writable(target.parent, create)
         clean_leftovers(target.parent, target.name)
     else:
-        check_writable(target)
+        check_writable(target, create)
         clean_leftovers(target)
     return target
 
@@ -216,6 +222,7 @@ def atomic_folder(target: Path, marker: str | None = None) -> Iterator[Path]:
     os.chmod(tmp, FOLDER_MODE)
     try:
         yield tmp
+        _usual_modes(tmp)
         if target.exists():
             old = Path(tempfile.mkdtemp(dir=target.parent, prefix=_prefix(target.name, "old")))
             os.replace(target, old / target.name)
@@ -225,6 +232,19 @@ def atomic_folder(target: Path, marker: str | None = None) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _usual_modes(folder: Path) -> None:
+    """The user's usual permissions on what was written in `folder`: safetensors (and so
+    save_pretrained) creates its files owner-only, unlike every other file we write."""
+    for entry in folder.rglob("*"):
+        if not entry.is_symlink():
+            os.chmod(entry, FOLDER_MODE if entry.is_dir() else FILE_MODE)
+
+
+def share_mode(path: Path) -> None:
+    """`path` (a file a library created) with the user's usual permissions."""
+    os.chmod(path, FILE_MODE)
 
 
 # -- reading ------------------------------------------------------------------------------------

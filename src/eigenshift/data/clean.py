@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..core.assets import asset_file
 from ..core.errors import DataError
-from .io import content_hash, pick_column, read_rows
+from .io import content_hash, pick_column, read_rows, text_cell
 
 TEXT_COLUMNS = ("text", "passage", "sentence", "content", "document", "article")
 
@@ -31,7 +31,7 @@ def load_clean_texts(
     if not rows:
         raise DataError(f"clean text: {source} holds no rows")
     col = pick_column(rows, TEXT_COLUMNS, column, f"clean text ({source})")
-    texts = [str(r[col]) for r in rows if r.get(col) and str(r[col]).strip()]
+    texts = [t for i in range(len(rows)) if (t := text_cell(rows, i, col, "clean text"))]
     if spec == "default":
         # BoolQ passages start with "Title -- ": keep the passage itself.
         texts = [t.split(" -- ", 1)[-1] for t in texts]

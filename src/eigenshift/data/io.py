@@ -128,6 +128,27 @@ def pick_column(
     )
 
 
+def cell(rows: Rows, index: int, column: str, what: str) -> Any:
+    """Row `index`'s value in `column`; a row without the column (a JSONL mixing 'text' and
+    'prompt' keys, say) is refused with its line, never dropped."""
+    if column not in rows[index]:
+        raise DataError(f"{what}: {rows.where(index)}: no '{column}', which the other rows have: "
+                        "give every row the same columns")  # fmt: skip
+    return rows[index][column]
+
+
+def text_cell(rows: Rows, index: int, column: str, what: str, value: Any = None) -> str | None:
+    """Row `index`'s text in `column` (or `value`, taken from it), None when empty; a value
+    that is not text (a list, a number) is refused with its line, never turned into text."""
+    value = cell(rows, index, column, what) if value is None else value
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"{what}: {rows.where(index)}: '{column}' is a {type(value).__name__}, "
+                        "not text")  # fmt: skip
+    return value if value.strip() else None
+
+
 def content_hash(*parts: Iterable[object]) -> str:
     """sha256 of the data itself (not the path), recorded in artifacts."""
     digest = hashlib.sha256()

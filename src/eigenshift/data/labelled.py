@@ -13,7 +13,7 @@ import numpy as np
 from ..core.assets import asset_file
 from ..core.errors import DataError
 from ..core.settings import check_settings, setting
-from .io import Rows, content_hash, pick_column, read_rows
+from .io import Rows, cell, content_hash, pick_column, read_rows, text_cell
 from .splits import stratified_subsample
 
 Layout = Literal["jigsaw", "civil_comments", "toxicn", "insults"]
@@ -130,11 +130,11 @@ def load_labelled(
     if layout is None and tcol == "Comment" and lcol == "Insult":
         layout = "insults"
     texts, labels = [], []
-    for n, row in enumerate(rows):
-        text, value = row.get(tcol), row.get(lcol)
+    for n in range(len(rows)):
+        text, value = text_cell(rows, n, tcol, what), cell(rows, n, lcol, what)
         if text is None or value in (None, ""):
             continue
-        text = _insult_text(str(text)) if layout == "insults" else str(text)
+        text = _insult_text(text) if layout == "insults" else text
         if text.strip():
             texts.append(text)
             labels.append(_label(value, threshold, f"{what}: {rows.where(n)}"))

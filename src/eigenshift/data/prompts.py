@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.assets import asset_file
 from ..core.errors import DataError
-from .io import Row, content_hash, read_rows
+from .io import Rows, cell, content_hash, read_rows, text_cell
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,13 @@ def _float(value: object) -> float | None:
         return None
 
 
-def _prompt(row: Row, column: str | None) -> Prompt | None:
-    if column is not None:
-        value = row.get(column)
-        if isinstance(
-            value, dict
-        ):  # RealToxicityPrompts: {"prompt": {"text": ..., "toxicity": ...}}
-            return Prompt(str(value.get("text") or ""), _float(value.get("toxicity")))
-        return Prompt(str(value or ""), _float(row.get("toxicity")))
-    return None
+def _prompt(rows: Rows, index: int, column: str) -> Prompt | None:
+    value = cell(rows, index, column, "prompts")
+    if isinstance(value, dict):  # RealToxicityPrompts: {"prompt": {"text": ..., "toxicity": ...}}
+        text = text_cell(rows, index, f"{column}.text", "prompts", value.get("text"))
+        return Prompt(text, _float(value.get("toxicity"))) if text else None
+    text = text_cell(rows, index, column, "prompts", value)
+    return Prompt(text, _float(rows[index].get("toxicity"))) if text else None
 
 
 def load_prompts(
@@ -87,7 +85,7 @@ def load_prompts(
             )
     elif column not in rows[0]:
         raise DataError(f"prompts: no column '{column}' in {source}; columns: {', '.join(rows[0])}")
-    prompts = [p for r in rows if (p := _prompt(r, column)) is not None and p.text.strip()]
+    prompts = [p for i in range(len(rows)) if (p := _prompt(rows, i, column)) is not None]
     if limit is not None:
         prompts = prompts[:limit]
     if not prompts:

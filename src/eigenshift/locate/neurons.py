@@ -19,7 +19,13 @@ from safetensors import SafetensorError
 
 from ..capture.activations import collect_activations
 from ..core.errors import InputError
-from ..core.io import read_json, refuse_special, temporary_file, write_json_atomic
+from ..core.io import (
+    read_json,
+    refuse_special,
+    share_mode,
+    temporary_file,
+    write_json_atomic,
+)
 from ..data import LabelledSource, LabelledTexts
 from ..models import LanguageModel, resolve_sites
 from .configs import NeuronConfig
@@ -54,6 +60,7 @@ class NeuronScores:
         with temporary_file(out, TENSORS_FILE) as tmp:
             safetensors.numpy.save_file({k: v.astype(np.float64) for k, v in tensors.items()},
                                         tmp)  # fmt: skip
+            share_mode(tmp)
             os.replace(tmp, out / TENSORS_FILE)
         # the JSON last: a folder whose JSON names these sites has their tensors
         write_json_atomic(out / META_FILE, {"sites": self.sites, "widths": self.widths,

@@ -6,6 +6,7 @@ import logging
 import pickle
 import re
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,15 @@ def _load(options: ModelOptions, device_map: str | dict[str, Any] | None) -> Lan
             f"'{spec}' is a '{config.model_type}' model, not a causal language model transformers "
             "can load with AutoModelForCausalLM; eigenshift needs a decoder-only causal LM"
         )
+    if isinstance(placement.get("device_map"), dict):
+        placement["device_map"] = _check_map(config, placement["device_map"], trust_remote_code)
+    if "device_map" in placement:
+        # Any map may send blocks to disk ("auto" does when memory runs short). One folder per
+        # load: weights transformers writes there (non-safetensors checkpoints) never overwrite
+        # another model's loaded in the same process; removed after the load when left empty.
+        root = cache_dir() / "offload"
+        root.mkdir(exist_ok=True)
+        placement["offload_folder"] = tempfile.mkdtemp(prefix="load-", dir=root)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             location,
@@ -149,6 +159,10 @@ def _load(options: ModelOptions, device_map: str | dict[str, Any] | None) -> Lan
         raise ModelLoadError(f"'{spec}' {UNSAFE_PICKLE}") from None
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load '{spec}': {_first_line(exc)}") from exc
+    finally:
+        if "offload_folder" in placement:  # kept only while weights were offloaded into it
+            with suppress(OSError):
+                Path(placement["offload_folder"]).rmdir()
     if not placement:
         model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to oddly
     lm = LanguageModel.wrap(model, tokenizer, name=resolved.name, overrides=overrides)
@@ -221,13 +235,77 @@ def _placement(
             raise ModelLoadError(f"the device map {path} must be a JSON object of module name "
                                  '-> device ("cpu", "disk", 0, "cuda:1")')  # fmt: skip
     out["device_map"] = device_map
-    # Any map may send blocks to disk ("auto" does when memory runs short). One folder per load:
-    # weights transformers must write there (non-safetensors checkpoints) never overwrite those
-    # of another model loaded in the same process.
-    root = cache_dir() / "offload"
-    root.mkdir(exist_ok=True)
-    out["offload_folder"] = tempfile.mkdtemp(prefix="load-", dir=root)
     return out
+
+
+def _check_map(
+    config: Any, mapping: dict[str, Any], trust_remote_code: bool
+) -> dict[str, Any]:  # fmt: skip
+    """Refuse, before any weight loads, a device map with a device this machine lacks, a
+    module the model does not have, or parameters it sends nowhere (transformers and accelerate
+    fail deep inside, or silently ignore an unknown name). "" beside other names ("the rest")
+    becomes the modules the others leave, which transformers can offload."""
+    for device in dict.fromkeys(mapping.values()):
+        _check_device(device)
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():  # the module tree alone, on the meta device
+        skeleton = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    modules = {name for name, _ in skeleton.named_modules()}
+    unknown = [k for k in mapping if k not in modules]
+    if unknown:
+        raise ModelLoadError(f"--device-map names '{unknown[0]}', which this model has no module "
+                             "of: use names from `eigenshift info` (e.g. model.layers.0), or "
+                             '"" for the whole model')  # fmt: skip
+    nowhere = [p for p, _ in skeleton.named_parameters()
+               if not any(k == "" or p == k or p.startswith(k + ".") for k in mapping)]  # fmt: skip
+    if nowhere:
+        raise ModelLoadError(f"--device-map sends '{nowhere[0]}' (and {len(nowhere) - 1} more "
+                             'parameters) nowhere: map every module, or add "": "cpu" for the '
+                             "rest")  # fmt: skip
+    if "" not in mapping or len(mapping) == 1:
+        return mapping
+    rest, named = mapping[""], {k: v for k, v in mapping.items() if k}
+    out = dict(named)
+
+    def assign(module: torch.nn.Module, name: str) -> None:
+        for child_name, child in module.named_children():
+            full = f"{name}.{child_name}" if name else child_name
+            if full in named:
+                continue
+            if any(k.startswith(full + ".") for k in named):
+                if any(True for _ in child.named_parameters(recurse=False)):
+                    raise ModelLoadError(f"--device-map: '{full}' holds weights of its own "
+                                         "beside the modules you mapped; map it whole")
+                assign(child, full)
+            else:
+                out[full] = rest
+
+    assign(skeleton, "")
+    return out
+
+
+def _check_device(device: Any) -> None:
+    if device in ("cpu", "disk"):
+        return
+    count = torch.cuda.device_count()
+    if isinstance(device, int) and not isinstance(device, bool):
+        if not 0 <= device < count:
+            raise ModelLoadError(f"--device-map device {device}: this machine has {count} CUDA "
+                                 'GPU(s); use "cpu", "disk" or a GPU it has')  # fmt: skip
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(f"--device-map device {device!r} is not a device: use \"cpu\", "
+                             '"disk", a GPU number or "cuda:N"') from None  # fmt: skip
+    if parsed.type == "cuda" and not (parsed.index or 0) < count:
+        raise ModelLoadError(f"--device-map device '{device}': this machine has {count} CUDA "
+                             'GPU(s); use "cpu", "disk" or a GPU it has')  # fmt: skip
+    if parsed.type not in ("cuda", "cpu", "mps") or (
+            parsed.type == "mps" and not torch.backends.mps.is_available()):  # fmt: skip
+        raise ModelLoadError(f"--device-map device '{device}' is not available here: use "
+                             '"cpu", "disk" or a GPU number')  # fmt: skip
 
 
 def _restore_logit_bias(lm: LanguageModel, location: str, revision: str | None) -> None:
