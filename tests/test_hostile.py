@@ -854,3 +854,21 @@ def test_24_9_written_files_follow_the_umask_and_rows_are_never_dropped_or_strin
     line = refused(run("locate", "neurons", "--model", tiny_folder, "--data", data,
                        "--sites", "x.*", "--out", tmp_path / "new" / "n"))  # fmt: skip
     assert "matches no module" in line and not (tmp_path / "new").exists()
+
+
+def test_24_3_locate_never_writes_into_a_folder_it_did_not_write(tiny_folder, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"you idiot {i},1\nthe fox {i},0\n" for i in range(6)))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "layers.png").write_text("my figure")
+    for kind in ("neurons", "layers"):
+        line = refused(run("locate", kind, "--model", tiny_folder, "--data", data,
+                           "--out", mine))  # fmt: skip
+        assert "not a run folder eigenshift wrote" in line
+    assert sorted(p.name for p in mine.iterdir()) == ["layers.png"]
+    assert (mine / "layers.png").read_text() == "my figure"
+    for _ in range(2):  # its own folder is written again
+        result = run("locate", "neurons", "--model", tiny_folder, "--data", data,
+                     "--bootstrap", 3, "--out", tmp_path / "n")  # fmt: skip
+        assert result.exit_code == 0, result.output

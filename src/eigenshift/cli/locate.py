@@ -9,6 +9,7 @@ from typing import TypeVar
 import click
 
 from ..data import LabelledSource
+from ..evaluation.run import RunFolder
 from ..locate.configs import LayerConfig, NeuronConfig
 from ..models import ModelOptions
 from .common import model_options, out_option
@@ -41,11 +42,13 @@ def neurons(
     from ..locate.neurons import META_FILE, TENSORS_FILE
     from ..models.loading import load_model
 
-    first = source.load()
-    second = source.load(data2) if data2 else None
-    scores = locate_neurons(load_model(model), first, _from_data(config, source), data2=second)
-    scores.save(out)
-    report = write_neuron_report(scores, out)
+    with RunFolder(out).lock(also_ours=(META_FILE,)):  # new, empty or ours; before any work
+        first = source.load()
+        second = source.load(data2) if data2 else None
+        scores = locate_neurons(load_model(model), first, _from_data(config, source),
+                                data2=second)  # fmt: skip
+        scores.save(out)
+        report = write_neuron_report(scores, out)
     click.echo(report.read_text())
     click.echo(f"written to {out}/{TENSORS_FILE}, {META_FILE} and {report.name}")
 
@@ -61,9 +64,10 @@ def layers(model: ModelOptions, source: LabelledSource, config: LayerConfig, out
     from ..locate.layers import LAYERS_FILE
     from ..models.loading import load_model
 
-    scores = locate_layers(load_model(model), source.load(), _from_data(config, source))
-    scores.save(out)
-    report = write_layer_report(scores, out)
+    with RunFolder(out).lock(also_ours=(LAYERS_FILE,)):  # new, empty or ours; before any work
+        scores = locate_layers(load_model(model), source.load(), _from_data(config, source))
+        scores.save(out)
+        report = write_layer_report(scores, out)
     click.echo(report.read_text())
     click.echo(f"written to {out}/{LAYERS_FILE} and {report.name} (with its figure)")
 
