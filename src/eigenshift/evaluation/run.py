@@ -94,8 +94,8 @@ class RunFolder:
                              "another --out folder")  # fmt: skip
         for name in self.names():
             refuse_unowned(self.file(name))
-        new = not self.path.exists()
-        empty = new or not any(self.path.iterdir())
+        made = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
+        empty = bool(made) or not any(self.path.iterdir())
         self.create()
         handle = open_owned(self.file(self.LOCK), "a+")  # never through a symlink
         try:
@@ -121,8 +121,8 @@ class RunFolder:
             if empty and {p.name for p in self.path.iterdir()} <= {self.MARKER, self.LOCK}:
                 for name in (self.MARKER, self.LOCK):
                     self.file(name).unlink(missing_ok=True)
-                if new:
-                    self.path.rmdir()
+                for path in made:
+                    path.rmdir()
             raise
         finally:
             del _HELD[key]
