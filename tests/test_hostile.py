@@ -615,9 +615,14 @@ def test_24_3_explain_never_writes_into_a_folder_it_did_not_write(tmp_path):
     assert (foreign / "explain.md").read_text() == "my notes\n"
     assert sorted(p.name for p in foreign.iterdir()) == ["explain.md"]
     # Its own folders are written (twice: a rerun replaces its own files), and a new one.
-    for out in (artifact, artifact, tmp_path / "new"):
+    for out in (artifact, artifact, tmp_path / "new", tmp_path / "new"):
         paths = write_explanation(lm, iv, out)
         assert paths["markdown"].read_text().startswith("# EigenShift directions")
+    # An intervention folder explained stays one: no lock or run marker left, so evaluate
+    # still refuses to write its run files there.
+    assert not (artifact / RunFolder.MARKER).exists() and not (artifact / RunFolder.LOCK).exists()
+    with pytest.raises(InputError, match="not a run folder"), RunFolder(artifact).lock():
+        pass
 
 
 def test_24_4_a_prompt_or_clean_text_file_edited_in_place_is_never_reported_as_before(
@@ -639,6 +644,11 @@ def test_24_4_a_prompt_or_clean_text_file_edited_in_place_is_never_reported_as_b
     clean.write_text("Completely different text.\nAbout other things.\nEntirely.\n")
     assert "(clean_text_sha256)" in refused(run(*args))
     assert (tmp_path / "run" / "continuations.jsonl").read_text() == rows
+    # A run begun before the hashes were recorded cannot be checked: said so, not resumed.
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    del record["settings"]["prompts_sha256"]
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    assert "prompts_sha256: not recorded" in refused(run(*args))
 
 
 def test_24_5_a_chat_template_lm_eval_or_vllm_python_that_is_not_there_is_refused_first(
@@ -754,6 +764,11 @@ def test_24_6_an_exports_logit_bias_is_checked_before_it_is_used(tmp_path, bias,
 
 def test_24_6_artifacts_are_checked_against_what_a_fit_writes(tmp_path):
     lm = make_lm("llama")
+    huge = _eigenshift_artifact(lm, tmp_path / "huge-scores")
+    tensors = safetensors.torch.load_file(huge / "intervention.safetensors")
+    tensors["scores"][0] = 1e9  # |delta| / spread of a direction that barely varies: a fit's
+    safetensors.torch.save_file(tensors, huge / "intervention.safetensors")
+    load_intervention(huge, lm)
     artifact = _eigenshift_artifact(lm, tmp_path / "artifact")
     _tamper(artifact, lambda m: m["params"].update(dampen="../../etc"))
     with pytest.raises(ArtifactError, match="dampen must be one of"):
@@ -838,6 +853,9 @@ def test_24_9_written_files_follow_the_umask_and_rows_are_never_dropped_or_strin
     for folder in (artifact, exported):
         modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
         assert set(modes.values()) == {FILE_MODE}, modes  # safetensors wrote 0600
+    nested = tmp_path / "rtp.jsonl"  # RealToxicityPrompts rows; an empty text is skipped
+    nested.write_text('{"prompt": {"text": "one", "toxicity": 0.1}}\n{"prompt": {"text": null}}\n')
+    assert load_prompts(str(nested)).texts == ["one"]
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text('{"prompt": "one"}\n{"text": "two"}\n')
     with pytest.raises(DataError, match=r"mixed\.jsonl:2: no 'prompt'"):

@@ -158,6 +158,8 @@ def test_24_9_device_maps_are_checked_first_and_leave_no_offload_folder(tiny_fol
                                           str(path)])  # fmt: skip
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and why in lines[0], result.output
+    path.write_text(json.dumps({"": "cpu", "lm_head.weight": "cpu"}))  # a tensor's name too
+    load_model(tiny_folder, device_map=str(path))
     # "" beside other modules is the rest of the model, which then offloads as asked.
     path.write_text(json.dumps({"model.layers.1": "disk", "": "cpu"}))
     spread = load_model(tiny_folder, device_map=str(path))

@@ -10,12 +10,13 @@ import click
 
 from ..data import LabelledSource
 from ..evaluation.run import RunFolder
-from ..locate.configs import LayerConfig, NeuronConfig
+from ..locate.configs import LAYER_RECORD, NEURON_RECORD, LayerConfig, NeuronConfig
 from ..models import ModelOptions
 from .common import model_options, out_option
 from .options import config_options
 
 C = TypeVar("C", NeuronConfig, LayerConfig)
+LOCATE_FILES = (NEURON_RECORD, LAYER_RECORD)
 
 
 def _from_data(config: C, source: LabelledSource) -> C:
@@ -42,7 +43,7 @@ def neurons(
     from ..locate.neurons import META_FILE, TENSORS_FILE
     from ..models.loading import load_model
 
-    with RunFolder(out).lock(also_ours=(META_FILE,)):  # new, empty or ours; before any work
+    with RunFolder(out).lock(also_ours=LOCATE_FILES):  # new, empty or ours; before any work
         first = source.load()
         second = source.load(data2) if data2 else None
         scores = locate_neurons(load_model(model), first, _from_data(config, source),
@@ -64,7 +65,7 @@ def layers(model: ModelOptions, source: LabelledSource, config: LayerConfig, out
     from ..locate.layers import LAYERS_FILE
     from ..models.loading import load_model
 
-    with RunFolder(out).lock(also_ours=(LAYERS_FILE,)):  # new, empty or ours; before any work
+    with RunFolder(out).lock(also_ours=LOCATE_FILES):  # new, empty or ours; before any work
         scores = locate_layers(load_model(model), source.load(), _from_data(config, source))
         scores.save(out)
         report = write_layer_report(scores, out)

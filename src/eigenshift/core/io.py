@@ -14,7 +14,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -158,17 +158,31 @@ def clean_leftovers(folder: Path, name: str | None = None) -> None:
             entry.unlink(missing_ok=True)
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first: what making it makes."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) that exist and are empty: a refused command leaves no
+    folder it made."""
+    for folder in folders:
+        with suppress(OSError):
+            folder.rmdir()
+
+
 def check_writable(folder: Path, create: bool = True) -> None:
     """Prove a file can be written in `folder`, before any work; the folder is made (or, with
     `create=False`, made and removed again, so that a command refused later leaves nothing)."""
-    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    made = missing_folders(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with temporary_file(folder, "write-check"):
-            pass
-        if not create:
-            for path in made:  # deepest first
-                path.rmdir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with temporary_file(folder, "write-check"):
+                pass
+        finally:
+            if not create:
+                remove_empty(made)
     except OSError as exc:
         raise InputError(
             f"cannot write to {folder}: {exc.strerror or exc}; give an output folder you can "
@@ -272,10 +286,10 @@ def read_json(path: Path, what: str = "") -> Any:
         raise InputError(f"{label}{path}:{exc.lineno}: not valid JSON ({exc.msg}, column "
                          f"{exc.colno})") from None  # fmt: skip
     except RecursionError:
-        raise _too_deep(path, label) from None
+        raise too_deep(path, label) from None
 
 
-def _too_deep(path: Path, label: str, line: int | None = None) -> InputError:
+def too_deep(path: Path, label: str, line: int | None = None) -> InputError:
     where = f"{path}:{line}" if line is not None else str(path)
     return InputError(f"{label}{where}: JSON nested too deeply to be anything eigenshift wrote "
                       "or reads")  # fmt: skip
@@ -306,7 +320,7 @@ def read_jsonl(
             raise InputError(f"{label}{path}:{number}: not valid JSON ({exc.msg}, column "
                              f"{exc.colno})") from None  # fmt: skip
         except RecursionError:
-            raise _too_deep(path, label, number) from None
+            raise too_deep(path, label, number) from None
         if not isinstance(row, dict):
             raise InputError(f"{label}{path}:{number}: each line must be a JSON object "
                              f"({{...}}), not {type(row).__name__}")  # fmt: skip

@@ -137,10 +137,15 @@ def cell(rows: Rows, index: int, column: str, what: str) -> Any:
     return rows[index][column]
 
 
-def text_cell(rows: Rows, index: int, column: str, what: str, value: Any = None) -> str | None:
+_UNSET: Any = object()
+
+
+def text_cell(
+    rows: Rows, index: int, column: str, what: str, value: Any = _UNSET
+) -> str | None:  # fmt: skip
     """Row `index`'s text in `column` (or `value`, taken from it), None when empty; a value
     that is not text (a list, a number) is refused with its line, never turned into text."""
-    value = cell(rows, index, column, what) if value is None else value
+    value = cell(rows, index, column, what) if value is _UNSET else value
     if value is None:
         return None
     if not isinstance(value, str):

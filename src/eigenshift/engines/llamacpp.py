@@ -24,6 +24,7 @@ import torch
 from ..core.errors import InputError
 from ..export.gguf import LOGIT_BIAS_KEY
 from ..models import LanguageModel
+from ..models.options import checked_logit_bias
 from .generation import SamplingConfig, eos_ids, generate
 
 
@@ -36,9 +37,18 @@ def _llama_cpp() -> ModuleType:
     return llama_cpp
 
 
-def logit_bias_of(path: Path) -> np.ndarray | None:
+def logit_bias_of(path: Path, vocab: int) -> np.ndarray | None:
+    """The logit bias an export carries in its metadata, checked like every other copy."""
     field = gguf.GGUFReader(path).get_field(LOGIT_BIAS_KEY)
-    return None if field is None else np.asarray(field.contents(), dtype=np.float32)
+    if field is None:
+        return None
+    values = field.contents()
+    where = f"{path} {LOGIT_BIAS_KEY}"
+    if not isinstance(values, list) or len(values) != vocab:
+        raise InputError(f"{where}: not one bias per token of the model's {vocab}; export the "
+                         "model again")  # fmt: skip
+    bias = checked_logit_bias({str(i): v for i, v in enumerate(values)}, vocab, where)
+    return np.asarray(list(bias.values()), dtype=np.float32)
 
 
 def control_vector_data(path: Path) -> tuple[np.ndarray, int]:
@@ -87,7 +97,7 @@ class LlamaCpp:
             self.llm = llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, logits_all=True,
                                        verbose=False, n_threads=threads or os.cpu_count() or 1,
                                        seed=0)  # fmt: skip
-        self.bias = logit_bias_of(model)
+        self.bias = logit_bias_of(model, self.llm.n_vocab())
         if control_vector is not None:
             data, n_embd = control_vector_data(control_vector)
             layers = llama_cpp.llama_model_n_layer(self.llm.model)

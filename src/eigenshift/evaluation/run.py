@@ -14,10 +14,12 @@ from typing import Any
 
 from ..core.errors import InputError
 from ..core.io import (
+    missing_folders,
     open_owned,
     prepare_out,
     read_json,
     refuse_unowned,
+    remove_empty,
     write_json_atomic,
     write_text_atomic,
 )
@@ -70,10 +72,12 @@ class RunFolder:
 
     @contextmanager
     def lock(self, also_ours: tuple[str, ...] = ()) -> Iterator[RunFolder]:
-        """Hold the folder for one run: refuse a folder eigenshift did not write (unless empty,
-        or holding one of `also_ours`: an intervention folder explain writes into), one where a
-        file it writes or reads is a symlink, FIFO or device, and one another process is writing
-        into. Re-entrant within a process (a sweep's evaluation, a demo's)."""
+        """Hold the folder for one run: refuse a folder eigenshift did not write (unless empty),
+        one where a file it writes or reads is a symlink, FIFO or device, and one another process
+        is writing into. Re-entrant within a process (a sweep's evaluation, a demo's). With
+        `also_ours` (the files of an intervention or locate folder, which explain and locate
+        write into), a folder holding one of them is ours too, and is not marked a run folder:
+        evaluate never takes it for one."""
         key = self.path.resolve()
         if key in _HELD:
             _HELD[key] += 1
@@ -94,9 +98,14 @@ class RunFolder:
                              "another --out folder")  # fmt: skip
         for name in self.names():
             refuse_unowned(self.file(name))
-        made = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
+        best = self.file(self.BEST)
+        if best.is_symlink() or (best.exists() and not best.is_dir()):
+            raise InputError(f"{best} is not a folder eigenshift wrote: remove it, or give another "
+                             "--out folder")  # fmt: skip
+        made = missing_folders(self.path)
         empty = bool(made) or not any(self.path.iterdir())
         self.create()
+        lock_made = not self.file(self.LOCK).exists()
         handle = open_owned(self.file(self.LOCK), "a+")  # never through a symlink
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -111,7 +120,7 @@ class RunFolder:
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}\n")
         handle.flush()
-        if not self.file(self.MARKER).exists():
+        if not also_ours and not self.file(self.MARKER).exists():
             write_text_atomic(self.file(self.MARKER), "eigenshift run folder\n")
         _HELD[key] = 1
         try:
@@ -121,13 +130,14 @@ class RunFolder:
             if empty and {p.name for p in self.path.iterdir()} <= {self.MARKER, self.LOCK}:
                 for name in (self.MARKER, self.LOCK):
                     self.file(name).unlink(missing_ok=True)
-                for path in made:
-                    path.rmdir()
+                remove_empty(made)
             raise
         finally:
             del _HELD[key]
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
+            if also_ours and lock_made:  # a folder of another kind keeps no lock file
+                self.file(self.LOCK).unlink(missing_ok=True)
 
     # -- JSON records --------------------------------------------------------------------------
     def read_json(self, name: str, default: Any = None) -> Any:
@@ -142,7 +152,7 @@ class RunFolder:
         """Check `record` (settings, model, methods) against the run this folder holds, if any,
         and write the merged record: a rerun with the same settings picks up where it stopped;
         other settings are refused instead of mixing two runs."""
-        record = json.loads(json.dumps(record))  # as it reads back (tuples become lists)
+        record = _as_read(record)
         previous = self._previous()
         if previous is not None:
             differs = self._other_settings(previous, record["settings"])
@@ -160,7 +170,7 @@ class RunFolder:
         whole check, with the model and methods, is `resume`'s)."""
         previous = self._previous()
         if previous is not None:
-            self._refuse(self._other_settings(previous, json.loads(json.dumps(settings))))
+            self._refuse(self._other_settings(previous, _as_read(settings)))
 
     def _previous(self) -> dict[str, Any] | None:
         previous = self.read_json(self.RUN)
@@ -170,8 +180,10 @@ class RunFolder:
 
     @staticmethod
     def _other_settings(previous: dict[str, Any], settings: dict[str, Any]) -> list[str]:
-        return [k for k in settings
-                if previous["settings"].get(k, ADDED_SETTINGS.get(k)) != settings[k]]  # fmt: skip
+        recorded = previous["settings"]
+        return [f"{k}: not recorded by the older eigenshift that began it, so its inputs cannot "
+                "be checked" if k.endswith("_sha256") and k not in recorded else k
+                for k in settings if recorded.get(k, ADDED_SETTINGS.get(k)) != settings[k]]
 
     def _refuse(self, differs: list[str]) -> None:
         if differs:
@@ -255,6 +267,11 @@ def metrics_problem(metrics: Any) -> str:
         if bad:
             return f"'{name}': {', '.join(bad)}"
     return ""
+
+
+def _as_read(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` as it reads back from run.json (tuples become lists), to compare with it."""
+    return dict(json.loads(json.dumps(record)))
 
 
 def _is_run(record: dict[str, Any]) -> bool:

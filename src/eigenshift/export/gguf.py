@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ from ..core.io import (
     read_json,
     refuse_unowned,
     temporary_file,
-    write_text_atomic,
 )
 from ..interventions import Intervention
 from ..models import LanguageModel, resolve_spec
@@ -105,7 +104,8 @@ class _Field:
 def _fields(reader: gguf.GGUFReader) -> Iterator[_Field]:
     """Every metadata field but the ones the writer makes itself."""
     for field in reader.fields.values():
-        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith(
+                ("GGUF.", "eigenshift.")):  # a source that is an export: its edit is not ours
             continue
         vtype = field.types[0]
         sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
@@ -233,18 +233,24 @@ def _write_owned(
     tensors: list[tuple[str, np.ndarray, gguf.GGMLQuantizationType]], bias_text: str | None,
 ) -> None:  # fmt: skip
     """The GGUF and its logit-bias side file (or, without a bias, no side file: an earlier
-    export's is removed). The GGUF records the side file's hash, which is how a later export
-    knows the side file is ours to replace."""
+    export's is removed), each written to a temporary file first and renamed into place one
+    after the other, so a failed write leaves the earlier pair. The GGUF records the side
+    file's hash, which is how a later export knows the side file is ours to replace."""
     if bias_text is not None:
         writer.add_string(BIAS_FILE_KEY, hashlib.sha256(bias_text.encode()).hexdigest())
     check_gguf_out(out)  # again: the model load and bake took a while
+    out.parent.mkdir(parents=True, exist_ok=True)
     bias_file = _bias_file(out)
-    if bias_text is not None:  # first, so a GGUF never names a side file that is not there
-        write_text_atomic(bias_file, bias_text)
-    with _atomic_file(out) as tmp:
+    with temporary_file(out.parent, out.name) as tmp, \
+            temporary_file(out.parent, bias_file.name) as tmp_bias:  # fmt: skip
         _write(writer, tmp, tensors)
-    if bias_text is None:
-        bias_file.unlink(missing_ok=True)  # ours (checked): an earlier export's to this path
+        if bias_text is not None:
+            tmp_bias.write_text(bias_text, encoding="utf-8")
+        os.replace(tmp, out)
+        if bias_text is not None:
+            os.replace(tmp_bias, bias_file)
+        else:
+            bias_file.unlink(missing_ok=True)  # ours (checked): an earlier export's to this path
 
 
 def _bias_file(out: Path) -> Path:
@@ -255,10 +261,25 @@ def _ours(path: Path) -> dict[str, Any] | None:
     """The eigenshift metadata of a GGUF eigenshift wrote, None for any other file."""
     try:
         fields = gguf.GGUFReader(path).fields
+        found = {k: f.contents() for k, f in fields.items() if k.startswith("eigenshift.")}
     except Exception:  # the gguf package raises many types for a file it cannot parse
         return None
-    found = {k: str(f.contents()) for k, f in fields.items() if k in (DIGEST_KEY, BIAS_FILE_KEY)}
     return found if DIGEST_KEY in found else None
+
+
+def _side_file_ours(bias_file: Path, ours: dict[str, Any]) -> bool:
+    """Whether the GGUF's metadata vouches for the side file: by the hash it recorded, or (an
+    export from before the hash was recorded) by holding the same biases."""
+    if ours.get(BIAS_FILE_KEY) == hashlib.sha256(bias_file.read_bytes()).hexdigest():
+        return True
+    recorded = list(ours.get(LOGIT_BIAS_KEY) or [])
+    try:
+        written = json.loads(bias_file.read_text(encoding="utf-8"))
+        values = [written[str(i)] for i in range(len(recorded))]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return False
+    return bool(recorded) and len(written) == len(recorded) and np.allclose(
+        np.asarray(values, dtype=np.float64), np.asarray(recorded, dtype=np.float64))
 
 
 def check_gguf_out(out: str | Path) -> Path:
@@ -271,7 +292,7 @@ def check_gguf_out(out: str | Path) -> Path:
         raise InputError(f"--out {out}: a GGUF export is one file; give a path ending in .gguf")
     if out.is_dir() and not out.is_symlink():
         raise InputError(f"--out {out} is a folder; give a .gguf file path")
-    prepare_out(out.parent)
+    prepare_out(out.parent, create=False)  # a refusal after this check leaves no folder
     bias_file = _bias_file(out)
     refuse_unowned(out)
     refuse_unowned(bias_file)
@@ -279,22 +300,11 @@ def check_gguf_out(out: str | Path) -> Path:
     if ours is None:
         raise InputError(f"{out} exists and is not a GGUF eigenshift wrote; refusing to replace "
                          "it: give a new .gguf path")  # fmt: skip
-    if bias_file.exists() and (
-        ours.get(BIAS_FILE_KEY) != hashlib.sha256(bias_file.read_bytes()).hexdigest()
-    ):
+    if bias_file.exists() and not _side_file_ours(bias_file, ours):
         raise InputError(f"{bias_file} exists and is not the logit-bias file eigenshift wrote "
                          f"with {out.name}; refusing to replace or remove it: move it, or give "
                          "another .gguf path")  # fmt: skip
     return out
-
-
-@contextmanager
-def _atomic_file(out: Path) -> Iterator[Path]:
-    """A temporary file beside `out`, put in its place only when the block succeeds (a crash
-    leaves the old file, and a temporary the next run removes)."""
-    with temporary_file(out.parent, out.name) as tmp:
-        yield tmp
-        os.replace(tmp, out)
 
 
 # -- control vectors ----------------------------------------------------------------------------

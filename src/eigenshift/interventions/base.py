@@ -105,6 +105,7 @@ class Intervention(ABC):
     # "../etc") must be refused, not silently read as another choice
     choices: ClassVar[tuple[str, ...]] = ()
     index_tensors: ClassVar[tuple[str, ...]] = ()  # integer tensors; every other is floating
+    unbounded: ClassVar[tuple[str, ...]] = ()  # ratios a fit may make huge: no TENSOR_LIMIT
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
         if meta.method != self.method:
@@ -160,7 +161,8 @@ class Intervention(ABC):
             if not bool(torch.isfinite(tensor).all()):
                 raise ArtifactError(f"'{self.method}' tensor '{name}' holds NaN or infinite "
                                     "values: fit it again")  # fmt: skip
-            if tensor.numel() and float(tensor.abs().max()) > TENSOR_LIMIT:
+            if name not in self.unbounded and tensor.numel() and float(
+                    tensor.abs().max()) > TENSOR_LIMIT:  # fmt: skip
                 raise ArtifactError(f"'{self.method}' tensor '{name}' holds values beyond "
                                     f"{TENSOR_LIMIT:g}, which no fit writes: fit it again")
 

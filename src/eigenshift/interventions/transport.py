@@ -194,6 +194,7 @@ class LinearAcT(Intervention):
     needs = ("data",)
     knobs = ("strength",)
     choices = ("mode", "support", "causal")
+    unbounded = ("w",)  # cov / var, and a unit may barely vary
 
     @classmethod
     def fit_inputs(

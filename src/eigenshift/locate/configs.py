@@ -9,6 +9,9 @@ from typing import Literal
 from ..core.errors import InputError
 from ..core.settings import check_settings, setting
 
+# What locate writes: a folder holding either record is locate's to write into again.
+NEURON_TENSORS, NEURON_RECORD, LAYER_RECORD = "neurons.safetensors", "neurons.json", "layers.json"
+
 THRESHOLDS = (0.5, 0.51, 0.52, 0.55)
 
 

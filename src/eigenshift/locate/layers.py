@@ -33,13 +33,13 @@ from ..core.errors import DataError, InputError
 from ..core.io import write_json_atomic
 from ..data import LabelledTexts
 from ..models import LanguageModel, resolve_sites
-from .configs import LayerConfig
+from .configs import LAYER_RECORD, LayerConfig
 from .neurons import MIN_EXAMPLES, provenance, token_lengths
 from .stats import auroc, length_bins, stratified_auroc
 
 log = logging.getLogger(__name__)
 
-LAYERS_FILE = "layers.json"
+LAYERS_FILE = LAYER_RECORD
 SILHOUETTE_SAMPLE = 5000  # silhouette is quadratic in texts; above this it is estimated
 
 

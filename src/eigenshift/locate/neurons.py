@@ -28,10 +28,10 @@ from ..core.io import (
 )
 from ..data import LabelledSource, LabelledTexts
 from ..models import LanguageModel, resolve_sites
-from .configs import NeuronConfig
+from .configs import NEURON_RECORD, NEURON_TENSORS, NeuronConfig
 from .stats import auroc, expert_scores, length_bins, stratified_auroc
 
-TENSORS_FILE, META_FILE = "neurons.safetensors", "neurons.json"
+TENSORS_FILE, META_FILE = NEURON_TENSORS, NEURON_RECORD
 log = logging.getLogger(__name__)
 MIN_EXAMPLES = 8
 

@@ -38,12 +38,14 @@ def check_gguf(path: Path) -> None:
 def converted_folder(path: Path) -> Path:
     """The cached plain folder for a GGUF file, converting it on first use."""
     check_gguf(path)
-    path = path.resolve()  # the record must name it from any working directory
+    path = path.absolute()  # named from any working directory (a hub cache's link kept)
     digest = sha256_file(path)
     out = cache_dir() / "gguf" / f"{path.stem}-{digest[:16]}"
     record = {"gguf_file": str(path), "sha256": digest, "dequantized": True}
     if (out / SOURCE_RECORD).is_file():
-        with suppress(InputError):  # the same bytes found at another path: record where they are
+        # the same bytes found at another path: record where they are (a read-only shared
+        # cache keeps the old record, and an export then names the file it can find)
+        with suppress(InputError, OSError):
             if read_json(out / SOURCE_RECORD) != record:
                 write_json_atomic(out / SOURCE_RECORD, record)
         return out

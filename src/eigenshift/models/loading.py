@@ -17,7 +17,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from ..core.assets import asset_file, cache_dir, gemma_gguf
 from ..core.errors import UNSAFE_PICKLE, ModelLoadError, UnsupportedArchitectureError
-from ..core.io import read_json, refuse_special
+from ..core.io import read_json, refuse_special, too_deep
 from ..core.settings import with_settings
 from .gguf import converted_folder
 from .language_model import LanguageModel
@@ -251,8 +251,9 @@ def _check_map(
 
     with init_empty_weights():  # the module tree alone, on the meta device
         skeleton = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
-    modules = {name for name, _ in skeleton.named_modules()}
-    unknown = [k for k in mapping if k not in modules]
+    names = {name for name, _ in skeleton.named_modules()}  # accelerate takes tensors too
+    names |= {name for name, _ in (*skeleton.named_parameters(), *skeleton.named_buffers())}
+    unknown = [k for k in mapping if k not in names]
     if unknown:
         raise ModelLoadError(f"--device-map names '{unknown[0]}', which this model has no module "
                              "of: use names from `eigenshift info` (e.g. model.layers.0), or "
@@ -274,9 +275,9 @@ def _check_map(
             if full in named:
                 continue
             if any(k.startswith(full + ".") for k in named):
-                if any(True for _ in child.named_parameters(recurse=False)):
-                    raise ModelLoadError(f"--device-map: '{full}' holds weights of its own "
-                                         "beside the modules you mapped; map it whole")
+                for tensor, _ in (*child.named_parameters(recurse=False),
+                                  *child.named_buffers(recurse=False)):  # fmt: skip
+                    out.setdefault(f"{full}.{tensor}", rest)
                 assign(child, full)
             else:
                 out[full] = rest
@@ -317,8 +318,7 @@ def _restore_logit_bias(lm: LanguageModel, location: str, revision: str | None) 
     except (OSError, ValueError):  # no generation_config.json: nothing to restore
         return
     except RecursionError:
-        raise ModelLoadError(f"{location}/generation_config.json is nested too deeply to be "
-                             "anything eigenshift or transformers wrote") from None
+        raise too_deep(Path(location) / "generation_config.json", "") from None
     if not getattr(saved, LOGIT_BIAS_MARK, False):
         return
     rows = lm.arch.vocab_size

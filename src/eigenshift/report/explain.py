@@ -80,7 +80,7 @@ def write_explanation(
 ) -> dict[str, Path]:
     from ..interventions import META_FILE
 
-    with RunFolder(out).lock(also_ours=(META_FILE,)) as folder:  # re-entrant
+    with RunFolder(out).lock(also_ours=(META_FILE, RunFolder.EXPLAIN)) as folder:  # re-entrant
         return _write_explanation(lm, intervention, folder, top)
 
 
@@ -131,7 +131,7 @@ def explain_artifact(
     from ..models import load_model
 
     meta = read_meta(folder)
-    with RunFolder(out or folder).lock(also_ours=(META_FILE,)):  # checked before the model loads
+    with RunFolder(out or folder).lock(also_ours=(META_FILE, RunFolder.EXPLAIN)):  # before loading
         lm = load_model(model or meta.model)
         intervention = load_intervention(folder, lm)
         if isinstance(intervention, Stack):  # a stack's EigenShift member, when it has one

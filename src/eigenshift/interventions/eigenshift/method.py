@@ -171,6 +171,7 @@ class EigenShift(Intervention):
     knobs = ("alpha",)
     choices = ("recipe", "contrast", "score", "dampen", "basis")
     index_tensors = ("indices",)
+    unbounded = ("scores",)  # |delta| / spread, and a spread may be next to nothing
 
     @classmethod
     def fit_inputs(
