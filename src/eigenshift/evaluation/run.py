@@ -261,9 +261,10 @@ def metrics_problem(metrics: Any) -> str:
         if compared and not (isinstance(row.get("within_noise"), dict) and all(
                 isinstance(v, bool) for v in row["within_noise"].values())):  # fmt: skip
             bad.append("within_noise")
-        if "boolq_accuracy" in row and not (_number(row["boolq_accuracy"]) and _number(
-                row.get("boolq_change")) and _pair(row.get("boolq_change_ci"))):  # fmt: skip
-            bad.append("boolq")
+        for task in (k.removesuffix("_accuracy") for k in row if k.endswith("_accuracy")):
+            if not (_number(row[f"{task}_accuracy"]) and _number(row.get(f"{task}_change"))
+                    and _pair(row.get(f"{task}_change_ci"))):  # fmt: skip
+                bad.append(task)
         if bad:
             return f"'{name}': {', '.join(bad)}"
     return ""

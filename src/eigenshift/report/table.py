@@ -16,13 +16,24 @@ COLUMNS = (
     ("dist-2", "distinct_2"),
     ("cont PPL", "continuation_perplexity"),
 )
-# Shown when the run measured capability with lm-evaluation-harness (`--capability N`).
-CAPABILITY_COLUMNS = (("BoolQ", "boolq_accuracy"), ("dBoolQ", "boolq_change"))
+# Shown for each task the run measured with lm-evaluation-harness (`--capability N --task T`).
+TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "siqa": "SIQA", "openbookqa": "OBQA",
+               "commonsenseqa": "CSQA"}  # fmt: skip
+
+
+def measured_tasks(metrics: dict[str, Any]) -> list[str]:
+    """The capability tasks every row has an accuracy for, in the order the rows give them."""
+    rows = metrics["methods"]
+    keys = [k.removesuffix("_accuracy") for k in rows[0] if k.endswith("_accuracy")]
+    return [t for t in keys if all(f"{t}_accuracy" in row for row in rows)]
 
 
 def columns(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    measured = all("boolq_accuracy" in row for row in metrics["methods"])
-    return COLUMNS + CAPABILITY_COLUMNS if measured else COLUMNS
+    extra: list[tuple[str, str]] = []
+    for task in measured_tasks(metrics):
+        label = TASK_LABELS.get(task, task)
+        extra += [(label, f"{task}_accuracy"), ("d" + label, f"{task}_change")]
+    return COLUMNS + tuple(extra)
 
 
 def _fmt(key: str, row: dict[str, Any]) -> str:
@@ -35,10 +46,10 @@ def _fmt(key: str, row: dict[str, Any]) -> str:
         text = f"{100 * value:.2f}"
     elif key == "relative_perplexity":
         text = "" if row["method"] == "original" else f"{100 * value:+.1f}%"
-    elif key == "boolq_accuracy":
+    elif key.endswith("_accuracy"):
         text = f"{100 * value:.1f}"
-    elif key == "boolq_change":
-        lo, hi = row["boolq_change_ci"]
+    elif key.endswith("_change") and f"{key}_ci" in row:
+        lo, hi = row[f"{key}_ci"]
         noise = "~" if lo <= 0 <= hi else ""  # the 95% interval holds no change
         text = "" if row["method"] == "original" else f"{100 * value:+.1f}{noise}"
     elif key in ("perplexity", "continuation_perplexity", "tph"):
@@ -62,12 +73,13 @@ LEGEND = (
     "EMT = expected maximum toxicity; degen = degenerate continuations; "
     "cont PPL = continuations' perplexity under the unmodified model."
 )
-CAPABILITY_LEGEND = (" BoolQ = lm-evaluation-harness accuracy (%) on BoolQ questions, dBoolQ its "
-                     "change in points (~: its 95% interval holds 0).")  # fmt: skip
+CAPABILITY_LEGEND = (" {tasks} = lm-evaluation-harness accuracy (%) on that task's questions, "
+                     "d its change in points (~: its 95% interval holds 0).")  # fmt: skip
 
 
 def legend(metrics: dict[str, Any]) -> str:
-    return LEGEND + (CAPABILITY_LEGEND if columns(metrics) != COLUMNS else "")
+    tasks = ", ".join(TASK_LABELS.get(t, t) for t in measured_tasks(metrics))
+    return LEGEND + (CAPABILITY_LEGEND.format(tasks=tasks) if tasks else "")
 
 
 def format_table(metrics: dict[str, Any]) -> str:

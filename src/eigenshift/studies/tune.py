@@ -154,8 +154,11 @@ def _tune(
     val, test = split_prompts(len(prompts), fitted, config, evaluation.prompt_seed)
     # The rule reads toxicity, degenerate text and clean-text perplexity: the continuations'
     # own perplexity is only scored on test prompts (and with --every-point).
-    val_eval = only(replace(evaluation, continuation_nll=config.every_point, sampling=replace(
-        evaluation.sampling, samples=config.validation_samples)), val, len(prompts))
+    # capability too is measured on the chosen points alone (the rule does not read it)
+    val_eval = only(replace(evaluation, continuation_nll=config.every_point, capability=0,
+                            sampling=replace(evaluation.sampling,
+                                             samples=config.validation_samples)),
+                    val, len(prompts))  # fmt: skip
     need = None if config.every_point else RuleNeed({n: list(g) for n, g in grids.items()},
                                                     config.ppl_limit)  # fmt: skip
     validation = evaluate(lm, points, val_eval, run.path / "validation", progress=progress,
@@ -172,6 +175,8 @@ def _tune(
     tested = evaluate(lm, finals, only(evaluation, test, len(prompts)), run.path / "test",
                       progress=progress, engine=engine,
                       reuse=[run.path / "validation"])  # same texts: same perplexities  # fmt: skip
+    tasks = evaluation.tasks if evaluation.capability else ()
+    capability_keys = [f"{t}_{k}" for t in tasks for k in ("accuracy", "change", "change_ci")]
     summary = {
         "rule": rule.describe(),
         "prompts": {"fit": sorted(fitted), "validation": sorted(val), "test": sorted(test)},
@@ -179,6 +184,9 @@ def _tune(
         "untuned": sorted(fixed),
         "validation": [p.as_dict(TUNE_COLUMNS) for p in validated],
         "test": [p.as_dict(TUNE_COLUMNS) for p in points_of(tested["methods"])],
+        # each chosen point's accuracy on each capability task, its change with an interval
+        "capability": {row["method"]: {key: row[key] for key in capability_keys if key in row}
+                       for row in tested["methods"]},
         "frontier": RunFolder.FRONTIER,
     }
     run.write_json(RunFolder.TUNE, summary)  # before the figure: a drawing error loses no result
