@@ -61,6 +61,10 @@ def test_every_multiple_choice_task_is_an_lm_eval_task_with_its_answers():
         source = [json.loads(line) for line in (folder / f"{spec.task}.jsonl").open()]
         assert source[0]["choices"][source[0]["label"]] in docs[0]["choices"]
     assert TASKS["piqa"].chance() == 0.5 and TASKS["openbookqa"].chance() == 0.25
+    crows = [json.loads(line) for line in (folder / "eigenshift_crows_pairs.jsonl").open()]
+    assert len(crows) == 1018 and all(r["label"] == 0 and len(r["choices"]) == 2 for r in crows)
+    # the stereotypical sentence first: CrowS-Pairs' first masked word
+    assert "[MASK]" not in crows[1]["choices"][0] and "poor" in crows[1]["choices"][0]
 
 
 def test_boolq_runs_offline_on_a_tiny_model_and_sees_the_edit():
@@ -114,6 +118,11 @@ def test_evaluate_with_capability_puts_the_accuracy_change_in_metrics_and_table(
     assert rows["flip"]["boolq_accuracy"] == again["methods"][1]["boolq_accuracy"]
     assert rows["original"]["piqa_questions"] == 5 and len(rows["flip"]["piqa_change_ci"]) == 2
     assert "dPIQA" in format_table(both) and "dBoolQ" in format_table(both)
+    pairs = evaluate(lm, {"flip": edit}, EvalConfig(**SMALL, capability=4, tasks=(
+        "crows_pairs",)), tmp_path / "run", progress=False)  # fmt: skip
+    rows = {r["method"]: r for r in pairs["methods"]}
+    assert 0 <= rows["flip"]["crows_pairs_stereotype_share"] <= 1
+    assert len(rows["flip"]["crows_pairs_change_ci"]) == 2 and "dCrowS" in format_table(pairs)
 
 
 def test_a_capability_cache_from_before_tasks_is_read_as_boolq():

