@@ -151,3 +151,19 @@ def test_token_pieces_join_to_the_text():
     pieces = token_pieces(tok, ids)
     assert len(pieces) == len(ids)
     assert "".join(pieces) == tok.decode(ids)
+
+
+def test_vader_scores_sentiment_offline_with_its_own_cut_at_one_half():
+    from eigenshift.scoring import load_scorer
+
+    negative = load_scorer("vader")
+    texts = ["This movie was terrible and boring.", "A wonderful, moving film.",
+             "The film is two hours long."]  # fmt: skip
+    scores = negative.score(texts)
+    assert scores[0] > 0.9 and scores[1] < 0.05  # VADER's compound -0.66 and +0.57
+    assert 0 < scores[2] < 0.5  # neutral (compound 0) is not negative at the usual threshold
+    positive = load_scorer("vader:positive").score(texts)
+    assert positive[1] > 0.9 and positive[0] < 0.05 and positive[2] < 0.5
+    assert negative.name == "vader:negative" and negative.score([]).shape == (0,)
+    with pytest.raises(ScorerError, match="negative or positive"):
+        load_scorer("vader:sideways")

@@ -11,7 +11,8 @@ from .base import Scorer
 
 
 def load_scorer(spec: str = "default", **kwargs: Any) -> Scorer:
-    """`default`/`bilstm[:label]`, `profanity`, or a Hugging Face classifier id or folder."""
+    """`default`/`bilstm[:label]`, `profanity`, `vader[:negative|positive]` (sentiment), or a
+    Hugging Face classifier id or folder."""
     name, _, option = spec.partition(":")
     if name in ("default", "bilstm", "jigsaw-bilstm"):
         from .bilstm import BiLSTMScorer
@@ -21,6 +22,10 @@ def load_scorer(spec: str = "default", **kwargs: Any) -> Scorer:
         from .profanity import ProfanityScorer
 
         return ProfanityScorer()
+    if name == "vader":
+        from .vader import VaderScorer
+
+        return VaderScorer(option or "negative")  # type: ignore[arg-type]  # checked there
     target = spec.removeprefix("hf:")
     path = Path(target).expanduser()
     refuse_special(path, ScorerError)
