@@ -445,7 +445,7 @@ def test_tune_chooses_on_validation_and_reports_on_test(tiny_folder, coin_scorer
             "--validation-prompts", "5", "--test-prompts", "4", "--validation-samples", "1",
             "--no-eigenshift", "--with", str(tmp_path / "steer"), "--strength", "0",
             "--strength", "1", "--strength", "2", "--strength", "4",
-            "--ppl-limit", "10", "--capability", "3"]  # fmt: skip
+            "--ppl-limit", "10", "--capability", "3", "--task", "piqa"]  # fmt: skip
     result = run("tune", *args, "--out", str(tmp_path / "tuned"))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "tuned" / "tune.json").read_text())

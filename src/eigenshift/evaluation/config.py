@@ -24,8 +24,9 @@ TASK_INFO: dict[str, tuple[str, str]] = {
     "stereoset": ("SSet", "stereotype_share"),
 }  # fmt: skip
 # Chosen by measurement (docs/results.md, issue 25): the tasks both packaged models answer
-# clearly above chance; BoolQ sits at its always-"no" baseline at these sizes.
-DEFAULT_TASKS: tuple[CapabilityTask, ...] = ("piqa",)
+# furthest above chance (PIQA 66-67% against 50%, Social IQa 46-49% against 33%, 400 questions);
+# BoolQ sits at its always-"no" baseline at these sizes.
+DEFAULT_TASKS: tuple[CapabilityTask, ...] = ("piqa", "siqa")
 # What a clean-text perplexity depends on besides the model and the edit.
 CLEAN_TEXT_KEYS = ("clean_text", "clean_texts", "ppl_max_length", "clean_text_sha256")
 HF_CHUNK, VLLM_CHUNK = 32, 128  # 32 prompts x 4 samples: one batch of our loop
