@@ -573,3 +573,52 @@ def test_24_4_a_tune_rerun_with_another_rule_is_refused_and_never_keeps_a_stale_
     assert run("sweep", *sweep).exit_code == 0
     assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["best"] is None
     assert not (tmp_path / "sw" / "best").exists()
+
+
+def test_25_1_a_users_own_behaviour_file_runs_locate_fit_tune_and_evaluate(
+    tiny_folder, coin_scorer, tmp_path
+):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "bad.txt").write_text("".join(f"this is awful and sad {i}\n" for i in range(8)))
+    (folder / "good.txt").write_text("".join(f"what a lovely bright day {i}\n" for i in range(8)))
+    (folder / "openings.txt").write_text("".join(f"the film {w}\n" for w in
+                                                 ("was", "began", "ends", "felt", "had", "is")))
+    (folder / "clean.txt").write_text("A quiet river runs through the valley.\n"
+                                      "The library opens at nine every morning.\n")  # fmt: skip
+    spec = folder / "gloom.yaml"
+    spec.write_text(f"unwanted: gloomy\nwanted: cheerful\nunwanted_texts: bad.txt\n"
+                    f"wanted_texts: good.txt\nprompts: openings.txt\nclean_text: clean.txt\n"
+                    f"scorer: {coin_scorer}\njudge: none\n")  # fmt: skip
+    base = ["--model", tiny_folder, "--behaviour", str(spec)]
+    small = ["--samples", "1", "--max-new-tokens", "4", "--clean-texts", "2", "--bootstrap", "20"]
+    result = run("locate", "neurons", *base, "--out", str(tmp_path / "n"))
+    assert result.exit_code == 0, result.output
+    result = run("fit", "steer", *base, "--out", str(tmp_path / "steer"))
+    assert result.exit_code == 0, result.output
+    from eigenshift.interventions import read_meta
+
+    assert read_meta(tmp_path / "steer").stats["n_texts"] == 16  # both files, one side each
+    result = run("tune", *base, *small, "--validation-prompts", "3", "--test-prompts", "3",
+                 "--validation-samples", "1", "--no-eigenshift", "--with", str(tmp_path / "steer"),
+                 "--strength", "1", "--ppl-limit", "1000",
+                 "--out", str(tmp_path / "t"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = run("evaluate", *base, *small, "--intervention", str(tmp_path / "steer"),
+                 "--out", str(tmp_path / "e"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["config"]["behaviour"] == "gloom"
+    assert metrics["config"]["sides"] == ["gloomy", "cheerful"]
+    assert metrics["prompts_source"].endswith("openings.txt") and metrics["n_prompts"] == 6
+    assert metrics["scorer"] == coin_scorer and metrics["judge"] is None
+    report = (tmp_path / "e" / "report.md").read_text()
+    assert "Behaviour: gloom (the unwanted side: gloomy" in report
+    # A setting given by hand wins over the behaviour's.
+    result = run("evaluate", *base, *small, "--scorer", "profanity", "--out", str(tmp_path / "p"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "p" / "metrics.json").read_text())["scorer"] == "profanity"
+    bad = folder / "bad.yaml"
+    bad.write_text("unwanted: x\nflavour: sour\n")
+    assert "flavour" in _one_error_line(run("evaluate", "--behaviour", str(bad), *base[:2],
+                                            "--out", str(tmp_path / "x")))  # fmt: skip

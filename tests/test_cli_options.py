@@ -96,7 +96,7 @@ def test_no_option_comes_from_nowhere():
     """Every option of every command is a field of one of its configs (or one of a few
     arguments that are not settings: inputs and outputs)."""
     loose = {"out", "interventions", "intervention_dir", "others", "neurons", "eigenshift",
-             "as_json", "file", "verbose", "data2", "members"}
+             "as_json", "file", "verbose", "data2", "members", "behaviour"}
     for path, sources in COMMANDS.items():
         names = {name for source in sources for name, _, _ in _expected(
             *(source if isinstance(source, tuple) else (source, "", None)))}

@@ -118,3 +118,25 @@ def test_stratified_subsample_is_seeded_and_keeps_the_ratio():
     sub = stratified_subsample(labels, 50, seed=0)
     assert len(sub) == 50 and labels[sub].sum() == 10
     assert np.array_equal(sub, stratified_subsample(labels, 50, seed=0))
+
+
+def test_25_1_behaviours_are_named_or_read_from_a_file(tmp_path):
+    from eigenshift.core.errors import InputError
+    from eigenshift.data.behaviour import Behaviour, load_behaviour
+
+    assert load_behaviour("toxicity") == Behaviour()  # the default, as every run had it
+    assert load_behaviour().settings()["scorer"] == "default"
+    with pytest.raises(InputError, match=r"toxicity or a \.json"):
+        load_behaviour("sarcasm")
+    (tmp_path / "bad.txt").write_text("awful\n")
+    spec = tmp_path / "one.json"
+    spec.write_text('{"unwanted_texts": "bad.txt"}')
+    with pytest.raises(InputError, match="both unwanted_texts and wanted_texts"):
+        load_behaviour(spec)
+    spec.write_text('{"scorer": ""}')
+    with pytest.raises(InputError, match="'scorer' must be a non-empty text"):
+        load_behaviour(spec)
+    spec.write_text('{"prompts": "bad.txt", "judge": null}')
+    loaded = load_behaviour(spec)
+    assert loaded.name == "one" and loaded.prompts == str(tmp_path / "bad.txt")
+    assert loaded.judge is None

@@ -17,7 +17,7 @@ from ..interventions.eigenshift.config import EigenShiftConfig
 from ..models.options import ModelOptions
 from ..studies.configs import DemoConfig, SweepConfig, TuneConfig
 from .common import model_options, out_option, print_results
-from .options import F, config_options, shared_fields
+from .options import F, behaviour_option, config_options, shared_fields
 
 if TYPE_CHECKING:
     from ..interventions import EigenShiftFit, Intervention
@@ -62,6 +62,7 @@ def study_evidence(
 
 
 @click.command()
+@behaviour_option
 @model_options
 @click.option("--intervention", "interventions", multiple=True,
               type=click.Path(file_okay=False, path_type=Path),
@@ -97,6 +98,7 @@ def report(run_dir: Path) -> None:
 
 
 @click.command()
+@behaviour_option
 @model_options
 @config_options(EvalConfig, into="evaluation")
 @config_options(SweepConfig, into="settings")
@@ -143,6 +145,7 @@ def sweep(
 
 
 @click.command()
+@behaviour_option
 @model_options
 @config_options(EvalConfig, into="evaluation")
 @config_options(TuneConfig, into="settings")

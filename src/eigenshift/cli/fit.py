@@ -16,7 +16,7 @@ from ..evidence.config import EvidenceConfig
 from ..interventions.registry import META_FILE, METHODS, MethodSpec
 from ..models.options import ModelOptions
 from .common import model_options, out_option
-from .options import config_options
+from .options import behaviour_option, config_options
 
 NEURON_DATA = ("text_column", "label_column", "layout", "max_examples", "seed")
 
@@ -80,7 +80,7 @@ def _command(spec: MethodSpec) -> click.Command:
         command = click.option("--member", "members", multiple=True, required=True,
                                help="A fitted intervention's folder; repeat it, in the order "
                                "the edits apply.")(command)  # fmt: skip
-    command = model_options(command)
+    command = behaviour_option(model_options(command))
     return click.command(spec.method, help=spec.summary)(command)
 
 

@@ -13,7 +13,7 @@ from ..evaluation.run import RunFolder
 from ..locate.configs import LAYER_RECORD, NEURON_RECORD, LayerConfig, NeuronConfig
 from ..models import ModelOptions
 from .common import model_options, out_option
-from .options import config_options
+from .options import behaviour_option, config_options
 
 C = TypeVar("C", NeuronConfig, LayerConfig)
 LOCATE_FILES = (NEURON_RECORD, LAYER_RECORD)
@@ -30,6 +30,7 @@ def locate() -> None:
 
 
 @locate.command("neurons")
+@behaviour_option
 @model_options
 @config_options(LabelledSource, into="source")
 @click.option("--data2", default=None, help="A second labelled set, for cross-data stability.")
@@ -55,6 +56,7 @@ def neurons(
 
 
 @locate.command("layers")
+@behaviour_option
 @model_options
 @config_options(LabelledSource, into="source")
 @config_options(LayerConfig, into="config")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from ..core.settings import choices_of, field_types, unwrap_optional
 
@@ -102,7 +103,13 @@ def config_options(
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            kwargs[into] = _build(cls, base, items, kwargs)
+            behaviour = _with_behaviour(items, kwargs)
+            config = _build(cls, base, items, kwargs)
+            if behaviour is not None and any(f.name == "behaviour" for f in
+                                             dataclasses.fields(cls)):  # fmt: skip
+                config = dataclasses.replace(config, behaviour=behaviour.name,
+                                             sides=(behaviour.unwanted, behaviour.wanted))
+            kwargs[into] = config
             return fn(*args, **kwargs)
 
         command = wrapper
@@ -111,6 +118,47 @@ def config_options(
         return command  # type: ignore[return-value]
 
     return decorate
+
+
+BEHAVIOUR = "eigenshift.behaviour"  # where --behaviour leaves the behaviour, in click's context
+
+
+def behaviour_option(fn: F) -> F:
+    """`--behaviour NAME|FILE`: the labelled data, prompts, scorer, judge and clean text of a
+    behaviour (`data.behaviour`) for every such setting the command line leaves at its
+    default."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            from ..core.errors import EigenshiftError
+            from ..data.behaviour import load_behaviour
+
+            try:
+                ctx.meta[BEHAVIOUR] = load_behaviour(value)
+            except EigenshiftError as exc:
+                raise click.BadParameter(str(exc), ctx, param) from None
+
+    return click.option(
+        "--behaviour", is_eager=True, expose_value=False, callback=remember,
+        help="The behaviour to work on: toxicity (default) or a .json/.yaml file naming its "
+        "labelled data, prompts, scorer, judge, clean text and its two sides; settings given "
+        "by hand still win.")(fn)  # fmt: skip
+
+
+def _with_behaviour(items: list[Field], kwargs: dict[str, Any]) -> Any:
+    """The behaviour --behaviour named (None without one); its settings put in `kwargs` for
+    the options of `items` the command line left at their defaults."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.meta.get(BEHAVIOUR) is None:
+        return None
+    behaviour = ctx.meta[BEHAVIOUR]
+    given = behaviour.settings()
+    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    for item in items:
+        name = item.field.name
+        if name in given and item.path == name and ctx.get_parameter_source(item.dest) in defaults:
+            kwargs[item.dest] = given[name]
+    return behaviour
 
 
 def _build(cls: type, base: Any, items: list[Field], kwargs: dict[str, Any]) -> Any:

@@ -71,6 +71,10 @@ class EvalConfig:
                                               "vllm).", minimum=1, resume=False)  # fmt: skip
     # Batched and one-by-one generation, vLLM and our loop agree given the sampler (below).
     engine: EngineConfig = setting(EngineConfig(), resume=False)
+    # which behaviour the prompts, scorer and clean text are of (`--behaviour`), and what its
+    # two sides are called: recorded with the metrics, for the report's words
+    behaviour: str = setting("toxicity", cli=False, resume=False)
+    sides: tuple[str, str] = setting(("toxic", "non-toxic"), cli=False, resume=False)
     # e.g. a fit's prompts; recorded sorted, below
     exclude_prompt_indices: tuple[int, ...] = setting((), cli=False, resume=False)
 

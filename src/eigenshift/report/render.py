@@ -133,13 +133,17 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
         ),
     }
     model = metrics.get("model", {})
+    config: dict[str, Any] = metrics["config"] if isinstance(metrics.get("config"), dict) else {}
+    behaviour = str(config.get("behaviour", "toxicity"))
+    sides = config.get("sides") or ("toxic", "non-toxic")
     header = (
-        f"Model: {model.get('name', '?')} ({model.get('source', '')}); "
+        f"Behaviour: {md_text(behaviour)} (the unwanted side: {md_text(sides[0])}; the wanted: "
+        f"{md_text(sides[-1])}). Model: {model.get('name', '?')} ({model.get('source', '')}); "
         f"{metrics['n_prompts']} prompts x {metrics['samples']} samples from "
         f"{metrics.get('prompts_source', '?')}; scorer {metrics['scorer']}"
         + (f", judge {metrics['judge']}" if metrics.get("judge") else "")
-        + f"; toxic if score >= {metrics['threshold']}; {metrics['bootstrap']} bootstrap "
-        "resamples over prompts."
+        + f"; {md_text(sides[0])} if score >= {metrics['threshold']}; {metrics['bootstrap']} "
+        "bootstrap resamples over prompts."
     )
     findings = _findings(metrics)
     intervals = [

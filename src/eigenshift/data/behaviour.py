@@ -1,0 +1,110 @@
+"""A behaviour as data: which labelled texts show it (label 1: the unwanted side), the prompts
+that elicit it, the scorer that judges a continuation, the judge beside it, the clean text
+fluency is measured on, and the names of its two sides. Toxicity is the default; a user's own
+behaviour is a small JSON or YAML file naming the same fields, its labelled texts given as one
+labelled file (`data`) or as a file of each side's texts (`unwanted_texts`, `wanted_texts`).
+
+`--behaviour NAME|FILE` on a command sets each of these settings the command line leaves at its
+default: a setting given by hand still wins."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import DataError, InputError
+from ..core.io import read_json, read_text, write_text_atomic
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    name: str = "toxicity"
+    unwanted: str = "toxic"  # what the side labelled 1 is called
+    wanted: str = "non-toxic"
+    data: str = "default"  # labelled texts (label 1: unwanted)
+    text_column: str | None = None
+    label_column: str | None = None
+    prompts: str = "default"
+    scorer: str = "default"
+    judge: str | None = "profanity"
+    clean_text: str = "default"
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            optional = f.name in ("text_column", "label_column", "judge")
+            if not (isinstance(value, str) and value.strip()) and not (optional and value is None):
+                raise InputError(f"behaviour '{self.name}': '{f.name}' must be a non-empty "
+                                 f"text, not {value!r}")  # fmt: skip
+
+    def settings(self) -> dict[str, Any]:
+        """The command-line settings it gives (by the name the configs' fields have)."""
+        return {k: getattr(self, k) for k in SETTINGS}
+
+
+SETTINGS = ("data", "text_column", "label_column", "prompts", "scorer", "judge", "clean_text")
+PATHS = ("data", "prompts", "clean_text")  # relative to a behaviour file's folder, when files
+SIDES = ("unwanted_texts", "wanted_texts")  # a behaviour file's other way to give labelled texts
+BUILTIN = {"toxicity": Behaviour()}
+
+
+def load_behaviour(spec: str | Path = "toxicity") -> Behaviour:
+    """A built-in behaviour by name, or one described by a .json, .yaml or .yml file."""
+    if str(spec) in BUILTIN:
+        return BUILTIN[str(spec)]
+    path = Path(spec).expanduser()
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise InputError(f"--behaviour '{spec}': give one of {', '.join(BUILTIN)} or a .json, "
+                         ".yaml or .yml file describing the behaviour")  # fmt: skip
+    if path.suffix.lower() == ".json":
+        data = read_json(path, "behaviour")
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(read_text(path, "behaviour"))
+        except yaml.YAMLError as exc:
+            raise DataError(f"behaviour: {path} is not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"behaviour: {path} must hold one mapping of settings")
+    known = [f.name for f in dataclasses.fields(Behaviour)] + list(SIDES)
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise DataError(f"behaviour: {path} names {', '.join(unknown)}, which a behaviour has "
+                        f"not; its settings are: {', '.join(known)}")  # fmt: skip
+    data = {"name": path.stem, **data}
+    for key in (*PATHS, *SIDES):  # a file named beside the behaviour file is found from anywhere
+        value = data.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute() and (
+                path.parent / value).exists():  # fmt: skip
+            data[key] = str(path.parent / value)
+    sides = [data.pop(key, None) for key in SIDES]
+    if any(sides):
+        if not all(sides) or "data" in data:
+            raise DataError(f"behaviour: {path} gives labelled texts as 'data' (a labelled file) "
+                            f"or as both {' and '.join(SIDES)} (a file of texts each)")
+        data["data"] = str(_labelled_from_sides(*sides))
+    return Behaviour(**data)
+
+
+def _labelled_from_sides(unwanted: str, wanted: str) -> Path:
+    """Two files of texts (one per line, or any file `read_rows` reads) as one labelled JSONL
+    in the cache, named by its content (label 1: unwanted)."""
+    from ..core.assets import cache_dir
+    from .io import read_rows, text_cell
+
+    rows = []
+    for spec, label in ((unwanted, 1), (wanted, 0)):
+        texts, _ = read_rows(spec, "behaviour texts")
+        column = "text" if not texts or "text" in texts[0] else next(iter(texts[0]))
+        rows += [{"text": t, "label": label} for i in range(len(texts))
+                 if (t := text_cell(texts, i, column, "behaviour texts"))]  # fmt: skip
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    out = cache_dir() / "behaviours" / f"{hashlib.sha256(body.encode()).hexdigest()[:16]}.jsonl"
+    if not out.is_file():
+        write_text_atomic(out, body)
+    return out
