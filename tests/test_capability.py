@@ -61,6 +61,9 @@ def test_every_multiple_choice_task_is_an_lm_eval_task_with_its_answers():
         source = [json.loads(line) for line in (folder / f"{spec.task}.jsonl").open()]
         assert source[0]["choices"][source[0]["label"]] in docs[0]["choices"]
     assert TASKS["piqa"].chance() == 0.5 and TASKS["openbookqa"].chance() == 0.25
+    # a --capability beyond a task's size asks for all of it (and a resume finds it cached)
+    assert TASKS["openbookqa"].size() == 500 and TASKS["piqa"].size() == 1500
+    assert TASKS["commonsenseqa"].size() < 1221  # rows with a stray option line left out
     crows = [json.loads(line) for line in (folder / "eigenshift_crows_pairs.jsonl").open()]
     assert len(crows) == 1018 and all(r["label"] == 0 and len(r["choices"]) == 2 for r in crows)
     # the stereotypical sentence first: CrowS-Pairs' first masked word

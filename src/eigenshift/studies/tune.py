@@ -24,7 +24,7 @@ from ..core.settings import resume_settings
 from ..data import load_prompts
 from ..engines import Engine, open_engine
 from ..evaluation import ORIGINAL, EvalConfig, RunFolder, evaluate
-from ..evaluation.config import TASK_INFO
+from ..evaluation.config import task_measure
 from ..evaluation.plan import fit_prompt_ids
 from ..evaluation.summary import finite
 from ..interventions import EigenShiftFit, Intervention
@@ -177,8 +177,8 @@ def _tune(
                       progress=progress, engine=engine,
                       reuse=[run.path / "validation"])  # same texts: same perplexities  # fmt: skip
     tasks = evaluation.tasks if evaluation.capability else ()
-    capability_keys = [f"{t}_{k}" for t in tasks
-                       for k in (TASK_INFO[t][1], "change", "change_ci")]  # fmt: skip
+    capability_keys = [k for t in tasks for k in (task_measure(t), f"{t}_change",
+                                                  f"{t}_change_ci")]  # fmt: skip
     summary = {
         "rule": rule.describe(),
         "prompts": {"fit": sorted(fitted), "validation": sorted(val), "test": sorted(test)},
