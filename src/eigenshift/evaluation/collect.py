@@ -12,7 +12,6 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import load_clean_texts
 from ..engines import Engine
 from ..engines.generation import (
     Generation,
@@ -160,7 +159,7 @@ def collect_perplexity(
     asks for, in its order; the original always."""
     config, run = plan.config, plan.run
     cache: dict[str, list[float]] = run.read_json(RunFolder.PERPLEXITY, {})
-    clean = load_clean_texts(config.clean_text, limit=config.clean_texts)
+    clean = plan.clean
     known = _known_perplexity(reuse, run)
     methods = dict(plan.methods)
     names = list(methods)

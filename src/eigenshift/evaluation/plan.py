@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..core.errors import InputError
-from ..data import PromptSet, load_clean_texts, load_prompts
+from ..data import CleanTexts, PromptSet, load_clean_texts, load_prompts
 from ..engines.generation import check_chat_template
 from ..interventions import Intervention
 from ..models import LanguageModel
@@ -30,6 +30,7 @@ class Plan:
     prompt_ids: list[int]
     prompt_texts: list[str]
     prompts_source: str
+    clean: CleanTexts  # the clean text perplexity is measured on, read once here
 
 
 def select_prompts(
@@ -118,4 +119,4 @@ def plan(
         "methods": {name: signature(iv) for name, iv in methods},
     })  # fmt: skip
     ids, texts, source = select_prompts(config, prompt_set)
-    return Plan(config, run, methods, ids, texts, source)
+    return Plan(config, run, methods, ids, texts, source, clean)
