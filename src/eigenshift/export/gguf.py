@@ -158,10 +158,10 @@ def export_gguf(
     if tensor_type not in GGUF_TYPES:
         raise InputError(f"--gguf-type must be one of {', '.join(GGUF_TYPES)}, not "
                          f"'{tensor_type}'")  # fmt: skip
-    out = check_gguf_out(out)
-    intervention.refuse_prefix()  # before the control-vector path, which never bakes
-    if control_vector(lm, intervention) is not None:
+    if control_vector(lm, intervention) is not None:  # it checks --out and the prefix itself
         return export_control_vector(lm, intervention, out)
+    out = check_gguf_out(out)
+    intervention.refuse_prefix()
     source = source_gguf(lm)
     reader = gguf.GGUFReader(source)
     arch_name, arch = _arch(reader)

@@ -321,9 +321,9 @@ def _restore_logit_bias(lm: LanguageModel, location: str, revision: str | None) 
         raise too_deep(Path(location) / "generation_config.json", "") from None
     if not getattr(saved, LOGIT_BIAS_MARK, False):
         return
-    rows = lm.arch.vocab_size
     where = f"{location}/generation_config.json sequence_bias"
-    pairs = checked_logit_bias(saved.sequence_bias or [], rows, where)  # as the export writes it
+    pairs = checked_logit_bias(saved.sequence_bias or [], lm.arch.vocab_size,
+                               where)  # as the export writes it  # fmt: skip
     bias = lm.unembedding_bias()
     ids = torch.tensor(list(pairs), dtype=torch.long, device=bias.device)
     values = torch.tensor(list(pairs.values()), dtype=bias.dtype, device=bias.device)
