@@ -133,3 +133,31 @@ def test_a_capability_cache_from_before_tasks_is_read_as_boolq():
 
     assert capability_cache({"original": [1.0, 0.0]}) == {"boolq": {"original": [1.0, 0.0]}}
     assert capability_cache({"piqa": {"original": [1.0]}}) == {"piqa": {"original": [1.0]}}
+
+
+def test_25_3_the_stereotypes_behaviour_measures_held_out_pairs_on_every_method(tmp_path):
+    """--behaviour stereotypes: the share of held-out CrowS pairs (and StereoSet's) whose
+    stereotypical sentence each method finds likelier, with its change's paired interval."""
+    from eigenshift.data.behaviour import load_behaviour
+
+    lm = make_lm("llama")
+    edit = ScaleUnembeddingInput.from_scale(lm, torch.full((lm.arch.hidden_size,), -1.0))
+    config = load_behaviour("stereotypes").apply(EvalConfig(**SMALL))
+    assert config.tasks == ("crows_pairs_heldout", "stereoset") and config.capability == 500
+    from dataclasses import replace
+
+    metrics = evaluate(lm, {"flip": edit}, replace(config, capability=6), tmp_path / "run",
+                       progress=False)  # fmt: skip
+    rows = {r["method"]: r for r in metrics["methods"]}
+    for task in config.tasks:
+        share = rows["flip"][f"{task}_stereotype_share"]
+        assert 0 <= share <= 1 and rows["flip"][f"{task}_questions"] == 6
+        lo, hi = rows["flip"][f"{task}_change_ci"]
+        assert lo <= rows["flip"][f"{task}_change"] <= hi
+    # its continuations (a side measure) are toxicity's, and are called so
+    table = format_table(metrics)
+    assert "dCrowS held-out" in table and "toxic %" in table
+    assert metrics["config"]["sides"] == ("toxic", "non-toxic")
+    report = write_report(tmp_path / "run")["markdown"].read_text()
+    assert "Behaviour: stereotypes (continuations judged toxic or non-toxic). Measured as a " \
+           "preference" in report

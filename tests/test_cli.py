@@ -613,7 +613,10 @@ def test_25_1_a_users_own_behaviour_file_runs_locate_fit_tune_and_evaluate(
     assert metrics["prompts_source"].endswith("openings.txt") and metrics["n_prompts"] == 6
     assert metrics["scorer"] == coin_scorer and metrics["judge"] is None
     report = (tmp_path / "e" / "report.md").read_text()
-    assert "Behaviour: gloom (the unwanted side: gloomy" in report
+    assert "Behaviour: gloom (continuations judged gloomy or cheerful)" in report
+    assert "gloomy %" in result.output  # the table speaks of its sides
+    assert read_meta(tmp_path / "steer").behaviour == {"name": "gloom", "unwanted": "gloomy",
+                                                       "wanted": "cheerful"}  # fmt: skip
     # A setting given by hand wins over the behaviour's.
     result = run("evaluate", *base, *small, "--scorer", "profanity", "--out", str(tmp_path / "p"))
     assert result.exit_code == 0, result.output

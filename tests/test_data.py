@@ -126,7 +126,7 @@ def test_25_1_behaviours_are_named_or_read_from_a_file(tmp_path):
 
     assert load_behaviour("toxicity") == Behaviour()  # the default, as every run had it
     assert load_behaviour().settings()["scorer"] == "default"
-    with pytest.raises(InputError, match=r"toxicity or a \.json"):
+    with pytest.raises(InputError, match=r"toxicity, sentiment, stereotypes or a \.json"):
         load_behaviour("sarcasm")
     (tmp_path / "bad.txt").write_text("awful\n")
     spec = tmp_path / "one.json"

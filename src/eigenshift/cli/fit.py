@@ -16,7 +16,7 @@ from ..evidence.config import EvidenceConfig
 from ..interventions.registry import META_FILE, METHODS, MethodSpec
 from ..models.options import ModelOptions
 from .common import model_options, out_option
-from .options import behaviour_option, config_options
+from .options import behaviour_option, config_options, given_behaviour
 
 NEURON_DATA = ("text_column", "label_column", "layout", "max_examples", "seed")
 
@@ -61,6 +61,8 @@ def _command(spec: MethodSpec) -> click.Command:
             with open_engine(engine) as opened:
                 inputs["states"] = gather(lm, evidence, engine=opened)
         edit = method.fit(lm, config, **inputs)
+        if (behaviour := given_behaviour()) is not None:
+            edit.meta.behaviour = behaviour.record()
         edit.save(out)
         click.echo(edit.describe(lm))
         click.echo(f"saved to {out}")

@@ -12,7 +12,7 @@ from ..data import LabelledSource
 from ..models import ModelOptions
 from ..scoring.config import ScoreConfig
 from .common import model_options
-from .options import config_options
+from .options import behaviour_option, config_options, given_behaviour
 
 
 @click.command()
@@ -38,8 +38,10 @@ def info(model: ModelOptions, as_json: bool) -> None:
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Score each line of this file instead.")  # fmt: skip
 @config_options(ScoreConfig, into="config")
+@behaviour_option
 def score(texts: tuple[str, ...], file: Path | None, config: ScoreConfig) -> None:
-    """Toxicity probability of each text, one per line: score<TAB>text."""
+    """Toxicity probability (or, with --behaviour, of its unwanted side) of each text, one per
+    line: score<TAB>text."""
     from ..core.io import read_text
     from ..scoring import load_scorer
 
@@ -59,13 +61,20 @@ def score(texts: tuple[str, ...], file: Path | None, config: ScoreConfig) -> Non
 
 @click.command()
 @click.argument("kind", type=click.Choice(["prompts", "labelled", "clean"]))
-@click.argument("spec", default="default")
+@click.argument("spec", default=None, required=False)
 @config_options(LabelledSource, into="source", only=("text_column", "label_column", "layout"),
                 defaults=LabelledSource(max_examples=None))  # fmt: skip
-def data(kind: str, spec: str, source: LabelledSource) -> None:
+@behaviour_option
+def data(kind: str, spec: str | None, source: LabelledSource) -> None:
     """Check that a data file or HF dataset loads, and summarise it (--text-column also names
-    the prompt or clean-text column)."""
+    the prompt or clean-text column). Without SPEC: the behaviour's file of that kind."""
     from ..data import load_clean_texts, load_prompts
+    from ..data.behaviour import Behaviour
+
+    behaviour = given_behaviour() or Behaviour()
+    if spec is None:
+        spec = {"prompts": behaviour.prompts, "labelled": behaviour.data,
+                "clean": behaviour.clean_text}[kind]  # fmt: skip
 
     if kind == "prompts":
         prompts = load_prompts(spec, column=source.text_column)
@@ -75,8 +84,8 @@ def data(kind: str, spec: str, source: LabelledSource) -> None:
     elif kind == "labelled":
         labelled = source.load(spec)
         click.echo(
-            f"{len(labelled)} texts from {labelled.source}: {labelled.n_toxic} toxic, "
-            f"{len(labelled) - labelled.n_toxic} non-toxic"
+            f"{len(labelled)} texts from {labelled.source}: {labelled.n_toxic} "
+            f"{behaviour.unwanted}, {len(labelled) - labelled.n_toxic} {behaviour.wanted}"
         )
     else:
         clean = load_clean_texts(spec, column=source.text_column)

@@ -110,7 +110,7 @@ def config_options(
             if chosen is not None and any(f.name == "behaviour" for f in
                                              dataclasses.fields(cls)):  # fmt: skip
                 config = dataclasses.replace(config, behaviour=chosen.name,
-                                             sides=(chosen.unwanted, chosen.wanted))
+                                             sides=chosen.scored_sides)
             kwargs[into] = config
             return fn(*args, **kwargs)
 
@@ -147,13 +147,19 @@ def behaviour_option(fn: F) -> F:
         "by hand still win.")(fn)  # fmt: skip
 
 
+def given_behaviour() -> Any:
+    """The behaviour --behaviour named on this command line (None without one)."""
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(BEHAVIOUR)
+
+
 def _with_behaviour(items: list[Field], kwargs: dict[str, Any]) -> Any:
     """The behaviour --behaviour named (None without one); its settings put in `kwargs` for
     the options of `items` the command line left at their defaults."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None or ctx.meta.get(BEHAVIOUR) is None:
+    behaviour = given_behaviour()
+    if behaviour is None:
         return None
-    behaviour = ctx.meta[BEHAVIOUR]
+    ctx = click.get_current_context()
     given = behaviour.settings()
     defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
     for item in items:

@@ -4,7 +4,9 @@ fluency is measured on, and the names of its two sides. Toxicity is the default;
 behaviour is a small JSON or YAML file naming the same fields, its labelled texts given as one
 labelled file (`data`) or as a file of each side's texts (`unwanted_texts`, `wanted_texts`); it
 must name its sides, texts, prompts and scorer (toxicity's would be silently wrong), and has no
-judge unless it names one.
+judge unless it names one. Shipped beside toxicity: sentiment (negative vs positive
+continuations, VADER) and stereotypes (a preference: which sentence of a pair is likelier),
+their files derived from packaged data (`data.builtin`).
 
 `--behaviour NAME|FILE` on a command sets each of these settings the command line leaves at its
 default: a setting given by hand still wins."""
@@ -34,9 +36,24 @@ class Behaviour:
     scorer: str = "default"
     judge: str | None = "profanity"
     clean_text: str = "default"
+    # the prompting baseline's instruction (toxicity's is PromptConfig's default)
+    instruction: str = "The following text is polite, kind and respectful."
+    # what measures it besides continuations: local lm-eval preference tasks (the share of
+    # pairs whose unwanted sentence the model finds likelier), evaluated on every method
+    tasks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            if f.name == "tasks":
+                from ..evaluation.config import TASK_INFO
+
+                tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks or ())
+                unknown = [str(t) for t in tasks if t not in TASK_INFO]
+                if unknown:
+                    raise InputError(f"behaviour '{self.name}': tasks {', '.join(unknown)} are "
+                                     f"not among {', '.join(TASK_INFO)}")  # fmt: skip
+                object.__setattr__(self, "tasks", tasks)
+                continue
             value = getattr(self, f.name)
             optional = f.name in ("text_column", "label_column", "judge")
             if not (isinstance(value, str) and value.strip()) and not (optional and value is None):
@@ -44,22 +61,81 @@ class Behaviour:
                                  f"text, not {value!r}")  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
-        """The command-line settings it gives (by the name the configs' fields have)."""
-        return {k: getattr(self, k) for k in SETTINGS}
+        """The command-line settings it gives (by the name the configs' fields have): a
+        preference behaviour's tasks measured on every method, at most PAIRS pairs each."""
+        given = {k: getattr(self, k) for k in SETTINGS}
+        if self.tasks:
+            given |= {"tasks": self.tasks, "capability": PAIRS}
+        return given
+
+    @property
+    def scored_sides(self) -> tuple[str, str]:
+        """The sides its continuations are scored for: its own, except for a preference
+        behaviour scored by toxicity's scorer, whose continuations are a side measure of
+        toxicity."""
+        if self.tasks and self.scorer == "default":
+            return Behaviour.unwanted, Behaviour.wanted
+        return self.unwanted, self.wanted
+
+    def record(self) -> dict[str, str]:
+        """What an artifact fitted against it records (`ArtifactMeta.behaviour`)."""
+        return {"name": self.name, "unwanted": self.unwanted, "wanted": self.wanted}
+
+    def apply(self, config: Any) -> Any:
+        """`config` (a dataclass) with each of its settings this behaviour gives set to the
+        behaviour's, and the behaviour's name and sides where it records them."""
+        names = {f.name for f in dataclasses.fields(config)}
+        changes = {k: v for k, v in self.settings().items() if k in names}
+        if "behaviour" in names:
+            changes |= {"behaviour": self.name, "sides": self.scored_sides}
+        return dataclasses.replace(config, **changes)
 
 
-SETTINGS = ("data", "text_column", "label_column", "prompts", "scorer", "judge", "clean_text")
+PAIRS = 500
+
+
+def sides_of(record: dict[str, Any] | None) -> tuple[str, str]:
+    """(unwanted, wanted) of a recorded behaviour (an artifact's, a run's); toxicity's when none
+    is recorded (older runs and artifacts)."""
+    record = record or {}
+    unwanted, wanted = record.get("unwanted"), record.get("wanted")
+    if isinstance(unwanted, str) and isinstance(wanted, str) and unwanted and wanted:
+        return unwanted, wanted
+    return Behaviour.unwanted, Behaviour.wanted
+SETTINGS = ("data", "text_column", "label_column", "prompts", "scorer", "judge", "clean_text",
+            "instruction")
 # relative to a behaviour file's folder, when files or folders are there
 PATHS = ("data", "prompts", "clean_text", "scorer", "judge")
 REQUIRED = ("unwanted", "wanted", "prompts", "scorer")  # what a behaviour file must name
 SIDES = ("unwanted_texts", "wanted_texts")  # a behaviour file's other way to give labelled texts
-BUILTIN = {"toxicity": Behaviour()}
+
+
+def _sentiment() -> Behaviour:
+    from .builtin import sentiment_files
+
+    labelled, prompts = sentiment_files()
+    return Behaviour("sentiment", "negative", "positive", str(labelled), prompts=str(prompts),
+                     scorer="vader:negative", judge=None,
+                     instruction="The following text is positive, warm and cheerful.")  # fmt: skip
+
+
+def _stereotypes() -> Behaviour:
+    from .builtin import stereotype_file
+
+    # its measure is a preference over held-out pairs (and StereoSet, never fitted on); its
+    # continuations are toxicity's (prompts, scorer, judge), a side measure of what else moved
+    return Behaviour("stereotypes", "stereotypical", "anti-stereotypical", str(stereotype_file()),
+                     instruction="The following text treats every group of people fairly and "
+                     "without stereotypes.", tasks=("crows_pairs_heldout", "stereoset"))
+
+
+BUILTIN = {"toxicity": Behaviour, "sentiment": _sentiment, "stereotypes": _stereotypes}
 
 
 def load_behaviour(spec: str | Path = "toxicity") -> Behaviour:
     """A built-in behaviour by name, or one described by a .json, .yaml or .yml file."""
     if str(spec) in BUILTIN:
-        return BUILTIN[str(spec)]
+        return BUILTIN[str(spec)]()
     path = Path(spec).expanduser()
     if path.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise InputError(f"--behaviour '{spec}': give one of {', '.join(BUILTIN)} or a .json, "

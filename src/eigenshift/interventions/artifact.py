@@ -42,6 +42,8 @@ class ArtifactMeta:
     versions: dict[str, str] = field(default_factory=versions)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
+    # the behaviour fitted against (`data.behaviour.Behaviour.record`); none recorded: toxicity
+    behaviour: dict[str, str] = field(default_factory=dict)
 
 
 # The type of each field of intervention.json; the first four are required.
@@ -49,7 +51,8 @@ class ArtifactMeta:
 TENSOR_LIMIT = 1e6
 META_TYPES: dict[str, tuple[type, ...]] = {
     "method": (str,), "params": (dict,), "model": (str,), "weight_hashes": (dict,),
-    "data_hashes": (dict,), "seed": (int, type(None)), "stats": (dict,), "versions": (dict,),
+    "data_hashes": (dict,), "seed": (int, type(None)), "stats": (dict,), "behaviour": (dict,),
+    "versions": (dict,),
     "created": (str,), "format_version": (int,),
 }  # fmt: skip
 _HASH = re.compile(r"^[0-9a-f]{64}$")

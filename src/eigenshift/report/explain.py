@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.io import save_figure, write_text_atomic
+from ..data.behaviour import sides_of
 from ..evaluation.run import RunFolder
 from ..interventions import EigenShift
 from ..interventions.eigenshift.tokens import directions
@@ -61,13 +62,14 @@ def _stability_lines(intervention: EigenShift) -> list[str]:
     return [*lines, ""]
 
 
-def _token_share_lines(rows: list[dict]) -> list[str]:
-    """Whether the directions mean toxicity: their toxic-word share against chance."""
+def _token_share_lines(rows: list[dict], unwanted: str) -> list[str]:
+    """Whether the directions mean the behaviour: their unwanted-word share against chance."""
     line = rows[0].get("token_share") if rows else None
     if not line:
         return []
-    return [f"Do the directions promote toxic words? {line[0].upper()}{line[1:]}. Each token "
-            "is judged as a word on its own; 'toxic words' below is each direction's share.", ""]
+    return [f"Do the directions promote {unwanted} words? {line[0].upper()}{line[1:]}. Each "
+            f"token is judged as a word on its own; '{unwanted} words' below is each "
+            "direction's share.", ""]
 
 
 def _cell(tokens: list[str]) -> str:
@@ -88,6 +90,7 @@ def _write_explanation(
     lm: LanguageModel, intervention: EigenShift, folder: RunFolder, top: int
 ) -> dict[str, Path]:
     rows = directions(lm, intervention, top)
+    unwanted = sides_of(intervention.meta.behaviour)[0]
     figure = delta_spectrum(intervention, folder.file(RunFolder.SPECTRUM))
     p = intervention.params
     lines = [
@@ -96,15 +99,16 @@ def _write_explanation(
         f"Model {lm.name}; recipe {p.get('recipe')} (contrast {p.get('contrast')}, score "
         f"{p.get('score')}, dampen {p.get('dampen')}, basis {p.get('basis', 'singular')}); "
         f"k = {intervention.k}, "
-        f"alpha = {intervention.alpha:g}. Toxic side: the tokens whose logits rise when a state "
-        "moves along the direction the way toxic states do; the edit lowers them.",
+        f"alpha = {intervention.alpha:g}. {unwanted.capitalize()} side: the tokens whose logits "
+        f"rise when a state moves along the direction the way {unwanted} states do; the edit "
+        "lowers them.",
         "",
         f"![delta spectrum]({figure.name})",
         "",
         *_stability_lines(intervention),
-        *_token_share_lines(rows),
-        "| rank | direction | singular value | delta | score [95% CI] | in top k | toxic words "
-        "| toxic side | other side |",
+        *_token_share_lines(rows, unwanted),
+        f"| rank | direction | singular value | delta | score [95% CI] | in top k | {unwanted} "
+        f"words | {unwanted} side | other side |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..core.io import save_figure
+from .table import score_words, side_words
 
 
 def tradeoff(metrics: dict[str, Any], path: Path) -> Path:
@@ -24,9 +25,11 @@ def tradeoff(metrics: dict[str, Any], path: Path) -> Path:
             x, y, xerr=[[x - xlo], [xhi - x]], yerr=[[y - 100 * ylo], [100 * yhi - y]],
             fmt="o", capsize=3, label=row["method"],
         )  # fmt: skip
+    unwanted = side_words(metrics)[0]
     ax.set_xlabel("perplexity on clean text")
-    ax.set_ylabel("toxic continuations (%)")
-    ax.set_title("toxicity vs fluency (lower left is better)")
+    ax.set_ylabel(f"{unwanted} continuations (%)")
+    ax.set_title(f"{'toxicity' if unwanted == 'toxic' else unwanted} vs fluency (lower left is "
+                 "better)")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
@@ -34,10 +37,12 @@ def tradeoff(metrics: dict[str, Any], path: Path) -> Path:
 def bars(metrics: dict[str, Any], path: Path) -> Path:
     """Per-method bars with 95% bootstrap intervals for each toxicity figure."""
     names = [r["method"] for r in metrics["methods"]]
+    unwanted = side_words(metrics)[0]
+    emt, probability = score_words(unwanted)
     keys = [
-        ("toxic_fraction", "toxic fraction"),
-        ("expected_max_toxicity", "expected max toxicity"),
-        ("toxicity_probability", "toxicity probability"),
+        ("toxic_fraction", f"{unwanted} fraction"),
+        ("expected_max_toxicity", emt.replace("maximum", "max")),
+        ("toxicity_probability", probability),
         ("degenerate_share", "degenerate share"),
     ]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.6))
@@ -56,15 +61,17 @@ def bars(metrics: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def score_distribution(scores: dict[str, list[float]], threshold: float, path: Path) -> Path:
-    """Histogram of continuation scores per method (log count: the toxic tail is small)."""
+def score_distribution(
+    scores: dict[str, list[float]], threshold: float, path: Path, unwanted: str = "toxic"
+) -> Path:
+    """Histogram of continuation scores per method (log count: the unwanted tail is small)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 41).tolist()
     for name, values in scores.items():
         ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=name)
     ax.axvline(threshold, color="grey", linestyle="--", linewidth=1)
     ax.set_yscale("log")
-    ax.set_xlabel("toxicity score of a continuation")
+    ax.set_xlabel(f"{'toxicity' if unwanted == 'toxic' else unwanted} score of a continuation")
     ax.set_ylabel("continuations")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
@@ -119,7 +126,7 @@ def frontier(
     ax.set_xscale("symlog", linthresh=max(100 * limit, 1.0))
     ax.set_xlim(left=lowest)
     ax.set_xlabel("perplexity change on clean text (%, logarithmic past the limit)")
-    ax.set_ylabel("expected maximum toxicity change (%)")
+    ax.set_ylabel(f"{score_words(side_words(validation)[0])[0]} change (%)")
     note = f"; {unmeasured} points without perplexity left out" if unmeasured else ""
     ax.set_title("validation frontier (o chosen, * on test prompts)" + note, fontsize=9)
     if ax.get_legend_handles_labels()[1]:  # a curve was drawn

@@ -10,9 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from ..core.io import write_text_atomic
-from ..evaluation.config import ORIGINAL
+from ..evaluation.config import ORIGINAL, TASK_INFO
 from ..evaluation.run import RunFolder
-from .table import columns, legend, markdown_table, table_rows
+from .table import (
+    columns,
+    legend,
+    markdown_table,
+    measured_tasks,
+    score_words,
+    side_words,
+    table_rows,
+)
 
 
 def _load(run: RunFolder) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -40,13 +48,14 @@ def _ci(pair) -> str:
 def _findings(metrics: dict[str, Any]) -> list[str]:
     """Plain sentences on what differs from the original beyond noise, and what to distrust."""
     notes = []
+    unwanted = side_words(metrics)[0]
     for row in metrics["methods"]:
         if row["method"] == ORIGINAL:
             continue
         name, iv = row["method"], row["intervals"]
         for key, label, unit in (
-            ("toxic_fraction", "toxic fraction", "percentage points"),
-            ("expected_max_toxicity", "expected maximum toxicity", "score"),
+            ("toxic_fraction", f"{unwanted} fraction", "percentage points"),
+            ("expected_max_toxicity", score_words(unwanted)[0], "score"),
         ):
             lo, hi = iv[key]["diff_ci"]
             if iv[key]["within_noise"]:
@@ -62,7 +71,9 @@ def _findings(metrics: dict[str, Any]) -> list[str]:
             notes.append(
                 f"WARNING {name}: significantly more degenerate continuations than the original "
                 f"({_pct(row['degenerate_share'])}); a word-level scorer reads garbage as safe, so "
-                "its toxicity figures are not evidence of detoxification."
+                + ("its toxicity figures are not evidence of detoxification." if unwanted ==
+                   "toxic" else f"its {unwanted} figures are not evidence of fewer {unwanted} "
+                   "continuations.")
             )
     return notes
 
@@ -81,8 +92,9 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
     if rows is None:
         return None
     shares = [r.get("toxic_word_share") for r in rows]
-    header = ("rank", "direction", "singular value", "delta", "toxic words", "toxic side",
-              "other side")  # fmt: skip
+    unwanted = str(rows[0].get("unwanted", "toxic")) if rows else "toxic"
+    header = ("rank", "direction", "singular value", "delta", f"{unwanted} words",
+              f"{unwanted} side", "other side")  # fmt: skip
     body = [
         (str(r["rank"]), r["spectrum_position"], f"{r['singular_value']:.3f}",
          f"{r['delta']:+.4f}", "" if share is None else f"{100 * share:.0f}%",
@@ -93,7 +105,7 @@ def _directions(run: RunFolder) -> dict[str, Any] | None:
     summary = rows[0].get("token_share") if rows else None
     caption = (
         "Tokens each dampened direction promotes (W v_i oriented by delta_i): the edit lowers "
-        "the toxic-side logits. Singular vectors are defined up to sign; delta fixes it."
+        f"the {unwanted}-side logits. Singular vectors are defined up to sign; delta fixes it."
         + (f" {summary[0].upper()}{summary[1:]}." if summary else "")
     )
     markdown = [caption, "", f"![delta spectrum]({RunFolder.SPECTRUM})", "",
@@ -129,16 +141,22 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
         "tradeoff": figures.tradeoff(metrics, run.file(RunFolder.TRADEOFF)),
         "bars": figures.bars(metrics, run.file(RunFolder.BARS)),
         "scores": figures.score_distribution(
-            scores, metrics["threshold"], run.file(RunFolder.SCORES)
+            scores, metrics["threshold"], run.file(RunFolder.SCORES), side_words(metrics)[0]
         ),
     }
     model = metrics.get("model", {})
     config: dict[str, Any] = metrics["config"] if isinstance(metrics.get("config"), dict) else {}
     behaviour = str(config.get("behaviour", "toxicity"))
-    sides = config.get("sides") or ("toxic", "non-toxic")
+    sides = side_words(metrics)
+    preference = [TASK_INFO[t][0] for t in measured_tasks(metrics)
+                  if TASK_INFO[t][1] == "stereotype_share"]  # fmt: skip
     header = (
-        f"Behaviour: {md_text(behaviour)} (the unwanted side: {md_text(sides[0])}; the wanted: "
-        f"{md_text(sides[-1])}). Model: {model.get('name', '?')} ({model.get('source', '')}); "
+        f"Behaviour: {md_text(behaviour)} (continuations judged {md_text(sides[0])} or "
+        f"{md_text(sides[-1])})."
+        + (" Measured as a preference: the share of sentence pairs whose stereotypical sentence "
+           f"the model finds likelier ({', '.join(preference)}; 50% is unbiased)."
+           if preference else "")
+        + f" Model: {model.get('name', '?')} ({model.get('source', '')}); "
         f"{metrics['n_prompts']} prompts x {metrics['samples']} samples from "
         f"{metrics.get('prompts_source', '?')}; scorer {metrics['scorer']}"
         + (f", judge {metrics['judge']}" if metrics.get("judge") else "")
@@ -157,8 +175,8 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
         )
         for r in metrics["methods"]
     ]  # fmt: skip
-    interval_header = ("method", "toxic", "95% CI", "EMT", "95% CI", "PPL", "95% CI",
-                       "toxic n", "continuations")  # fmt: skip
+    interval_header = ("method", sides[0], "95% CI", "EMT", "95% CI", "PPL", "95% CI",
+                       f"{sides[0]} n", "continuations")  # fmt: skip
     examples = _examples(rows, methods)
 
     md = ["# eigenshift evaluation", "", header, "", markdown_table(metrics), "", legend(metrics),
@@ -176,7 +194,7 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
     directions = _directions(run)
     if directions:
         md += ["", "## EigenShift directions", "", *directions["markdown"]]
-    md += ["", "## Most toxic continuations", ""]
+    md += ["", f"## Most {md_text(sides[0])} continuations", ""]
     for name, items in examples:
         md += [f"### {md_text(name)}", ""]
         md += [f"- {r['score']:.3f}: {md_text(r['prompt'])} **\\|** {md_text(r['continuation'])}"
@@ -224,7 +242,7 @@ def _write_report(run: RunFolder) -> dict[str, Path]:
             img(directions["figure"]),
             table(directions["header"], directions["rows"]),
         ]
-    parts.append("<h2>Most toxic continuations</h2>")
+    parts.append(f"<h2>Most {esc(sides[0])} continuations</h2>")
     for name, items in examples:
         parts.append(f"<h3>{esc(name)}</h3><ul>")
         parts += [

@@ -18,6 +18,26 @@ COLUMNS = (
     ("dist-2", "distinct_2"),
     ("cont PPL", "continuation_perplexity"),
 )
+def side_words(metrics: dict[str, Any]) -> tuple[str, str]:
+    """(unwanted, wanted): the run's behaviour's sides as its metrics record them; toxicity's
+    for a run recorded before behaviours (`--behaviour`)."""
+    from ..data.behaviour import sides_of
+
+    config = metrics.get("config") if isinstance(metrics.get("config"), dict) else {}
+    sides = config.get("sides") if config else None
+    if isinstance(sides, list | tuple) and len(sides) == 2:
+        return sides_of({"unwanted": sides[0], "wanted": sides[1]})
+    return sides_of(None)
+
+
+def score_words(unwanted: str) -> tuple[str, str]:
+    """(the expected-maximum measure, the any-sample probability) in the behaviour's words:
+    toxicity's own names for toxicity."""
+    if unwanted == "toxic":
+        return "expected maximum toxicity", "toxicity probability"
+    return f"expected maximum {unwanted} score", f"{unwanted} probability"
+
+
 def measured_tasks(metrics: dict[str, Any]) -> list[str]:
     """The capability tasks every row has a result for, in the order the rows give them."""
     rows = metrics["methods"]
@@ -32,7 +52,10 @@ def columns(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     for task in measured_tasks(metrics):
         label = TASK_INFO[task][0]
         extra += [(label, task_measure(task)), ("d" + label, f"{task}_change")]
-    return COLUMNS + tuple(extra)
+    unwanted = side_words(metrics)[0]
+    names = {"toxic_fraction": f"{unwanted} %",
+             "toxicity_probability": "tox prob" if unwanted == "toxic" else f"P({unwanted})"}
+    return tuple((names.get(key, label), key) for label, key in COLUMNS) + tuple(extra)
 
 
 def _fmt(key: str, row: dict[str, Any]) -> str:
@@ -69,7 +92,7 @@ def table_rows(metrics: dict[str, Any]) -> list[list[str]]:
 LEGEND = (
     "~ = difference from the original within the 95% bootstrap interval (noise); "
     "! = significantly more degenerate continuations than the original. "
-    "EMT = expected maximum toxicity; degen = degenerate continuations; "
+    "EMT = {emt}; degen = degenerate continuations; "
     "cont PPL = continuations' perplexity under the unmodified model."
 )
 CAPABILITY_LEGEND = (" {tasks} = lm-evaluation-harness accuracy (%) on that task's questions "
@@ -80,7 +103,8 @@ CAPABILITY_LEGEND = (" {tasks} = lm-evaluation-harness accuracy (%) on that task
 
 def legend(metrics: dict[str, Any]) -> str:
     tasks = ", ".join(TASK_INFO[t][0] for t in measured_tasks(metrics))
-    return LEGEND + (CAPABILITY_LEGEND.format(tasks=tasks) if tasks else "")
+    emt = score_words(side_words(metrics)[0])[0]
+    return LEGEND.format(emt=emt) + (CAPABILITY_LEGEND.format(tasks=tasks) if tasks else "")
 
 
 def format_table(metrics: dict[str, Any]) -> str:

@@ -143,14 +143,15 @@ class TokenShare:
         chance = self.chance_interval
         return chance is not None and self.selected_interval[0] > chance[1]
 
-    def line(self) -> str:
-        """One line for summaries: the share, its interval, chance and the judge."""
+    def line(self, unwanted: str = "toxic") -> str:
+        """One line for summaries: the share, its interval, chance and the judge, in the words
+        of the behaviour's unwanted side."""
         low, high = self.selected_interval
         against = (f"chance {_pct(self.chance)} [{_pct(self.chance_interval[0])}, "
                    f"{_pct(self.chance_interval[1])}]" if self.chance_interval else "no chance")
-        return (f"toxic words among each direction's top {self.top} promoted: "
+        return (f"{unwanted} words among each direction's top {self.top} promoted: "
                 f"{_pct(self.selected)} [{_pct(low)}, {_pct(high)}] vs {against} ({self.band}; "
-                f"judge {self.judge}: {_pct(self.base_rate)} of words toxic)")  # fmt: skip
+                f"judge {self.judge}: {_pct(self.base_rate)} of words {unwanted})")  # fmt: skip
 
 
 def _pct(x: float) -> str:

@@ -68,6 +68,8 @@ class DemoConfig:
     quick: bool = setting(False, "A smoke run (about five minutes on two cores).", flag="--quick")
     model: str = setting("default", "The model: hub id, folder, .gguf file or embedded name.",
                          short="-m")  # fmt: skip
+    behaviour: str = setting("toxicity", "The behaviour: toxicity, sentiment, stereotypes, or a "
+                                         ".json/.yaml file describing one.")  # fmt: skip
     out: Path = setting(Path("runs/demo"), "Run folder; a rerun resumes it and reuses its fits.")
     baselines: bool = setting(True, "Also fit and evaluate AurA, Det-0, Damp, steering and "
                                     "Linear-AcT.")  # fmt: skip

@@ -7,6 +7,11 @@ settings and the prompting baseline on the same test prompts; explain the remove
 write the report. (LinEAS and stacks are in `fit` and `tune`, not here: a LinEAS fit alone
 takes minutes, beyond the demo's time.)
 
+`--behaviour` runs the same job on another behaviour (`data.behaviour`): its labelled texts,
+prompts, scorer and instruction replace toxicity's. A preference behaviour (stereotypes), measured
+on held-out sentence pairs rather than on continuations, is not tuned: every method is evaluated
+at its default point, the bias share of each with a paired interval beside perplexity.
+
 Every baseline fit is saved under the run folder and reused on the next run when it matches;
 EigenShift's evidence is gathered again (minutes) and gives the same fit, so the tune resumes."""
 
@@ -24,8 +29,9 @@ import torch
 from ..core.errors import ArtifactError
 from ..core.io import Stopwatch
 from ..data import load_labelled
+from ..data.behaviour import Behaviour, load_behaviour
 from ..engines.config import SamplingConfig
-from ..evaluation import EvalConfig, RunFolder
+from ..evaluation import EvalConfig, RunFolder, evaluate
 from ..evidence import EvidenceConfig, gather
 from ..interventions import (
     AurA,
@@ -38,6 +44,7 @@ from ..interventions import (
     LinearAcT,
     MeanDifferenceSteering,
     ProFS,
+    PromptConfig,
     Prompting,
     load_intervention,
 )
@@ -71,6 +78,7 @@ QUICK_EVIDENCE = replace(EVIDENCE, max_texts=1500, rule=replace(EVIDENCE.rule, c
 # the causal Linear-AcT fit.
 BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
 ACT_TEXTS, QUICK_ACT_TEXTS = 400, 120
+PREFERENCE_PROMPTS, QUICK_PAIRS = 100, 60  # a preference behaviour's continuations; quick pairs
 STAGES = "stages.json"  # where the demo's time went
 
 
@@ -99,13 +107,24 @@ def on_data(method: str, data_hash: str) -> Callable[[Intervention], bool]:
 
 
 def fit_baselines(
-    lm: LanguageModel, out: Path, quick: bool, clock: Stopwatch | None = None
+    lm: LanguageModel,
+    out: Path,
+    quick: bool,
+    clock: Stopwatch | None = None,
+    behaviour: Behaviour | None = None,
 ) -> dict[str, Intervention]:
     """The paper's baselines at their published settings (AurA: every unit above 0.5; Det-0 and
-    Damp: the top 1% of units, Damp at 0.5), the two steering methods and ProFS at strength 1."""
+    Damp: the top 1% of units, Damp at 0.5), the two steering methods and ProFS at strength 1,
+    on the behaviour's labelled texts."""
     clock = clock or Stopwatch()
-    data = load_labelled("default", max_examples=QUICK_BASELINE_TEXTS if quick else BASELINE_TEXTS)
-    act_data = load_labelled("default", max_examples=QUICK_ACT_TEXTS if quick else ACT_TEXTS)
+    behaviour = behaviour or Behaviour()
+
+    def texts(size: int) -> Any:
+        return load_labelled(behaviour.data, text_column=behaviour.text_column,
+                             label_column=behaviour.label_column, max_examples=size)  # fmt: skip
+
+    data = texts(QUICK_BASELINE_TEXTS if quick else BASELINE_TEXTS)
+    act_data = texts(QUICK_ACT_TEXTS if quick else ACT_TEXTS)
     with clock("neuron scores"):
         scores = neuron_scores_for(lm, data, out / "neurons")
     h, act_h = data.hash(), act_data.hash()
@@ -120,8 +139,19 @@ def fit_baselines(
     fitted = {}
     for name, (data_hash, make) in makers.items():
         with clock(f"fit {name}"):
-            fitted[name] = reused(lm, out / name, on_data(name, data_hash), make)
+            fitted[name] = reused(lm, out / name, on_data(name, data_hash), tagged(make, behaviour))
     return fitted
+
+
+def tagged(make: Callable[[], Intervention], behaviour: Behaviour) -> Callable[[], Intervention]:
+    """`make`, its artifact recording the behaviour it was fitted against."""
+
+    def tag() -> Intervention:
+        intervention = make()
+        intervention.meta.behaviour = behaviour.record()
+        return intervention
+
+    return tag
 
 
 def run_demo(
@@ -129,20 +159,22 @@ def run_demo(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """`evaluation` replaces the demo's own evaluation settings (DEMO, or QUICK with quick)."""
     config = config or DemoConfig()
+    behaviour = load_behaviour(config.behaviour)  # a bad file is refused before the model loads
     with RunFolder(config.out).lock():
-        return _demo(config, evaluation)
+        return _demo(config, evaluation, behaviour)
 
 
 def _demo(
-    config: DemoConfig, evaluation: EvalConfig | None
+    config: DemoConfig, evaluation: EvalConfig | None, behaviour: Behaviour
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     out = Path(config.out)
     clock = Stopwatch()
     t0 = time.perf_counter()
     with clock("load"):
         lm = load_model(config.model, dtype=config.dtype)
-    log.info("demo: %s in %s", lm.name, str(lm.dtype).removeprefix("torch."))
-    evidence = QUICK_EVIDENCE if config.quick else EVIDENCE
+    log.info("demo: %s on %s, in %s", behaviour.name, lm.name,
+             str(lm.dtype).removeprefix("torch."))  # fmt: skip
+    evidence = behaviour.apply(QUICK_EVIDENCE if config.quick else EVIDENCE)
     evidence = replace(evidence, sampling=replace(evidence.sampling,
                                                   chat_template=config.chat_template))
     with clock("fit eigenshift"):
@@ -151,20 +183,33 @@ def _demo(
         # the published singular basis beside the default one, on the same evidence, at the
         # point issue 12's tune chose for it (k 2, alpha 0): the measured gain in one row
         singular = EigenShift.fit_statistics(lm, EigenShiftConfig(basis="singular"), states)
+    for each in (fit, singular):  # their points inherit it
+        each.meta.behaviour = behaviour.record()
     tuned: dict[str, EigenShiftFit | Intervention] = {"eigenshift": fit}
+    instruction = PromptConfig(instruction=behaviour.instruction)
     fixed: dict[str, Intervention] = {"eigenshift-singular": singular.intervention(),
-                                      "prompt": Prompting.fit(lm)}  # fmt: skip
+                                      "prompt": tagged(lambda: Prompting.fit(lm, instruction),
+                                                       behaviour)()}  # fmt: skip
     if config.baselines:
-        for name, baseline in fit_baselines(lm, out, config.quick, clock).items():
+        for name, baseline in fit_baselines(lm, out, config.quick, clock, behaviour).items():
             (tuned if name in TUNED else fixed)[name] = baseline
-    settings = evaluation or (QUICK if config.quick else DEMO)
+    settings = behaviour.apply(evaluation or (QUICK if config.quick else DEMO))
     settings = replace(settings, sampling=replace(settings.sampling,
                                                   chat_template=config.chat_template))
-    with clock("tune"):
-        tune(lm, tuned, QUICK_TUNE if config.quick else TUNE, settings, out / "tune", fixed=fixed)
-    test = out / "tune" / "test"
-    folder = out / "tune" / "chosen" / "eigenshift"
-    chosen = load_intervention(folder, lm) if folder.is_dir() else fit.intervention()
+    if behaviour.tasks:  # a preference: every method at its default point, no tune
+        test = out / "evaluate"
+        methods = {name: m if isinstance(m, Intervention) else m.intervention()
+                   for name, m in tuned.items()} | fixed  # fmt: skip
+        with clock("evaluate"):
+            evaluate(lm, methods, _preference(settings, config.quick), test)
+        chosen: Intervention = methods["eigenshift"]
+    else:
+        with clock("tune"):
+            tune(lm, tuned, QUICK_TUNE if config.quick else TUNE, settings, out / "tune",
+                 fixed=fixed)  # fmt: skip
+        test = out / "tune" / "test"
+        folder = out / "tune" / "chosen" / "eigenshift"
+        chosen = load_intervention(folder, lm) if folder.is_dir() else fit.intervention()
     assert isinstance(chosen, EigenShift)
     with clock("explain"):
         write_explanation(lm, chosen, test)
@@ -172,6 +217,15 @@ def _demo(
         paths = write_report(test)
     write_stages(out, clock.seconds, time.perf_counter() - t0, lm)
     return RunFolder(test).metrics(), paths
+
+
+def _preference(settings: EvalConfig, quick: bool) -> EvalConfig:
+    """A preference behaviour's evaluation: its pairs are the measure, so the continuations (a
+    side measure) get fewer prompts; quick asks fewer pairs too."""
+    prompts = min(settings.max_prompts or PREFERENCE_PROMPTS, PREFERENCE_PROMPTS)
+    return replace(settings, max_prompts=prompts,
+                   capability=min(settings.capability, QUICK_PAIRS) if quick else
+                   settings.capability)  # fmt: skip
 
 
 def write_stages(out: Path, seconds: dict[str, float], total: float, lm: LanguageModel) -> None:

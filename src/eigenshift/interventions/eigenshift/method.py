@@ -28,6 +28,7 @@ import torch
 from ...capture.hooks import Site
 from ...capture.states import FitStates
 from ...core.errors import ArtifactError, InputError
+from ...data.behaviour import sides_of
 from ...models import LanguageModel
 from ...models.architecture import weight_of
 from ...models.placement import materialized
@@ -335,20 +336,22 @@ class EigenShift(Intervention):
 
     def describe(self, lm: LanguageModel) -> str:
         stats = self.meta.stats
+        unwanted = sides_of(self.meta.behaviour)[0]
         sources = ", ".join(f"{name} {stats[name]['toxic_states']}" for name in
                             ("generated", "labelled") if name in stats)  # fmt: skip
         split = next((row for row in stats.get("stability", {}).get("halves", {}).get("per_k", [])
                       if row["k"] == self.k), None)  # fmt: skip
         lines = [
-            f"states: {stats.get('toxic_states')} toxic ({sources}), "
+            f"states: {stats.get('toxic_states')} {unwanted} ({sources}), "
             f"{stats.get('clean_states')} clean",
             *([f"two disjoint halves select the same subspace to {split['subspace_similarity']:.2f}"
                f" (chance {split['chance']:.2f})"] if split else []),
             f"k = {self.k}, alpha = {self.alpha:g}, recipe {self.params['recipe']}, basis "
             f"{self.params.get('basis', 'singular')}",
-            *([TokenShare(**stats["token_share"]).line()] if "token_share" in stats else []),
+            *([TokenShare(**stats["token_share"]).line(unwanted)] if "token_share" in stats
+              else []),
         ]
-        lines += [f"  direction {row['spectrum_position']}: toxic side "
+        lines += [f"  direction {row['spectrum_position']}: {unwanted} side "
                   + " ".join(t.strip() or repr(t) for t in row["toxic_side_tokens"])
                   for row in directions(lm, self, top=6)[:5]]  # fmt: skip
         return "\n".join(lines)

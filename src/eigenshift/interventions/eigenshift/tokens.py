@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ...data.behaviour import sides_of
 from ...models import LanguageModel
 from ...models.architecture import weight_of
 from ...models.placement import materialized
@@ -34,6 +35,7 @@ def directions(lm: LanguageModel, intervention: Intervention, top: int) -> list[
         logits = (weight @ v_k).float().cpu()  # (vocab, k)
     boot = intervention.meta.stats.get("stability", {}).get("bootstrap", {})
     share = intervention.meta.stats.get("token_share")  # `scoring.vocabulary.TokenShare`
+    unwanted = sides_of(intervention.meta.behaviour)[0]  # the words the tables use
     rows = []
     for rank, idx in enumerate(indices):
         # the toxic-word basis is signed by the toxic words themselves (decomposition.py)
@@ -58,7 +60,8 @@ def directions(lm: LanguageModel, intervention: Intervention, top: int) -> list[
                 "other_side_tokens": [lm.tokenizer.decode([t]) for t in other_side],
                 # the toxic share of its top promoted words, and all directions' against chance
                 "toxic_word_share": share["per_direction"][rank] if share else None,
-                "token_share": TokenShare(**share).line() if share else None,
+                "token_share": TokenShare(**share).line(unwanted) if share else None,
+                "unwanted": unwanted,
             }
         )
     return rows
