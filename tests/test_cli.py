@@ -594,6 +594,7 @@ def test_25_1_a_users_own_behaviour_file_runs_locate_fit_tune_and_evaluate(
     small = ["--samples", "1", "--max-new-tokens", "4", "--clean-texts", "2", "--bootstrap", "20"]
     result = run("locate", "neurons", *base, "--out", str(tmp_path / "n"))
     assert result.exit_code == 0, result.output
+    assert "8 gloomy" in result.output and "toxic" not in result.output  # its words
     result = run("fit", "steer", *base, "--out", str(tmp_path / "steer"))
     assert result.exit_code == 0, result.output
     from eigenshift.interventions import read_meta
@@ -625,3 +626,22 @@ def test_25_1_a_users_own_behaviour_file_runs_locate_fit_tune_and_evaluate(
     bad.write_text("unwanted: x\nflavour: sour\n")
     assert "flavour" in _one_error_line(run("evaluate", "--behaviour", str(bad), *base[:2],
                                             "--out", str(tmp_path / "x")))  # fmt: skip
+
+
+def test_25_1_every_command_that_reads_a_behaviours_inputs_takes_behaviour(tmp_path):
+    result = run("data", "labelled", "--behaviour", "sentiment")
+    assert result.exit_code == 0, result.output
+    assert " negative, " in result.output and "positive" in result.output
+    result = run("data", "prompts", "--behaviour", "sentiment")
+    assert result.exit_code == 0 and "prompts.jsonl" in result.output, result.output
+    result = run("score", "--behaviour", "sentiment", "what a dreadful, boring mess",
+                 "a delightful film")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    bad, good = (float(line.split("\t")[0]) for line in result.output.splitlines())
+    assert bad > 0.5 > good  # VADER's negative side
+    # a study whose rule reads continuations refuses a preference behaviour, before any work
+    for command in ("tune", "sweep"):
+        line = _one_error_line(run(command, "--behaviour", "stereotypes", "--out",
+                                   str(tmp_path / command)))  # fmt: skip
+        assert "measured as a preference on sentence pairs" in line
+        assert not (tmp_path / command).exists()

@@ -17,7 +17,7 @@ from ..interventions.eigenshift.config import EigenShiftConfig
 from ..models.options import ModelOptions
 from ..studies.configs import DemoConfig, SweepConfig, TuneConfig
 from .common import model_options, out_option, print_results
-from .options import F, behaviour_option, config_options, shared_fields
+from .options import F, behaviour_option, config_options, refuse_preference, shared_fields
 
 if TYPE_CHECKING:
     from ..interventions import EigenShiftFit, Intervention
@@ -124,6 +124,7 @@ def sweep(
     from ..report import format_table
     from ..studies.sweep import run_sweep, sweep_grid
 
+    refuse_preference("sweep")
     evidence = study_evidence(evidence, fit_sampling, evaluation)
     refuse_nested(out, others)
     with RunFolder(out).lock() as run:  # checked and held before the model loads
@@ -169,6 +170,7 @@ def tune(
 ) -> None:
     """Choose each method's operating point on validation prompts by one rule, then evaluate the
     chosen points once on disjoint test prompts."""
+    refuse_preference("tune")
     from ..core.errors import InputError
     from ..engines import open_engine
     from ..evidence import gather
@@ -179,6 +181,7 @@ def tune(
 
     if not eigenshift and not others:
         raise InputError("nothing to tune: keep --eigenshift or give --with FOLDER")
+    refuse_preference("sweep")
     evidence = study_evidence(evidence, fit_sampling, evaluation)
     refuse_nested(out, others)
     with RunFolder(out).lock() as run:  # checked and held before the model loads

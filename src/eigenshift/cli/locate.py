@@ -13,7 +13,7 @@ from ..evaluation.run import RunFolder
 from ..locate.configs import LAYER_RECORD, NEURON_RECORD, LayerConfig, NeuronConfig
 from ..models import ModelOptions
 from .common import model_options, out_option
-from .options import behaviour_option, config_options
+from .options import behaviour_option, config_options, given_behaviour
 
 C = TypeVar("C", NeuronConfig, LayerConfig)
 LOCATE_FILES = (NEURON_RECORD, LAYER_RECORD)
@@ -49,6 +49,7 @@ def neurons(
         second = source.load(data2) if data2 else None
         scores = locate_neurons(load_model(model), first, _from_data(config, source),
                                 data2=second)  # fmt: skip
+        _record_sides(scores.meta)
         scores.save(out)
         report = write_neuron_report(scores, out)
     click.echo(report.read_text())
@@ -69,9 +70,15 @@ def layers(model: ModelOptions, source: LabelledSource, config: LayerConfig, out
 
     with RunFolder(out).lock(also_ours=LOCATE_FILES):  # new, empty or ours; before any work
         scores = locate_layers(load_model(model), source.load(), _from_data(config, source))
+        _record_sides(scores.meta)
         scores.save(out)
         report = write_layer_report(scores, out)
     click.echo(report.read_text())
     click.echo(f"written to {out}/{LAYERS_FILE} and {report.name} (with its figure)")
 
 
+def _record_sides(meta: dict) -> None:
+    """The --behaviour's sides, for the report's words (toxicity's when none was given)."""
+    behaviour = given_behaviour()
+    if behaviour is not None:
+        meta["behaviour"] = behaviour.record()

@@ -153,6 +153,20 @@ def given_behaviour() -> Any:
     return None if ctx is None else ctx.meta.get(BEHAVIOUR)
 
 
+def refuse_preference(command: str) -> None:
+    """A study whose rule reads continuations refuses a behaviour measured on sentence pairs:
+    its choice would follow the continuations' scorer, not the behaviour."""
+    behaviour = given_behaviour()
+    if behaviour is not None and behaviour.tasks:
+        from ..core.errors import InputError
+
+        raise InputError(
+            f"{command} chooses its points by continuations, and '{behaviour.name}' is measured "
+            f"as a preference on sentence pairs ({', '.join(behaviour.tasks)}), which its rule "
+            f"does not read: compare its fits with `evaluate --behaviour {behaviour.name}` (or "
+            f"run `demo --behaviour {behaviour.name}`)")
+
+
 def _with_behaviour(items: list[Field], kwargs: dict[str, Any]) -> Any:
     """The behaviour --behaviour named (None without one); its settings put in `kwargs` for
     the options of `items` the command line left at their defaults."""

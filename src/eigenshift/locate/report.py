@@ -12,18 +12,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..core.io import save_figure, write_text_atomic
+from ..data.behaviour import sides_of
 from .layers import LayerScores
 from .neurons import NeuronScores
 
 
 def write_neuron_report(scores: NeuronScores, out: str | Path, top: int = 20) -> Path:
     out = Path(out)
+    u, w = sides_of(scores.meta.get("behaviour"))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.hist(scores.auroc, bins=60, color="C0")
     for t in scores.meta["config"]["thresholds"]:
         ax.axvline(t, color="grey", linestyle="--", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel("neuron AUROC (toxic vs non-toxic)")
+    ax.set_xlabel(f"neuron AUROC ({u} vs {w})")
     ax.set_ylabel("neurons")
     ax.set_title(f"{len(scores.auroc)} neurons, {scores.meta['n_texts']} texts")
     save_figure(fig, out / "auroc_histogram.png")
@@ -31,7 +33,7 @@ def write_neuron_report(scores: NeuronScores, out: str | Path, top: int = 20) ->
     lines = [
         "# Neuron experts",
         "",
-        f"Model {m['model']}; data {m['data']} ({m['n_texts']} texts, {m['n_toxic']} toxic); "
+        f"Model {m['model']}; data {m['data']} ({m['n_texts']} texts, {m['n_toxic']} {u}); "
         f"{m['config']['pooling']}-pooled; {m['config']['bootstrap']} bootstrap resamples.",
         f"Max AUROC {m['max_auroc']:.3f}, mean {m['mean_auroc']:.3f}; mean bootstrap spread of a "
         f"neuron's AUROC {m['auroc_spread_mean']:.3f}.",
@@ -49,7 +51,7 @@ def write_neuron_report(scores: NeuronScores, out: str | Path, top: int = 20) ->
     if "length_matched" in m:
         lm_ = m["length_matched"]
         shares = ", ".join(f"{t}: {100 * v:.1f}%" for t, v in lm_["share_above"].items())
-        lines += ["", f"Length-matched ({lm_['bins']} token-count bins: toxic vs non-toxic texts "
+        lines += ["", f"Length-matched ({lm_['bins']} token-count bins: {u} vs {w} texts "
                   f"of similar length): max AUROC {lm_['max_auroc']:.3f}, mean "
                   f"{lm_['mean_auroc']:.3f}, correlation with the plain AUROC "
                   f"{lm_['correlation_with_auroc']:.3f}; share above {shares}."]  # fmt: skip
@@ -88,13 +90,14 @@ def _length_in_layers(scores: LayerScores) -> list[str]:
 
 
 def _off_target_split(scores: LayerScores) -> list[str]:
-    """A clean split that is not toxicity: worth saying, and saying what it follows if we know."""
+    """A clean split that is not the behaviour: worth saying, and what it follows if we know."""
     sil, km = scores.column("silhouette"), scores.column("kmeans_auroc")
     off = [i for i, (a, b) in enumerate(zip(sil, km, strict=True)) if a > 0.3 and b < 0.55]
     if not off:
         return []
     line = (f"{len(off)} layers split cleanly (silhouette > 0.3) along something other than "
-            "toxicity (k-means AUROC < 0.55)")  # fmt: skip
+            f"the {' vs '.join(sides_of(scores.meta.get('behaviour')))} label (k-means AUROC "
+            "< 0.55)")  # fmt: skip
     if "kmeans_cluster_length_auroc" in scores.rows[0]:
         by_length = np.nanmean(scores.column("kmeans_cluster_length_auroc")[off])
         line += f"; token count predicts those clusters with AUROC {by_length:.3f}"
@@ -102,6 +105,7 @@ def _off_target_split(scores: LayerScores) -> list[str]:
 
 
 def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
+    u, w = sides_of(scores.meta.get("behaviour"))
     out = Path(out)
     m, depth = scores.meta, scores.column("relative_depth")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6), sharex=True,
@@ -119,7 +123,7 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
     length = max(m["length_auroc"], 1 - m["length_auroc"])  # oriented, like everything here
     top.axhline(length, color="C7", linestyle=":", label="token count alone (oriented)")
     top.set_ylim(top=highest + 0.12)  # room for the legend above the lines
-    top.set_ylabel("AUROC (toxic vs non-toxic)")
+    top.set_ylabel(f"AUROC ({u} vs {w})")
     top.legend(fontsize=7, ncol=2, loc="upper center")
     top.set_title(f"{m['model']}: {m['config']['representation']}, "
                   f"{m['config']['pooling']}-pooled, {m['n_texts']} texts")  # fmt: skip
@@ -134,7 +138,7 @@ def write_layer_report(scores: LayerScores, out: str | Path) -> Path:
     lines = [
         "# Layer expertise",
         "",
-        f"Model {m['model']}; data {m['data']} ({m['n_texts']} texts, {m['n_toxic']} toxic); "
+        f"Model {m['model']}; data {m['data']} ({m['n_texts']} texts, {m['n_toxic']} {u}); "
         f"{c['representation']} vectors, {c['pooling']}-pooled; {c['folds']}-fold probe and unit "
         f"scores on the same folds; k-means on {'standardised' if c['standardize'] else 'raw'} "
         "vectors.",
