@@ -147,9 +147,9 @@ def test_steering_adds_the_mean_difference_and_bakes_only_into_a_bias():
     steer.bake(gpt2)  # GPT-2's c_proj has a bias, added straight to the residual stream
     torch.testing.assert_close(_logits(gpt2), hooked, atol=1e-4, rtol=1e-4)
 
-    llama = make_lm("llama")
+    qwen = make_lm("qwen2")  # no MLP bias, and no config switch that gives one
     with pytest.raises(NotBakeableError, match="no bias"):
-        MeanDifferenceSteering.fit(llama, data=DATA, progress=False).bake(llama)
+        MeanDifferenceSteering.fit(qwen, data=DATA, progress=False).bake(qwen)
 
     opt = make_lm("opt")  # a post-norm block: the bias is normalised before the residual add
     opt.model.config.do_layer_norm_before = False
@@ -206,8 +206,13 @@ def test_linear_act_is_causal_and_bakes_with_full_support():
         LinearAcT.fit(llama, data=DATA, progress=False).bake(llama)
     mean_act = LinearAcT.fit(llama, data=DATA, mode="mean", support="all", progress=False)
     assert (mean_act.tensors["w"] == 1).all()
+    with mean_act.applied(llama):
+        hooked = _logits(llama)
+    mean_act.bake(llama)  # Llama's config switches MLP biases on (`mlp_bias`): zero but one
+    torch.testing.assert_close(_logits(llama), hooked, atol=1e-4, rtol=1e-4)
+    qwen = make_lm("qwen2")
     with pytest.raises(NotBakeableError, match="no bias"):
-        mean_act.bake(llama)
+        LinearAcT.fit(qwen, data=DATA, mode="mean", support="all", progress=False).bake(qwen)
 
 
 def test_baking_at_a_tied_unembedding_unties_it_first(tiny_llama):
@@ -245,3 +250,29 @@ def test_source_support_maps_only_values_inside_the_fitted_range(tiny_llama):
     assert inside.any() and (~inside).any()
     torch.testing.assert_close(out[~inside], a[~inside], atol=0, rtol=0)
     torch.testing.assert_close(out, torch.where(inside, a * w + b, a), atol=1e-5, rtol=1e-5)
+
+
+def test_25_2_steering_bakes_into_a_llama_by_switching_its_mlp_biases_on(tmp_path):
+    """A Llama-family MLP has no bias, but its config can give every MLP projection one
+    (`mlp_bias`): steering exports as plain weights that transformers loads and that compute
+    what the hook computes; the model in memory is put back as it was."""
+    import transformers as tf
+
+    from eigenshift.export.hf import export_model
+
+    llama = make_lm("llama")
+    before = _logits(llama)
+    steer = MeanDifferenceSteering.fit(llama, data=DATA, layer=1, strength=2.0, progress=False)
+    with steer.applied(llama):
+        hooked = _logits(llama)
+    export_model(llama, steer, tmp_path / "out")
+    assert llama.model.config.mlp_bias is False  # put back, with no bias left anywhere
+    assert all(m.bias is None for n, m in llama.model.named_modules() if n.endswith("_proj")
+               and hasattr(m, "bias"))  # fmt: skip
+    torch.testing.assert_close(_logits(llama), before, atol=0, rtol=0)
+    exported = tf.AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    assert exported.config.mlp_bias is True
+    with torch.no_grad():
+        logits = exported(**llama.encode(["the quick brown fox", "you are an"])
+                          .model_inputs()).logits  # fmt: skip
+    torch.testing.assert_close(logits, hooked, atol=1e-4, rtol=1e-4)

@@ -179,8 +179,8 @@ def test_check_probe_tolerates_rounding_only():
 
 
 def test_an_unbakeable_edit_is_refused_before_any_generation(stand_in, tmp_path):
-    lm = make_lm("llama")  # its blocks have no bias for a steering vector to fold into
-    steer = MeanDifferenceSteering.fit(lm, data=_data(), progress=False)
+    lm = make_lm("qwen2")  # its blocks have no bias for a steering vector to fold into (a
+    steer = MeanDifferenceSteering.fit(lm, data=_data(), progress=False)  # Llama's can: mlp_bias
     engine = stand_in()
     with pytest.raises(NotBakeableError, match="--engine hf"):
         evaluate(lm, [steer], EvalConfig(prompts=_prompts(tmp_path), max_prompts=2,

@@ -31,7 +31,7 @@ from ..core.io import atomic_folder, refuse_special, write_json_atomic
 from ..core.settings import with_settings
 from ..models import LanguageModel
 from .artifact import TENSOR_LIMIT, ArtifactMeta, read_meta, safe_name, unique_name
-from .edits import Edit, fold_all, installed
+from .edits import Edit, bias_room, fold_all, grow_biases, installed
 from .registry import META_FILE, METHODS, TENSORS_FILE, MethodSpec
 
 if TYPE_CHECKING:
@@ -310,7 +310,8 @@ class Intervention(ABC):
     def bake(self, lm: LanguageModel) -> None:
         """Fold the edit into `lm`'s weights (untying a tied unembedding first, where needed)."""
         self.refuse_prefix()
-        fold_all(lm, self.checked_edits(lm), self.method, lambda: self.applied(lm))
+        grow_biases(lm, edits := self.checked_edits(lm))  # where a shift needs one
+        fold_all(lm, edits, self.method, lambda: installed(lm, edits))
 
     @contextmanager
     def baked(self, lm: LanguageModel) -> Iterator[LanguageModel]:
@@ -319,8 +320,8 @@ class Intervention(ABC):
         self.refuse_prefix()
         edits = self.checked_edits(lm)
         touched = [e.target.module for e in edits]
-        with lm.weights_kept([*touched, lm.arch.unembedding]):
-            fold_all(lm, edits, self.method, lambda: self.applied(lm))
+        with lm.weights_kept([*touched, lm.arch.unembedding]), bias_room(lm, edits):
+            fold_all(lm, edits, self.method, lambda: installed(lm, edits))  # checked above
             yield lm
 
     def save(self, directory: str | Path) -> Path:

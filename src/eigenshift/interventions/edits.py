@@ -11,11 +11,15 @@ projection (EigenShift), or a shift alone (steering). Folding it into a linear l
 on its input side W' = W diag(scale) - (W left) right^T and b' = b + W shift; on its output side
 W' = diag(scale) W - left (right^T W) and b' = the same map applied to b. A shift needs a bias;
 the unembedding is given one where its architecture has none (a constant logit shift, which an
-export carries as a logit bias that generation applies), any other layer refuses.
+export carries as a logit bias that generation applies); an MLP projection of a family whose
+config can switch MLP biases on (`mlp_bias`: Llama, SmolLM, Granite and kin) gets zero biases on
+every MLP projection and the flag set (`bias_room`), so the saved folder loads as it was baked;
+any other layer refuses.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -100,6 +104,54 @@ def check_foldable(lm: LanguageModel, edits: Sequence[Edit], method: str) -> Non
         if edit.affine.has_shift and getattr(module, "bias", None) is None and not gets_bias:
             raise _refuse(edit, f"the edit at '{edit.site}' adds a constant, and "
                                 f"'{target.module}' has no bias to fold it into")  # fmt: skip
+
+
+MLP_PROJECTION = re.compile(r"\.mlp\.[A-Za-z_]+_proj$")
+
+
+def _needs_room(lm: LanguageModel, edits: Sequence[Edit]) -> bool:
+    """A shift folds into an MLP projection that has no bias, and the config can give all of
+    them one (`mlp_bias` off)."""
+    if getattr(lm.model.config, "mlp_bias", None) is not False:
+        return False
+    if any(MLP_PROJECTION.search(n) and (is_quantized(m) or is_offloaded(m))
+           for n, m in lm.model.named_modules()):  # fmt: skip
+        return False  # never written: `check_foldable` says why
+    return any(e.affine is not None and e.affine.has_shift and MLP_PROJECTION.search(
+        e.target.module) and getattr(lm.module(e.target.module), "bias", None) is None
+        for e in edits)  # fmt: skip
+
+
+def grow_biases(lm: LanguageModel, edits: Sequence[Edit]) -> list[str]:
+    """Zero biases on every MLP projection and `mlp_bias` on, when a shift needs a bias there
+    (`_needs_room`): the model computes the same, and a saved folder's config builds those
+    biases on loading. Returns the modules given one."""
+    if not _needs_room(lm, edits):
+        return []
+    names = [n for n, m in lm.model.named_modules()
+             if MLP_PROJECTION.search(n) and isinstance(m, nn.Linear) and m.bias is None]
+    for name in names:
+        module = lm.module(name)
+        weight = weight_of(module)
+        module.bias = nn.Parameter(torch.zeros(weight.shape[0], dtype=weight.dtype,
+                                               device=weight.device))  # fmt: skip
+    lm.model.config.mlp_bias = True
+    return names
+
+
+@contextmanager
+def bias_room(lm: LanguageModel, edits: Sequence[Edit]) -> Iterator[None]:
+    """`grow_biases` for the block: the biases removed, and the flag put back, on any exit."""
+    if not _needs_room(lm, edits):
+        yield
+        return
+    names = [n for n, m in lm.model.named_modules() if MLP_PROJECTION.search(n)]
+    with lm.weights_kept(names):
+        try:
+            grow_biases(lm, edits)
+            yield
+        finally:
+            lm.model.config.mlp_bias = False
 
 
 def _map_rows(affine: Affine, x: torch.Tensor, shift: bool) -> torch.Tensor:
