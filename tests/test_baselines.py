@@ -276,3 +276,8 @@ def test_25_2_steering_bakes_into_a_llama_by_switching_its_mlp_biases_on(tmp_pat
         logits = exported(**llama.encode(["the quick brown fox", "you are an"])
                           .model_inputs()).logits  # fmt: skip
     torch.testing.assert_close(logits, hooked, atol=1e-4, rtol=1e-4)
+    # in bfloat16 the bias rounds differently from the hook's add, element by element, but
+    # agrees over the whole output: it bakes (a post-norm block above still refuses)
+    half = make_lm("llama", dtype=torch.bfloat16)
+    MeanDifferenceSteering.fit(half, data=DATA, layer=1, strength=2.0, progress=False).bake(half)
+    assert half.model.config.mlp_bias is True  # bake() keeps the biases it folded into

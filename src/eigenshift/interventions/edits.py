@@ -211,6 +211,15 @@ def _probe_outputs(lm: LanguageModel, sites: Sequence[Site]) -> list[torch.Tenso
     return [r[0] for r in records]
 
 
+def _agree(expected: torch.Tensor, got: torch.Tensor) -> bool:
+    """The fold reproduces the hook up to the dtype's rounding: the relative error over the
+    whole output (one bfloat16 rounding moves single elements of a large activation by far
+    more than an elementwise tolerance allows, and the whole by about 1e-4)."""
+    a, b = expected.double(), got.double()
+    tolerance = max(1e-4, torch.finfo(expected.dtype).eps / 2)
+    return bool((a - b).norm() <= tolerance * a.norm())
+
+
 def fold_all(
     lm: LanguageModel,
     edits: Sequence[Edit],
@@ -236,8 +245,7 @@ def fold_all(
         fold(lm, edit.target, edit.affine)  # type: ignore[arg-type]
     if moved:
         got = _probe_outputs(lm, moved)
-        if not all(torch.allclose(a, b, atol=1e-4, rtol=1e-3) for a, b in zip(expected, got,
-                                                                              strict=True)):
+        if not all(_agree(a, b) for a, b in zip(expected, got, strict=True)):
             with torch.no_grad():
                 for (module_name, name), value in saved.items():
                     getattr(lm.module(module_name), name).copy_(value)
