@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import fit_es, make_lm
+from conftest import fit_es, make_hf_model, make_lm, tiny_tokenizer
 from test_evaluation import SMALL
 
 from eigenshift.data import load_labelled, load_prompts
@@ -105,3 +105,53 @@ def test_25_1_runs_and_artifacts_speak_of_their_behaviours_sides(tmp_path):
     older = load_intervention(tmp_path / "es", lm)
     assert older.meta.behaviour == {} and sides_of(older.meta.behaviour) == ("toxic", "non-toxic")
 
+
+
+@pytest.mark.parametrize("name", ["sentiment", "stereotypes"])
+def test_25_5_the_demo_runs_the_main_job_on_another_behaviour(name, tmp_path, monkeypatch):
+    """demo --behaviour: every method fitted on the behaviour's texts (and recording it), then
+    tuned on its continuations (sentiment) or measured on its held-out pairs (stereotypes);
+    explained and reported in its words."""
+    from dataclasses import replace
+
+    from test_evaluation import SMALL
+
+    from eigenshift.evaluation import EvalConfig
+    from eigenshift.interventions import EigenShiftConfig, read_meta
+    from eigenshift.studies import demo
+    from eigenshift.studies.configs import DemoConfig
+
+    # the tiny tokenizer holds no word VADER calls negative: no word basis, the singular one
+    monkeypatch.setattr(demo, "EigenShiftConfig", lambda **kw: EigenShiftConfig(
+        **{"basis": "singular", **kw}))
+    evidence = demo.QUICK_EVIDENCE  # a random tiny model ranks no word: every one counts
+    monkeypatch.setattr(demo, "QUICK_EVIDENCE", replace(evidence, max_texts=80, rule=replace(
+        evidence.rule, max_rank=10**6)))
+    for setting, value in (("QUICK_BASELINE_TEXTS", 40), ("QUICK_ACT_TEXTS", 20),
+                           ("QUICK_PAIRS", 4)):  # fmt: skip
+        monkeypatch.setattr(demo, setting, value)
+    monkeypatch.setattr(demo, "QUICK_TUNE", replace(demo.QUICK_TUNE, validation_prompts=4,
+                                                    test_prompts=4))  # fmt: skip
+    # the tiny tokenizer spends ~1 token a letter: lm-eval asks for more than 128 positions
+    model = make_hf_model("llama")
+    model.config.max_position_embeddings = 512
+    model.save_pretrained(tmp_path / "m")
+    tiny_tokenizer().save_pretrained(tmp_path / "m")
+    config = DemoConfig(quick=True, model=str(tmp_path / "m"), behaviour=name,
+                        out=tmp_path / "d")  # fmt: skip
+    metrics, paths = demo.run_demo(config, EvalConfig(**{**SMALL, "max_prompts": 4}))
+    behaviour = load_behaviour(name)
+    assert metrics["config"]["behaviour"] == name
+    assert read_meta(tmp_path / "d" / "steer").behaviour == behaviour.record()
+    rows = {r["method"]: r for r in metrics["methods"]}
+    assert {"original", "eigenshift-singular", "prompt", "aura"} <= set(rows)  # tuned: if chosen
+    report = paths["markdown"].read_text()
+    if name == "stereotypes":  # every method at its default point, on held-out pairs
+        assert paths["markdown"].parent == tmp_path / "d" / "evaluate"
+        for task in behaviour.tasks:
+            assert all(r[f"{task}_questions"] == 4 for r in rows.values())
+        assert "Measured as a preference" in report
+    else:
+        assert paths["markdown"].parent == tmp_path / "d" / "tune" / "test"
+        assert metrics["scorer"] == "vader:negative" and "negative %" in report
+    assert (paths["markdown"].parent / "explain.md").is_file()

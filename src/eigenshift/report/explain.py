@@ -46,8 +46,9 @@ def _stability_lines(intervention: EigenShift) -> list[str]:
     """What the evidence supports: states per source, and how two disjoint halves agree."""
     stats = intervention.meta.stats
     halves = stats.get("stability", {}).get("halves", {})
-    lines = [f"Evidence: {stats.get('toxic_states')} toxic and {stats.get('clean_states')} clean "
-             "states" + "".join(f"; {name}: {stats[name]['toxic_states']} toxic"
+    unwanted = sides_of(intervention.meta.behaviour)[0]
+    lines = [f"Evidence: {stats.get('toxic_states')} {unwanted} and {stats.get('clean_states')} "
+             "clean states" + "".join(f"; {name}: {stats[name]['toxic_states']} {unwanted}"
                                 for name in ("generated", "labelled") if name in stats) + "."]
     if halves.get("per_k"):
         lines += ["", "Two disjoint halves of the texts, fitted apart (subspace similarity: mean "

@@ -79,7 +79,7 @@ QUICK_EVIDENCE = replace(EVIDENCE, max_texts=1500, rule=replace(EVIDENCE.rule, c
 BASELINE_TEXTS, QUICK_BASELINE_TEXTS = 1000, 300
 ACT_TEXTS, QUICK_ACT_TEXTS = 400, 120
 # a preference behaviour's continuations (a side measure), and its pairs per task
-PREFERENCE_PROMPTS, PREFERENCE_PAIRS, QUICK_PAIRS = 80, 300, 60
+PREFERENCE_PROMPTS, PREFERENCE_TEXTS, PREFERENCE_PAIRS, QUICK_PAIRS = 60, 150, 300, 60
 STAGES = "stages.json"  # where the demo's time went
 
 
@@ -222,13 +222,14 @@ def _demo(
 
 def _preference(settings: EvalConfig, quick: bool) -> EvalConfig:
     """A preference behaviour's evaluation: its pairs are the measure, so the continuations (a
-    side measure) get fewer prompts and samples; fewer pairs than `evaluate` asks (each costs
-    every method 35 ms per task on two cores, beside 7 s of lm-eval's own per task and method),
-    so the demo keeps its wall time."""
+    side measure) get fewer prompts and samples, perplexity fewer clean texts, and the pairs
+    fewer than `evaluate` asks (each costs every method 35 ms per task on two cores), so the
+    demo keeps its wall time (docs/results.md)."""
     pairs = QUICK_PAIRS if quick else PREFERENCE_PAIRS
     return replace(settings, max_prompts=min(settings.max_prompts or PREFERENCE_PROMPTS,
                                              PREFERENCE_PROMPTS),
                    sampling=replace(settings.sampling, samples=min(settings.sampling.samples, 2)),
+                   clean_texts=min(settings.clean_texts, PREFERENCE_TEXTS),
                    capability=min(settings.capability, pairs))  # fmt: skip
 
 
