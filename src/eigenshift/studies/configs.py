@@ -70,7 +70,9 @@ class DemoConfig:
                          short="-m")  # fmt: skip
     behaviour: str = setting("toxicity", "The behaviour: toxicity, sentiment, stereotypes, or a "
                                          ".json/.yaml file describing one.")  # fmt: skip
-    out: Path = setting(Path("runs/demo"), "Run folder; a rerun resumes it and reuses its fits.")
+    out: Path | None = setting(None, "Run folder (default: runs/demo, runs/demo-NAME for "
+                                     "another behaviour); a rerun resumes it and reuses its "
+                                     "fits.")  # fmt: skip
     baselines: bool = setting(True, "Also fit and evaluate AurA, Det-0, Damp, steering and "
                                     "Linear-AcT.")  # fmt: skip
     chat_template: ChatTemplate = setting(
@@ -79,3 +81,12 @@ class DemoConfig:
     dtype: DType = setting("fast", "Weight dtype; fast: bfloat16 where the CPU or GPU computes "
                                    "it natively, else float32 (docs/results.md compares the "
                                    "two).")  # fmt: skip
+
+    @property
+    def folder(self) -> Path:
+        """`out`, else runs/demo (toxicity) or runs/demo-NAME: one behaviour's run never
+        resumes into another's."""
+        if self.out is not None:
+            return Path(self.out)
+        name = Path(self.behaviour).stem if self.behaviour != "toxicity" else ""
+        return Path("runs/demo" + (f"-{name}" if name else ""))

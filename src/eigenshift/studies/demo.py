@@ -161,14 +161,14 @@ def run_demo(
     """`evaluation` replaces the demo's own evaluation settings (DEMO, or QUICK with quick)."""
     config = config or DemoConfig()
     behaviour = load_behaviour(config.behaviour)  # a bad file is refused before the model loads
-    with RunFolder(config.out).lock():
+    with RunFolder(config.folder).lock():
         return _demo(config, evaluation, behaviour)
 
 
 def _demo(
     config: DemoConfig, evaluation: EvalConfig | None, behaviour: Behaviour
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    out = Path(config.out)
+    out = config.folder
     clock = Stopwatch()
     t0 = time.perf_counter()
     with clock("load"):
