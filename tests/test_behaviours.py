@@ -60,6 +60,12 @@ def test_25_3_stereotypes_fit_on_one_half_of_the_pairs_and_measure_the_other():
     given = behaviour.settings()
     assert given["tasks"] == ("crows_pairs_heldout", "stereoset") and given["capability"] > 0
     assert "tasks" not in load_behaviour("sentiment").settings()  # continuations only
+    # its fits' evidence is judged by toxicity's scorer: their explanations say toxic words
+    from eigenshift.data.behaviour import judged_side
+
+    assert judged_side(behaviour.record()) == "toxic"
+    assert judged_side(load_behaviour("sentiment").record()) == "negative"
+    assert judged_side({}) == "toxic"
 
 
 def test_25_1_a_behaviour_names_only_tasks_that_exist():

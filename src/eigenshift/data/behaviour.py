@@ -78,8 +78,11 @@ class Behaviour:
         return self.unwanted, self.wanted
 
     def record(self) -> dict[str, str]:
-        """What an artifact fitted against it records (`ArtifactMeta.behaviour`)."""
-        return {"name": self.name, "unwanted": self.unwanted, "wanted": self.wanted}
+        """What an artifact fitted against it records (`ArtifactMeta.behaviour`): with `judged`,
+        the side its scorer judges words for, where that is not the behaviour's own."""
+        judged = self.scored_sides[0]
+        return {"name": self.name, "unwanted": self.unwanted, "wanted": self.wanted,
+                **({"judged": judged} if judged != self.unwanted else {})}  # fmt: skip
 
     def apply(self, config: Any) -> Any:
         """`config` (a dataclass) with each of its settings this behaviour gives set to the
@@ -102,6 +105,13 @@ def sides_of(record: dict[str, Any] | None) -> tuple[str, str]:
     if isinstance(unwanted, str) and isinstance(wanted, str) and unwanted and wanted:
         return unwanted, wanted
     return Behaviour.unwanted, Behaviour.wanted
+
+
+def judged_side(record: dict[str, Any] | None) -> str:
+    """The side an artifact's evidence judged words for (its scorer's): a preference behaviour
+    scored by toxicity's scorer judged toxic words, not stereotypical ones."""
+    judged = (record or {}).get("judged")
+    return judged if isinstance(judged, str) and judged else sides_of(record)[0]
 
 
 SETTINGS = ("data", "text_column", "label_column", "prompts", "scorer", "judge", "clean_text",

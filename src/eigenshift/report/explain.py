@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.io import save_figure, write_text_atomic
-from ..data.behaviour import sides_of
+from ..data.behaviour import judged_side
 from ..evaluation.run import RunFolder
 from ..interventions import EigenShift
 from ..interventions.eigenshift.tokens import directions
@@ -46,7 +46,7 @@ def _stability_lines(intervention: EigenShift) -> list[str]:
     """What the evidence supports: states per source, and how two disjoint halves agree."""
     stats = intervention.meta.stats
     halves = stats.get("stability", {}).get("halves", {})
-    unwanted = sides_of(intervention.meta.behaviour)[0]
+    unwanted = judged_side(intervention.meta.behaviour)
     lines = [f"Evidence: {stats.get('toxic_states')} {unwanted} and {stats.get('clean_states')} "
              "clean states" + "".join(f"; {name}: {stats[name]['toxic_states']} {unwanted}"
                                 for name in ("generated", "labelled") if name in stats) + "."]
@@ -91,7 +91,7 @@ def _write_explanation(
     lm: LanguageModel, intervention: EigenShift, folder: RunFolder, top: int
 ) -> dict[str, Path]:
     rows = directions(lm, intervention, top)
-    unwanted = sides_of(intervention.meta.behaviour)[0]
+    unwanted = judged_side(intervention.meta.behaviour)
     figure = delta_spectrum(intervention, folder.file(RunFolder.SPECTRUM))
     p = intervention.params
     lines = [

@@ -28,7 +28,7 @@ import torch
 from ...capture.hooks import Site
 from ...capture.states import FitStates
 from ...core.errors import ArtifactError, InputError
-from ...data.behaviour import sides_of
+from ...data.behaviour import judged_side
 from ...models import LanguageModel
 from ...models.architecture import weight_of
 from ...models.placement import materialized
@@ -336,7 +336,7 @@ class EigenShift(Intervention):
 
     def describe(self, lm: LanguageModel) -> str:
         stats = self.meta.stats
-        unwanted = sides_of(self.meta.behaviour)[0]
+        unwanted = judged_side(self.meta.behaviour)
         sources = ", ".join(f"{name} {stats[name]['toxic_states']}" for name in
                             ("generated", "labelled") if name in stats)  # fmt: skip
         split = next((row for row in stats.get("stability", {}).get("halves", {}).get("per_k", [])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ...data.behaviour import sides_of
+from ...data.behaviour import judged_side
 from ...models import LanguageModel
 from ...models.architecture import weight_of
 from ...models.placement import materialized
@@ -35,7 +35,7 @@ def directions(lm: LanguageModel, intervention: Intervention, top: int) -> list[
         logits = (weight @ v_k).float().cpu()  # (vocab, k)
     boot = intervention.meta.stats.get("stability", {}).get("bootstrap", {})
     share = intervention.meta.stats.get("token_share")  # `scoring.vocabulary.TokenShare`
-    unwanted = sides_of(intervention.meta.behaviour)[0]  # the words the tables use
+    unwanted = judged_side(intervention.meta.behaviour)  # the words the tables use
     rows = []
     for rank, idx in enumerate(indices):
         # the toxic-word basis is signed by the toxic words themselves (decomposition.py)
