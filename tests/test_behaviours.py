@@ -70,9 +70,10 @@ def test_25_3_stereotypes_fit_on_one_half_of_the_pairs_and_measure_the_other():
 
 def test_25_1_a_behaviour_names_only_tasks_that_exist():
     from eigenshift.core.errors import InputError
+    from eigenshift.evaluation import EvalConfig
 
-    with pytest.raises(InputError, match="tasks hellaswag are not among"):
-        Behaviour("x", tasks=("hellaswag",))
+    with pytest.raises(InputError, match=r"tasks must be one of piqa.*not 'hellaswag'"):
+        Behaviour("x", tasks=("hellaswag",)).apply(EvalConfig())
     assert Behaviour("x", tasks="stereoset").tasks == ("stereoset",)  # type: ignore[arg-type]
 
 

@@ -44,15 +44,9 @@ class Behaviour:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            if f.name == "tasks":
-                from ..evaluation.config import TASK_INFO
-
+            if f.name == "tasks":  # the configs it is applied to check the names
                 tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks or ())
-                unknown = [str(t) for t in tasks if t not in TASK_INFO]
-                if unknown:
-                    raise InputError(f"behaviour '{self.name}': tasks {', '.join(unknown)} are "
-                                     f"not among {', '.join(TASK_INFO)}")  # fmt: skip
-                object.__setattr__(self, "tasks", tasks)
+                object.__setattr__(self, "tasks", tuple(str(t) for t in tasks))
                 continue
             value = getattr(self, f.name)
             optional = f.name in ("text_column", "label_column", "judge")
