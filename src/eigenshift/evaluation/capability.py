@@ -13,7 +13,6 @@ test split's labels are hidden), so it is not among them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 from ..core.assets import asset_file, cache_dir
 from ..core.errors import InputError
 from ..core.io import read_jsonl, write_text_atomic
-from ..data.builtin import crows_pairs, crows_split
+from ..data.builtin import crows_pairs, crows_split, write_jsonl
 from ..interventions import Intervention, applied_or_not
 from ..models import LanguageModel
 from .config import task_measure
@@ -171,10 +170,7 @@ def task_folder(names: Sequence[str] = ("boolq",)) -> Path:
             text = BOOLQ_YAML.format(task=task.task, data=source)
         else:
             data = folder / f"{task.task}.jsonl"
-            rows = "".join(json.dumps(r, ensure_ascii=False) + "\n"
-                           for r in _questions(task, source))  # fmt: skip
-            if not data.is_file() or data.read_text(encoding="utf-8") != rows:
-                write_text_atomic(data, rows)
+            write_jsonl(data, _questions(task, source))  # rewritten only when it differs
             text = CHOICE_YAML.format(task=task.task, data=data, source=task.source)
         path = folder / f"{task.task}.yaml"
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
